@@ -1,0 +1,32 @@
+/*
+ * tests/testutil.h - helpers shared by the Check suites: TEST_MAIN, scratch
+ * directories, paths to the shared data and the source tree.
+ */
+#ifndef TESTS_TESTUTIL_H
+#define TESTS_TESTUTIL_H
+
+#include <check.h>
+#include <stdlib.h>
+
+#include "base/base.h"
+
+/* Run the suite; exit status EXIT_FAILURE when any test failed. */
+int test_run_suite(Suite *s);
+#define TEST_MAIN(fn)                                                                              \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        return test_run_suite(fn());                                                               \
+    }
+
+/* A fresh directory under $TMPDIR; the returned path is static per process. */
+const char *test_tmpdir(void);
+/* Remove a directory tree (best effort). */
+void test_rmtree(const char *path);
+/* $RAG_DATA/<rel> (../shared/data); NULL when RAG_DATA is unset or missing. */
+const char *test_data_path(const char *rel, char *out, size_t n);
+/* $RAG_SOURCE_ROOT/<rel>, e.g. "tests/golden/x". */
+const char *test_source_path(const char *rel, char *out, size_t n);
+/* Write n bytes to path or fail the test. */
+void test_write_file(const char *path, const void *data, size_t n);
+
+#endif
