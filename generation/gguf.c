@@ -12,8 +12,12 @@
  */
 #include "generation/gguf.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -27,12 +31,12 @@
 struct kv {
     const char *name;
     enum gguf_value_type type;
-    size_t val_off;               /* scalar value, or first element of an array */
-    enum gguf_value_type elem;    /* arrays */
-    uint64_t n;                   /* arrays: element count */
-    const char *str;              /* scalar strings: arena copy */
+    size_t val_off;            /* scalar value, or first element of an array */
+    enum gguf_value_type elem; /* arrays */
+    uint64_t n;                /* arrays: element count */
+    const char *str;           /* scalar strings: arena copy */
     size_t str_len;
-    uint64_t *str_off;            /* string arrays: offset of each element's length */
+    uint64_t *str_off; /* string arrays: offset of each element's length */
 };
 
 struct gguf {
@@ -65,10 +69,10 @@ struct type_traits {
 static const struct type_traits *traits(uint32_t type)
 {
     static const struct type_traits t[31] = {
-        [GGUF_TENSOR_F32] = { "f32", 1, 4 },      [GGUF_TENSOR_F16] = { "f16", 1, 2 },
-        [GGUF_TENSOR_Q4_0] = { "q4_0", 32, 18 },  [GGUF_TENSOR_Q4_1] = { "q4_1", 32, 20 },
-        [GGUF_TENSOR_Q5_0] = { "q5_0", 32, 22 },  [GGUF_TENSOR_Q5_1] = { "q5_1", 32, 24 },
-        [GGUF_TENSOR_Q8_0] = { "q8_0", 32, 34 },  [GGUF_TENSOR_Q4_K] = { "q4_k", 256, 144 },
+        [GGUF_TENSOR_F32] = { "f32", 1, 4 },       [GGUF_TENSOR_F16] = { "f16", 1, 2 },
+        [GGUF_TENSOR_Q4_0] = { "q4_0", 32, 18 },   [GGUF_TENSOR_Q4_1] = { "q4_1", 32, 20 },
+        [GGUF_TENSOR_Q5_0] = { "q5_0", 32, 22 },   [GGUF_TENSOR_Q5_1] = { "q5_1", 32, 24 },
+        [GGUF_TENSOR_Q8_0] = { "q8_0", 32, 34 },   [GGUF_TENSOR_Q4_K] = { "q4_k", 256, 144 },
         [GGUF_TENSOR_Q5_K] = { "q5_k", 256, 176 }, [GGUF_TENSOR_Q6_K] = { "q6_k", 256, 210 },
         [GGUF_TENSOR_BF16] = { "bf16", 1, 2 },
     };
@@ -105,9 +109,9 @@ size_t gguf_value_size(enum gguf_value_type t)
 
 const char *gguf_value_type_name(enum gguf_value_type t)
 {
-    static const char *const names[13] = { "uint8",  "int8",   "uint16", "int16", "uint32",
-                                           "int32",  "float32", "bool",  "string", "array",
-                                           "uint64", "int64",  "float64" };
+    static const char *const names[13] = { "uint8",  "int8",    "uint16", "int16",  "uint32",
+                                           "int32",  "float32", "bool",   "string", "array",
+                                           "uint64", "int64",   "float64" };
     return (unsigned)t < 13 ? names[t] : "?";
 }
 
@@ -260,4 +264,555 @@ static int parse_kv(struct cursor *c, struct kv *kv, uint64_t i)
         return bad(c, "unknown value type %u", type);
     kv->type = type;
     return parse_value(c, kv);
+}
+
+static int cmp_kv(const void *a, const void *b, void *ctx)
+{
+    const struct kv *kv = ctx;
+    return strcmp(kv[*(const size_t *)a].name, kv[*(const size_t *)b].name);
+}
+
+static int cmp_tensor(const void *a, const void *b, void *ctx)
+{
+    const struct gguf_tensor *t = ctx;
+    return strcmp(t[*(const size_t *)a].name, t[*(const size_t *)b].name);
+}
+
+/* Sort indices 0..n-1 by name; returns the first duplicated name or NULL. */
+static const char *sort_names(size_t **ret, size_t n, void *items, size_t item_size,
+                              const char *(*name)(const void *items, size_t i),
+                              int (*cmp)(const void *, const void *, void *))
+{
+    size_t *idx = xmalloc_array(n ? n : 1, sizeof(*idx));
+
+    (void)item_size;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    qsort_r(idx, n, sizeof(*idx), cmp, items);
+    *ret = idx;
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(name(items, idx[i - 1]), name(items, idx[i])))
+            return name(items, idx[i]);
+    return NULL;
+}
+
+static const char *kv_name(const void *items, size_t i)
+{
+    return ((const struct kv *)items)[i].name;
+}
+
+static const char *tensor_name(const void *items, size_t i)
+{
+    return ((const struct gguf_tensor *)items)[i].name;
+}
+
+static int parse_header(struct cursor *c, uint64_t *n_tensors, uint64_t *n_kv)
+{
+    uint32_t magic;
+
+    snprintf(c->what, sizeof(c->what), "header");
+    if (rd_u32(c, &magic))
+        return RAG_EFORMAT;
+    if (magic != GGUF_MAGIC)
+        return rag_errf(c->err, RAG_EFORMAT, "'%s': not a GGUF file (bad magic)", c->g->path);
+    if (rd_u32(c, &c->g->version))
+        return RAG_EFORMAT;
+    if (c->g->version == 0x02000000u || c->g->version == 0x03000000u)
+        return rag_errf(c->err, RAG_EFORMAT, "'%s': big-endian GGUF files are not supported",
+                        c->g->path);
+    if (c->g->version != 2 && c->g->version != 3)
+        return rag_errf(c->err, RAG_EFORMAT, "'%s': unsupported GGUF version %u", c->g->path,
+                        c->g->version);
+    if (rd_u64(c, n_tensors) || rd_u64(c, n_kv))
+        return RAG_EFORMAT;
+    /* A key takes at least 12 bytes, a tensor info at least 24: bound the counts. */
+    if (*n_kv > (c->g->size - c->pos) / 12 || *n_tensors > (c->g->size - c->pos) / 24)
+        return bad(c, "counts of %" PRIu64 " keys and %" PRIu64 " tensors exceed the file", *n_kv,
+                   *n_tensors);
+    return 0;
+}
+
+static int parse_kvs(struct cursor *c, uint64_t n)
+{
+    struct gguf *g = c->g;
+    const char *dup;
+
+    g->kv = xcalloc(n ? n : 1, sizeof(*g->kv));
+    for (uint64_t i = 0; i < n; i++) {
+        g->n_kv = i + 1;
+        if (parse_kv(c, &g->kv[i], i))
+            return RAG_EFORMAT;
+    }
+    dup = sort_names(&g->kv_sorted, g->n_kv, g->kv, sizeof(*g->kv), kv_name, cmp_kv);
+    if (dup)
+        return rag_errf(c->err, RAG_EFORMAT, "'%s': duplicate key '%.64s'", g->path, dup);
+    return 0;
+}
+
+static int parse_alignment(struct cursor *c)
+{
+    struct gguf *g = c->g;
+    int rc = gguf_get_u32(g, "general.alignment", &g->alignment, c->err);
+
+    if (rc == RAG_ENOTFOUND) {
+        g->alignment = GGUF_DEFAULT_ALIGNMENT;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (g->alignment == 0 || (g->alignment & (g->alignment - 1)))
+        return rag_errf(c->err, RAG_EFORMAT, "'%s': general.alignment %u is not a power of two",
+                        g->path, g->alignment);
+    return 0;
+}
+
+static int parse_tensor_info(struct cursor *c, struct gguf_tensor *t, uint64_t i)
+{
+    size_t off, len;
+    uint32_t type;
+
+    snprintf(c->what, sizeof(c->what), "tensor info %" PRIu64, i);
+    if (rd_str(c, &off, &len))
+        return RAG_EFORMAT;
+    if (len == 0 || len > 64)
+        return bad(c, "tensor name of %zu bytes", len);
+    t->name = arena_strndup(&c->g->arena, (const char *)c->g->map + off, len);
+    snprintf(c->what, sizeof(c->what), "tensor '%s'", t->name);
+    if (rd_u32(c, &t->n_dims))
+        return RAG_EFORMAT;
+    if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
+        return bad(c, "%u dimensions", t->n_dims);
+    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++)
+        t->ne[d] = 1;
+    for (uint32_t d = 0; d < t->n_dims; d++)
+        if (rd_u64(c, &t->ne[d]))
+            return RAG_EFORMAT;
+    if (rd_u32(c, &type))
+        return RAG_EFORMAT;
+    if (!traits(type))
+        return bad(c, "unsupported tensor type %u", type);
+    t->type = type;
+    return rd_u64(c, &t->offset);
+}
+
+/* Size and placement of a tensor whose info was read; data_start is aligned. */
+static int place_tensor(struct cursor *c, struct gguf_tensor *t, size_t data_start)
+{
+    size_t avail = c->g->size - data_start;
+    uint64_t rows = 1, row;
+
+    snprintf(c->what, sizeof(c->what), "tensor '%s'", t->name);
+    if (t->ne[0] % gguf_type_block(t->type))
+        return rag_errf(c->err, RAG_EFORMAT,
+                        "'%s': tensor '%s': row of %" PRIu64
+                        " elements is not a multiple of the %s block (%zu)",
+                        c->g->path, t->name, t->ne[0], gguf_type_name(t->type),
+                        gguf_type_block(t->type));
+    row = t->ne[0] / gguf_type_block(t->type) * gguf_type_size(t->type);
+    for (int d = 1; d < GGUF_MAX_DIMS; d++) {
+        if (t->ne[d] && rows > UINT64_MAX / t->ne[d])
+            return rag_errf(c->err, RAG_EFORMAT, "'%s': tensor '%s': shape overflows", c->g->path,
+                            t->name);
+        rows *= t->ne[d];
+    }
+    if (t->ne[0] > avail || (row && rows > avail / row))
+        return rag_errf(c->err, RAG_EFORMAT, "'%s': tensor '%s': larger than the file", c->g->path,
+                        t->name);
+    t->nbytes = (size_t)(row * rows);
+    if (t->offset % c->g->alignment)
+        return rag_errf(c->err, RAG_EFORMAT,
+                        "'%s': tensor '%s': offset %" PRIu64 " is not aligned to %u", c->g->path,
+                        t->name, t->offset, c->g->alignment);
+    if (t->offset > avail || t->nbytes > avail - t->offset)
+        return rag_errf(c->err, RAG_EFORMAT,
+                        "'%s': tensor '%s': data at offset %" PRIu64
+                        " (%zu bytes) extends past the end of the file",
+                        c->g->path, t->name, t->offset, t->nbytes);
+    t->data = c->g->map + data_start + t->offset;
+    return 0;
+}
+
+static int parse_tensors(struct cursor *c, uint64_t n)
+{
+    struct gguf *g = c->g;
+    size_t data_start;
+    const char *dup;
+
+    g->tensor = xcalloc(n ? n : 1, sizeof(*g->tensor));
+    for (uint64_t i = 0; i < n; i++) {
+        g->n_tensors = i + 1;
+        if (parse_tensor_info(c, &g->tensor[i], i))
+            return RAG_EFORMAT;
+    }
+    dup = sort_names(&g->tensor_sorted, g->n_tensors, g->tensor, sizeof(*g->tensor), tensor_name,
+                     cmp_tensor);
+    if (dup)
+        return rag_errf(c->err, RAG_EFORMAT, "'%s': duplicate tensor '%s'", g->path, dup);
+    data_start = (c->pos + g->alignment - 1) / g->alignment * g->alignment;
+    if (n && data_start > g->size)
+        return rag_errf(c->err, RAG_EFORMAT, "'%s': truncated before the tensor data (%zu bytes)",
+                        g->path, g->size);
+    for (uint64_t i = 0; i < n; i++)
+        if (place_tensor(c, &g->tensor[i], data_start))
+            return RAG_EFORMAT;
+    return 0;
+}
+
+static int map_file(struct gguf *g, struct rag_err *err)
+{
+    struct stat st;
+    int fd = open(g->path, O_RDONLY | O_CLOEXEC);
+    void *p;
+
+    if (fd < 0)
+        return rag_errno(err, "open '%s'", g->path);
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return rag_errno(err, "stat '%s'", g->path);
+    }
+    g->size = (size_t)st.st_size;
+    if (g->size == 0) {
+        close(fd);
+        return rag_errf(err, RAG_EFORMAT, "'%s': empty file", g->path);
+    }
+    p = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return rag_errno(err, "mmap '%s'", g->path);
+    g->map = p;
+    return 0;
+}
+
+int gguf_open(struct gguf **ret, const char *path, struct rag_err *err)
+{
+    struct gguf *g = xcalloc(1, sizeof(*g));
+    struct cursor c = { .g = g, .err = err };
+    uint64_t n_tensors, n_kv;
+    int rc;
+
+    g->path = xstrdup(path);
+    arena_init(&g->arena, 0);
+    rc = map_file(g, err);
+    if (!rc)
+        rc = parse_header(&c, &n_tensors, &n_kv);
+    if (!rc)
+        rc = parse_kvs(&c, n_kv);
+    if (!rc)
+        rc = parse_alignment(&c);
+    if (!rc)
+        rc = parse_tensors(&c, n_tensors);
+    if (rc) {
+        gguf_close(g);
+        return rc;
+    }
+    *ret = g;
+    return 0;
+}
+
+void gguf_close(struct gguf *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n_kv; i++)
+        free(g->kv[i].str_off);
+    free(g->kv);
+    free(g->kv_sorted);
+    free(g->tensor);
+    free(g->tensor_sorted);
+    if (g->map)
+        munmap((void *)g->map, g->size);
+    arena_release(&g->arena);
+    free(g->path);
+    free(g);
+}
+
+const char *gguf_path(const struct gguf *g)
+{
+    return g->path;
+}
+
+uint32_t gguf_version(const struct gguf *g)
+{
+    return g->version;
+}
+
+uint32_t gguf_alignment(const struct gguf *g)
+{
+    return g->alignment;
+}
+
+size_t gguf_file_size(const struct gguf *g)
+{
+    return g->size;
+}
+
+size_t gguf_n_keys(const struct gguf *g)
+{
+    return g->n_kv;
+}
+
+const char *gguf_key_name(const struct gguf *g, int64_t key_idx)
+{
+    assert(key_idx >= 0 && (size_t)key_idx < g->n_kv);
+    return g->kv[key_idx].name;
+}
+
+enum gguf_value_type gguf_key_type(const struct gguf *g, int64_t key_idx)
+{
+    assert(key_idx >= 0 && (size_t)key_idx < g->n_kv);
+    return g->kv[key_idx].type;
+}
+
+int64_t gguf_find_key(const struct gguf *g, const char *key)
+{
+    size_t lo = 0, hi = g->n_kv;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(g->kv[g->kv_sorted[mid]].name, key);
+        if (c == 0)
+            return (int64_t)g->kv_sorted[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static const struct kv *lookup(const struct gguf *g, const char *key, struct rag_err *err)
+{
+    int64_t i = gguf_find_key(g, key);
+
+    if (i < 0) {
+        rag_errf(err, RAG_ENOTFOUND, "'%s': key '%s' not found", g->path, key);
+        return NULL;
+    }
+    return &g->kv[i];
+}
+
+static int wrong_type(const struct gguf *g, const struct kv *kv, const char *want,
+                      struct rag_err *err)
+{
+    return rag_errf(err, RAG_EFORMAT, "'%s': key '%s' has type %s, expected %s", g->path, kv->name,
+                    gguf_value_type_name(kv->type), want);
+}
+
+/* Integer value of kv widened: sets *neg and *mag (|value|). */
+static int get_int(const struct gguf *g, const char *key, bool *neg, uint64_t *mag,
+                   struct rag_err *err)
+{
+    const struct kv *kv = lookup(g, key, err);
+    const uint8_t *p;
+    int64_t s = 0;
+    uint64_t u = 0;
+
+    if (!kv)
+        return RAG_ENOTFOUND;
+    p = g->map + kv->val_off;
+    switch (kv->type) {
+    case GGUF_VALUE_UINT8:
+        u = p[0];
+        break;
+    case GGUF_VALUE_UINT16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        u = v;
+        break;
+    }
+    case GGUF_VALUE_UINT32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        u = v;
+        break;
+    }
+    case GGUF_VALUE_UINT64:
+        memcpy(&u, p, 8);
+        break;
+    case GGUF_VALUE_INT8:
+        s = (int8_t)p[0];
+        break;
+    case GGUF_VALUE_INT16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        s = v;
+        break;
+    }
+    case GGUF_VALUE_INT32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        s = v;
+        break;
+    }
+    case GGUF_VALUE_INT64:
+        memcpy(&s, p, 8);
+        break;
+    default:
+        return wrong_type(g, kv, "integer", err);
+    }
+    *neg = s < 0;
+    *mag = s < 0 ? (uint64_t)0 - (uint64_t)s : (u ? u : (uint64_t)s);
+    return 0;
+}
+
+static int get_ranged(const struct gguf *g, const char *key, int64_t min, uint64_t max, bool *neg,
+                      uint64_t *mag, struct rag_err *err)
+{
+    int rc = get_int(g, key, neg, mag, err);
+
+    if (rc)
+        return rc;
+    if ((*neg && *mag > (uint64_t)0 - (uint64_t)min) || (!*neg && *mag > max))
+        return rag_errf(err, RAG_EFORMAT, "'%s': key '%s': value %s%" PRIu64 " out of range",
+                        g->path, key, *neg ? "-" : "", *mag);
+    return 0;
+}
+
+int gguf_get_u32(const struct gguf *g, const char *key, uint32_t *ret, struct rag_err *err)
+{
+    bool neg;
+    uint64_t mag;
+    int rc = get_ranged(g, key, 0, UINT32_MAX, &neg, &mag, err);
+
+    if (!rc)
+        *ret = (uint32_t)mag;
+    return rc;
+}
+
+int gguf_get_u64(const struct gguf *g, const char *key, uint64_t *ret, struct rag_err *err)
+{
+    bool neg;
+    uint64_t mag;
+    int rc = get_ranged(g, key, 0, UINT64_MAX, &neg, &mag, err);
+
+    if (!rc)
+        *ret = mag;
+    return rc;
+}
+
+int gguf_get_i32(const struct gguf *g, const char *key, int32_t *ret, struct rag_err *err)
+{
+    bool neg;
+    uint64_t mag;
+    int rc = get_ranged(g, key, INT32_MIN, INT32_MAX, &neg, &mag, err);
+
+    if (!rc)
+        *ret = neg ? (int32_t)(-(int64_t)mag) : (int32_t)mag;
+    return rc;
+}
+
+int gguf_get_f32(const struct gguf *g, const char *key, float *ret, struct rag_err *err)
+{
+    const struct kv *kv = lookup(g, key, err);
+    double d;
+    float f;
+
+    if (!kv)
+        return RAG_ENOTFOUND;
+    if (kv->type == GGUF_VALUE_FLOAT32) {
+        memcpy(&f, g->map + kv->val_off, 4);
+        *ret = f;
+        return 0;
+    }
+    if (kv->type != GGUF_VALUE_FLOAT64)
+        return wrong_type(g, kv, "float32", err);
+    memcpy(&d, g->map + kv->val_off, 8);
+    *ret = (float)d;
+    return 0;
+}
+
+int gguf_get_bool(const struct gguf *g, const char *key, bool *ret, struct rag_err *err)
+{
+    const struct kv *kv = lookup(g, key, err);
+
+    if (!kv)
+        return RAG_ENOTFOUND;
+    if (kv->type != GGUF_VALUE_BOOL)
+        return wrong_type(g, kv, "bool", err);
+    *ret = g->map[kv->val_off] != 0;
+    return 0;
+}
+
+int gguf_get_str(const struct gguf *g, const char *key, const char **ret, size_t *ret_len,
+                 struct rag_err *err)
+{
+    const struct kv *kv = lookup(g, key, err);
+
+    if (!kv)
+        return RAG_ENOTFOUND;
+    if (kv->type != GGUF_VALUE_STRING)
+        return wrong_type(g, kv, "string", err);
+    *ret = kv->str;
+    if (ret_len)
+        *ret_len = kv->str_len;
+    return 0;
+}
+
+int gguf_get_arr(const struct gguf *g, const char *key, enum gguf_value_type *ret_type,
+                 uint64_t *ret_n, struct rag_err *err)
+{
+    const struct kv *kv = lookup(g, key, err);
+
+    if (!kv)
+        return RAG_ENOTFOUND;
+    if (kv->type != GGUF_VALUE_ARRAY)
+        return wrong_type(g, kv, "array", err);
+    *ret_type = kv->elem;
+    *ret_n = kv->n;
+    return 0;
+}
+
+const char *gguf_arr_str(const struct gguf *g, int64_t key_idx, uint64_t i, size_t *ret_len)
+{
+    const struct kv *kv;
+    uint64_t len;
+
+    if (key_idx < 0 || (size_t)key_idx >= g->n_kv)
+        return NULL;
+    kv = &g->kv[key_idx];
+    if (kv->type != GGUF_VALUE_ARRAY || kv->elem != GGUF_VALUE_STRING || i >= kv->n)
+        return NULL;
+    memcpy(&len, g->map + kv->str_off[i], 8);
+    *ret_len = (size_t)len;
+    return (const char *)g->map + kv->str_off[i] + 8;
+}
+
+const void *gguf_arr_data(const struct gguf *g, int64_t key_idx)
+{
+    const struct kv *kv;
+
+    if (key_idx < 0 || (size_t)key_idx >= g->n_kv)
+        return NULL;
+    kv = &g->kv[key_idx];
+    if (kv->type != GGUF_VALUE_ARRAY || !gguf_value_size(kv->elem))
+        return NULL;
+    return g->map + kv->val_off;
+}
+
+size_t gguf_n_tensors(const struct gguf *g)
+{
+    return g->n_tensors;
+}
+
+const struct gguf_tensor *gguf_tensor_at(const struct gguf *g, size_t i)
+{
+    assert(i < g->n_tensors);
+    return &g->tensor[i];
+}
+
+const struct gguf_tensor *gguf_find_tensor(const struct gguf *g, const char *name)
+{
+    size_t lo = 0, hi = g->n_tensors;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(g->tensor[g->tensor_sorted[mid]].name, name);
+        if (c == 0)
+            return &g->tensor[g->tensor_sorted[mid]];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }

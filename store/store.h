@@ -225,6 +225,18 @@ struct store_stats {
 };
 int store_stats(struct store *s, struct store_stats *ret, struct rag_err *err);
 
+/* Row counts taken table by table, for consistency checks. */
+struct store_check {
+    size_t n_docs, n_chunks, n_fts_rows, n_vectors;
+    size_t n_chunks_declared; /* sum of documents.n_chunks */
+};
+/*
+ * Count the rows of each table and verify the full-text index against the
+ * chunk text (O(store size)). RAG_EDB when the index is out of sync or a
+ * count disagrees.
+ */
+int store_check(struct store *s, struct store_check *ret, struct rag_err *err);
+
 /* ---- chunk KV-cache catalogue ---- */
 
 struct store_kv {

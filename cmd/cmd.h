@@ -1,0 +1,102 @@
+/*
+ * cmd/cmd.h - the rag tool: one file per command, shared option plumbing,
+ * the ingest pipeline and JSON output. This is the only folder that prints
+ * or exits; libraries return codes and messages that end up here.
+ */
+#ifndef CMD_CMD_H
+#define CMD_CMD_H
+
+#include "base/base.h"
+#include "chunking/chunking.h"
+#include "store/store.h"
+
+/* Global options, parsed by main() before the subcommand. */
+struct globals {
+    const char *store_dir;  /* --store, $RAG_STORE, or $XDG_DATA_HOME/rag/default */
+    const char *models_dir; /* $RAG_MODELS or $XDG_CACHE_HOME/rag/models */
+    int progress;           /* -1 auto (stderr is a tty), 0 never, 1 always */
+};
+
+typedef int cmd_fn(int argc, char **argv, const struct globals *g);
+
+cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help;
+
+/* Exit statuses (STYLE.md 6). */
+enum { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };
+
+/* ---- cli.c: messages, usage and options ---- */
+
+/* "rag: error: <msg>" on stderr; returns CMD_FAIL. */
+int cmd_fail(const struct rag_err *err);
+int cmd_failf(const char *fmt, ...) RAG_PRINTF(1, 2);
+/* "rag: warning: ..." on stderr. */
+void cmd_warn(const char *fmt, ...) RAG_PRINTF(1, 2);
+/* Usage text to stdout; returns CMD_OK (for --help). */
+int cmd_usage(const char *usage);
+/* "rag NAME: <msg>" and the usage on stderr; returns CMD_USAGE. */
+int cmd_usage_error(const char *usage, const char *fmt, ...) RAG_PRINTF(2, 3);
+/* Whether to draw progress on stderr. */
+bool cmd_show_progress(const struct globals *g);
+/* Remove a directory tree (best effort), e.g. a scratch store. */
+void cmd_remove_tree(const char *path);
+/* Open the store of g (messages name it). */
+int cmd_store_open(const struct globals *g, struct store **ret, struct rag_err *err);
+
+/* A one-line progress bar on stderr: label, done/total units, bytes, rate, ETA. */
+struct progress {
+    const char *label;
+    const char *unit; /* "files", "chunks", ... */
+    bool enabled;
+    double start, last_draw;
+    size_t done, total;
+    uint64_t bytes;
+};
+void progress_start(struct progress *p, const char *label, const char *unit, size_t total,
+                    bool enabled);
+void progress_update(struct progress *p, size_t done, uint64_t bytes);
+void progress_end(struct progress *p);
+
+/* ---- pipeline.c: read, chunk and store one document ---- */
+
+struct pipeline_opts {
+    struct chunker_opts chunk;
+    size_t max_file_bytes; /* larger files are skipped */
+    bool force;            /* re-read files even when their SHA-256 is unchanged */
+};
+
+/* What happened to one file; strings borrowed from the pipeline's arena. */
+enum pipeline_status {
+    PIPE_ADDED,
+    PIPE_CHANGED,
+    PIPE_UNCHANGED,
+    PIPE_REMOVED,
+    PIPE_SKIPPED, /* binary, too large, unreadable: err says why */
+};
+const char *pipeline_status_name(enum pipeline_status s);
+
+struct pipeline_result {
+    enum pipeline_status status;
+    size_t n_chunks;
+    uint64_t bytes;      /* bytes of text read */
+    size_t n_repaired;   /* invalid UTF-8 bytes replaced */
+    const char *chunker; /* the chunker used (static string) */
+    struct rag_err err;  /* for PIPE_SKIPPED */
+};
+
+/*
+ * Bring the store's copy of the file at path (absolute) up to date: skip it
+ * when its SHA-256 is unchanged, else read, chunk and store it. With dry_run
+ * only the status is computed. Skipped files are not errors (ret->err tells
+ * why); a store failure is returned.
+ */
+int pipeline_file(struct store *s, const char *path, const struct pipeline_opts *o,
+                  bool dry_run, struct pipeline_result *ret, struct rag_err *err);
+/*
+ * Store an in-memory document (datasets): text of format fmt under the key
+ * path, replacing any earlier version.
+ */
+int pipeline_text(struct store *s, const char *path, const char *title, const char *text,
+                  size_t len, enum chunk_format fmt, const struct pipeline_opts *o,
+                  struct pipeline_result *ret, struct rag_err *err);
+
+#endif

@@ -1,0 +1,317 @@
+/*
+ * cmd/eval.c - `rag eval DATASET`: load a dataset (eval/), ingest its
+ * documents into a scratch store, search every question and score the
+ * rankings. Documents are stored under the path "eval:<doc id>", so a hit
+ * maps back to its dataset document by stripping that prefix.
+ */
+#include "cmd/cmd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "eval/eval.h"
+
+static const char eval_usage[] =
+    "usage: rag eval [options] DATASET\n"
+    "\n"
+    "Score retrieval on a dataset folder: the BEIR layout (corpus.jsonl,\n"
+    "queries.jsonl, qrels/SPLIT.tsv) or the QA layout (docs.jsonl,\n"
+    "questions.jsonl). The documents are ingested into a scratch store that is\n"
+    "removed afterwards (see --keep-store).\n"
+    "\n"
+    "Options:\n"
+    "      --retrieval-only     score retrieval only (the default until answers land)\n"
+    "  -k, --top-k N            cut-off for recall/hit/evidence metrics (default 5);\n"
+    "                           nDCG and MRR are also reported at 10\n"
+    "      --split NAME         BEIR qrels split (default test)\n"
+    "      --max-questions N    evaluate the first N questions only\n"
+    "      --sample N           evaluate a seeded random sample of N questions\n"
+    "  -c, --chunker NAME       chunker for the documents (default auto)\n"
+    "      --max-tokens N       target chunk size in tokens (default 256)\n"
+    "      --keep-store DIR     build the scratch store in DIR and keep it\n"
+    "  -j, --json              one JSON document on stdout (schema rag.eval/1)\n"
+    "  -h, --help               show this help\n";
+
+#define EVAL_DOC_PREFIX "eval:"
+
+struct eval_cmd_opts {
+    struct eval_load_opts load;
+    struct pipeline_opts pipe;
+    size_t k;
+    const char *keep_store;
+    bool json;
+};
+
+struct eval_run {
+    struct eval_dataset *ds;
+    struct store *store;
+    struct eval_acc *acc;
+    size_t n_chunks;
+    uint64_t bytes;
+    double ingest_s, search_s;
+};
+
+static int ingest_docs(struct eval_run *e, const struct eval_cmd_opts *o, bool beir,
+                       const struct globals *g, struct rag_err *err)
+{
+    struct pipeline_result r;
+    struct buf path = BUF_INIT, text = BUF_INIT;
+    struct progress p;
+    double t0 = time_now();
+    size_t i;
+    int rc;
+
+    progress_start(&p, "ingesting", "docs", e->ds->n_docs, cmd_show_progress(g));
+    rc = store_begin(e->store, err);
+    for (i = 0; !rc && i < e->ds->n_docs; i++) {
+        const struct eval_doc *d = &e->ds->doc[i];
+
+        buf_reset(&path);
+        buf_reset(&text);
+        buf_appendf(&path, EVAL_DOC_PREFIX "%s", d->id);
+        /* BEIR ranks documents: their title is part of the searchable text. */
+        if (beir && d->title[0])
+            buf_appendf(&text, "%s\n\n", d->title);
+        buf_append(&text, d->text, d->len);
+        rc = pipeline_text(e->store, path.data, d->title, text.data, text.len, CHUNK_FORMAT_TEXT,
+                           &o->pipe, &r, err);
+        e->n_chunks += r.n_chunks;
+        e->bytes += text.len;
+        progress_update(&p, i + 1, e->bytes);
+    }
+    rc = rc ? rc : store_commit(e->store, err);
+    if (rc)
+        store_rollback(e->store);
+    progress_end(&p);
+    e->ingest_s = time_now() - t0;
+    buf_release(&path);
+    buf_release(&text);
+    return rc;
+}
+
+/* Score one question's ranking at cut-off k and at 10. */
+static void score(struct eval_run *e, const struct eval_question *q, const struct eval_hit *hits,
+                  size_t n, size_t k)
+{
+    size_t cuts[2] = { k, 10 }, i;
+
+    for (i = 0; i < (k == 10 ? 1u : 2u); i++) {
+        if (e->ds->layout == EVAL_LAYOUT_BEIR) {
+            struct eval_doc_scores s;
+
+            eval_score_docs(q, hits, n, cuts[i], &s);
+            eval_acc_add_docs(e->acc, &s, cuts[i]);
+        } else {
+            struct eval_chunk_scores s;
+
+            eval_score_chunks(q, hits, n, cuts[i], &s);
+            eval_acc_add_chunks(e->acc, &s, cuts[i]);
+        }
+    }
+}
+
+static int search_all(struct eval_run *e, const struct eval_cmd_opts *o, const struct globals *g,
+                      struct rag_err *err)
+{
+    /* Documents are ranked by their best chunk, so fetch more chunks than k. */
+    size_t fetch = e->ds->layout == EVAL_LAYOUT_BEIR ? 100 : (o->k > 10 ? o->k : 10);
+    struct eval_hit *hits = xcalloc(fetch, sizeof(*hits));
+    struct store_hit_list l;
+    struct progress p;
+    double t0 = time_now();
+    size_t i, j;
+    int rc = 0;
+
+    store_hit_list_init(&l);
+    progress_start(&p, "searching", "questions", e->ds->n_questions, cmd_show_progress(g));
+    for (i = 0; !rc && i < e->ds->n_questions; i++) {
+        const struct eval_question *q = &e->ds->question[i];
+
+        store_hit_list_release(&l);
+        store_hit_list_init(&l);
+        rc = store_search_bm25(e->store, q->text, fetch, &l, err);
+        for (j = 0; !rc && j < l.n; j++)
+            hits[j] = (struct eval_hit){ l.item[j].doc_path + strlen(EVAL_DOC_PREFIX),
+                                         l.item[j].byte_start, l.item[j].byte_end };
+        if (!rc)
+            score(e, q, hits, l.n, o->k);
+        progress_update(&p, i + 1, 0);
+    }
+    progress_end(&p);
+    e->search_s = time_now() - t0;
+    store_hit_list_release(&l);
+    free(hits);
+    return rc;
+}
+
+static void print_table(const struct eval_run *e, const char *dataset, const struct eval_cmd_opts *o)
+{
+    struct eval_stat st;
+    size_t i;
+
+    printf("dataset %s: %zu documents, %zu chunks (%s, %zu tokens), %zu questions\n", dataset,
+           e->ds->n_docs, e->n_chunks, chunker_name(o->pipe.chunk.kind), o->pipe.chunk.max_tokens,
+           e->ds->n_questions);
+    printf("ingest %.2f s (%.1f MB/s), search %.2f s (%.1f ms/question), mode bm25\n\n",
+           e->ingest_s, e->ingest_s > 0 ? (double)e->bytes / 1e6 / e->ingest_s : 0.0, e->search_s,
+           e->ds->n_questions ? 1e3 * e->search_s / (double)e->ds->n_questions : 0.0);
+    printf("%-22s %8s   %-17s %6s\n", "metric", "mean", "95% CI", "n");
+    for (i = 0; i < eval_acc_count(e->acc); i++) {
+        eval_acc_stat(e->acc, i, &st);
+        printf("%-22s %8.4f   [%.4f, %.4f] %6zu\n", st.name, st.mean, st.ci_lo, st.ci_hi, st.n);
+    }
+}
+
+static void print_json(const struct eval_run *e, const char *dataset, const struct eval_cmd_opts *o)
+{
+    cJSON *j = cJSON_CreateObject(), *m;
+    struct eval_stat st;
+    size_t i;
+    char *s;
+
+    cJSON_AddStringToObject(j, "schema", "rag.eval/1");
+    cJSON_AddStringToObject(j, "dataset", dataset);
+    cJSON_AddStringToObject(j, "layout", e->ds->layout == EVAL_LAYOUT_BEIR ? "beir" : "qa");
+    cJSON_AddStringToObject(j, "mode", "bm25");
+    cJSON_AddStringToObject(j, "chunker", chunker_name(o->pipe.chunk.kind));
+    cJSON_AddNumberToObject(j, "max_tokens", (double)o->pipe.chunk.max_tokens);
+    cJSON_AddNumberToObject(j, "k", (double)o->k);
+    cJSON_AddNumberToObject(j, "documents", (double)e->ds->n_docs);
+    cJSON_AddNumberToObject(j, "chunks", (double)e->n_chunks);
+    cJSON_AddNumberToObject(j, "questions", (double)e->ds->n_questions);
+    cJSON_AddNumberToObject(j, "ingest_seconds", e->ingest_s);
+    cJSON_AddNumberToObject(j, "ingest_mb_per_s",
+                            e->ingest_s > 0 ? (double)e->bytes / 1e6 / e->ingest_s : 0.0);
+    cJSON_AddNumberToObject(j, "search_seconds", e->search_s);
+    m = cJSON_AddObjectToObject(j, "metrics");
+    for (i = 0; i < eval_acc_count(e->acc); i++) {
+        cJSON *x = cJSON_CreateObject();
+
+        eval_acc_stat(e->acc, i, &st);
+        cJSON_AddNumberToObject(x, "mean", st.mean);
+        cJSON_AddNumberToObject(x, "ci_lo", st.ci_lo);
+        cJSON_AddNumberToObject(x, "ci_hi", st.ci_hi);
+        cJSON_AddNumberToObject(x, "n", (double)st.n);
+        cJSON_AddItemToObject(m, st.name, x);
+    }
+    s = cJSON_PrintUnformatted(j);
+    printf("%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(j);
+}
+
+enum { OPT_SPLIT = 256, OPT_MAXQ, OPT_SAMPLE, OPT_KEEP, OPT_RETRIEVAL, OPT_MAXTOK };
+
+static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
+{
+    static const struct option longopts[] = {
+        { "top-k", required_argument, NULL, 'k' },
+        { "split", required_argument, NULL, OPT_SPLIT },
+        { "max-questions", required_argument, NULL, OPT_MAXQ },
+        { "sample", required_argument, NULL, OPT_SAMPLE },
+        { "chunker", required_argument, NULL, 'c' },
+        { "max-tokens", required_argument, NULL, OPT_MAXTOK },
+        { "keep-store", required_argument, NULL, OPT_KEEP },
+        { "retrieval-only", no_argument, NULL, OPT_RETRIEVAL },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rag_err err = { 0 };
+    int c;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "k:c:jh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            if (parse_size(optarg, 1, 1000, &o->k))
+                return cmd_usage_error(eval_usage, "eval: invalid --top-k '%s'", optarg);
+            break;
+        case OPT_SPLIT:
+            o->load.split = optarg;
+            break;
+        case OPT_SAMPLE:
+            o->load.sample_seed = EVAL_BOOTSTRAP_SEED;
+            /* fall through */
+        case OPT_MAXQ:
+            if (parse_size(optarg, 1, SIZE_MAX, &o->load.max_questions))
+                return cmd_usage_error(eval_usage, "eval: invalid question count '%s'", optarg);
+            break;
+        case 'c':
+            if (chunker_from_name(optarg, &o->pipe.chunk.kind, &err))
+                return cmd_usage_error(eval_usage, "eval: %s", err.msg);
+            break;
+        case OPT_MAXTOK:
+            if (parse_size(optarg, 16, 8192, &o->pipe.chunk.max_tokens))
+                return cmd_usage_error(eval_usage, "eval: invalid --max-tokens '%s'", optarg);
+            break;
+        case OPT_KEEP:
+            o->keep_store = optarg;
+            break;
+        case OPT_RETRIEVAL:
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        case 'h':
+            return -1;
+        default:
+            return cmd_usage_error(eval_usage, "eval: unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc)
+        return cmd_usage_error(eval_usage, "eval: expected exactly one DATASET folder");
+    return 0;
+}
+
+static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_opts *o,
+               const struct globals *g, const char *store_dir, struct rag_err *err)
+{
+    int rc = eval_dataset_load(&e->ds, dataset, &o->load, err);
+
+    if (!rc)
+        rc = store_open(&e->store, store_dir, err);
+    if (!rc)
+        rc = ingest_docs(e, o, e->ds->layout == EVAL_LAYOUT_BEIR, g, err);
+    if (!rc)
+        rc = search_all(e, o, g, err);
+    if (!rc)
+        (o->json ? print_json : print_table)(e, dataset, o);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv, const struct globals *g)
+{
+    struct eval_cmd_opts o = { .load = EVAL_LOAD_OPTS_DEFAULT, .k = 5,
+                               .pipe = { .chunk = CHUNKER_OPTS_DEFAULT } };
+    struct eval_run e = { 0 };
+    struct rag_err err = { 0 };
+    struct buf dir = BUF_INIT;
+    const char *tmp = getenv("TMPDIR");
+    int rc;
+
+    rc = parse_opts(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? cmd_usage(eval_usage) : rc;
+    if (o.keep_store) {
+        buf_appends(&dir, o.keep_store);
+    } else {
+        buf_appendf(&dir, "%s/rag-eval.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(dir.data))
+            return cmd_failf("cannot create a scratch store in '%s': %s", dir.data,
+                             strerror(errno));
+    }
+    e.acc = eval_acc_new();
+    rc = run(&e, argv[optind], &o, g, dir.data, &err);
+    store_close(e.store);
+    if (!o.keep_store)
+        cmd_remove_tree(dir.data);
+    eval_acc_free(e.acc);
+    eval_dataset_free(e.ds);
+    buf_release(&dir);
+    return rc ? cmd_fail(&err) : CMD_OK;
+}

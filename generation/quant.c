@@ -1,0 +1,264 @@
+/*
+ * generation/quant.c - scalar reference code for the GGUF block formats:
+ * half-precision conversions, dequantization of every supported type
+ * (formulas in docs MODELS.md §2.4, after ggml-quants.c), quantization of
+ * activations to 8 bits and the scalar integer dot products that the SIMD
+ * kernels in matmul.c must reproduce exactly.
+ *
+ * Integer dot products treat every weight as an unsigned byte u minus an
+ * offset (8 for Q4_0, 16 for Q5_0, 128 for Q8_0 whose bytes are flipped
+ * with ^0x80, 0 for Q4_1/Q5_1), so one block contributes
+ *     d_w * d_x * sum(u * q) + (m_w - off * d_w) * sx
+ * where sx = d_x * sum(q). This is the form the VNNI kernel computes.
+ */
+#include "generation/quant.h"
+
+#include <math.h>
+#include <string.h>
+
+float quant_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    uint32_t bits;
+    float f;
+
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else if (exp) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else {
+        f = ldexpf((float)mant, -24);
+        return sign ? -f : f;
+    }
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t quant_f32_to_f16(float f)
+{
+    uint32_t x, sign, mant;
+    int exp;
+
+    memcpy(&x, &f, 4);
+    sign = (x >> 16) & 0x8000;
+    if ((x & 0x7fffffff) > 0x7f800000u)
+        return (uint16_t)(sign | 0x7e00); /* NaN */
+    exp = (int)((x >> 23) & 0xff) - 127 + 15;
+    if (exp >= 31)
+        return (uint16_t)(sign | 0x7c00);
+    if (exp <= 0) {
+        /* subnormal half: value = mant * 2^-24 */
+        float a = fabsf(f) * 16777216.0f;
+        return (uint16_t)(sign | (uint32_t)nearbyintf(a));
+    }
+    mant = x & 0x7fffff;
+    x = sign | ((uint32_t)exp << 10) | (mant >> 13);
+    /* round to nearest even on the dropped 13 bits; a carry may bump the exponent */
+    if ((mant & 0x1fff) > 0x1000 || ((mant & 0x1fff) == 0x1000 && (x & 1)))
+        x++;
+    return (uint16_t)x;
+}
+
+float quant_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static float f16_at(const uint8_t *p)
+{
+    uint16_t h;
+
+    memcpy(&h, p, 2);
+    return quant_f16_to_f32(h);
+}
+
+/* Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: the 32 unsigned values of a block and its offset. */
+static int unpack32(enum gguf_tensor_type type, const uint8_t *b, uint8_t u[32])
+{
+    uint32_t qh;
+
+    switch (type) {
+    case GGUF_TENSOR_Q4_0:
+    case GGUF_TENSOR_Q4_1: {
+        const uint8_t *qs = b + (type == GGUF_TENSOR_Q4_0 ? 2 : 4);
+        for (int j = 0; j < 16; j++) {
+            u[j] = qs[j] & 0x0f;
+            u[j + 16] = qs[j] >> 4;
+        }
+        return type == GGUF_TENSOR_Q4_0 ? 8 : 0;
+    }
+    case GGUF_TENSOR_Q5_0:
+    case GGUF_TENSOR_Q5_1: {
+        const uint8_t *p = b + (type == GGUF_TENSOR_Q5_0 ? 2 : 4);
+        memcpy(&qh, p, 4);
+        for (int j = 0; j < 16; j++) {
+            u[j] = (uint8_t)((p[4 + j] & 0x0f) | ((qh >> j) & 1) << 4);
+            u[j + 16] = (uint8_t)((p[4 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
+        }
+        return type == GGUF_TENSOR_Q5_0 ? 16 : 0;
+    }
+    default: /* Q8_0 */
+        for (int j = 0; j < 32; j++)
+            u[j] = (uint8_t)(b[2 + j] ^ 0x80);
+        return 128;
+    }
+}
+
+static int has_min(enum gguf_tensor_type type)
+{
+    return type == GGUF_TENSOR_Q4_1 || type == GGUF_TENSOR_Q5_1;
+}
+
+static void dequant_small(enum gguf_tensor_type type, const uint8_t *b, float *y)
+{
+    uint8_t u[32];
+    int off = unpack32(type, b, u);
+    float d = f16_at(b), m = has_min(type) ? f16_at(b + 2) : 0.0f;
+
+    for (int j = 0; j < 32; j++)
+        y[j] = (float)((int)u[j] - off) * d + m;
+}
+
+/* 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (get_scale_min_k4). */
+static void scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *mn)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *mn = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+        *mn = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* Q4_K (qh == NULL) and Q5_K super-block of 256. */
+static void dequant_k45(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, float *y)
+{
+    float d = f16_at(b), dmin = f16_at(b + 2);
+    uint8_t sc, mn;
+
+    for (int c = 0; c < 4; c++) {
+        for (int half = 0; half < 2; half++) {
+            int s = 2 * c + half;
+            scale_min_k4(s, b + 4, &sc, &mn);
+            for (int l = 0; l < 32; l++) {
+                uint8_t byte = qs[32 * c + l];
+                int v = half ? byte >> 4 : byte & 0x0f;
+                if (qh)
+                    v += ((qh[l] >> s) & 1) << 4;
+                y[64 * c + 32 * half + l] = d * sc * (float)v - dmin * mn;
+            }
+        }
+    }
+}
+
+static void dequant_q6k(const uint8_t *b, float *y)
+{
+    float d = f16_at(b + 208);
+
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+        const int8_t *sc = (const int8_t *)(b + 192 + 8 * h);
+        for (int l = 0; l < 32; l++) {
+            int t = l / 16;
+            int q0 = (ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4;
+            int q1 = (ql[l + 32] & 0x0f) | ((qh[l] >> 2) & 3) << 4;
+            int q2 = (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4;
+            int q3 = (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4;
+            y[128 * h + l] = d * sc[t] * (float)(q0 - 32);
+            y[128 * h + l + 32] = d * sc[t + 2] * (float)(q1 - 32);
+            y[128 * h + l + 64] = d * sc[t + 4] * (float)(q2 - 32);
+            y[128 * h + l + 96] = d * sc[t + 6] * (float)(q3 - 32);
+        }
+    }
+}
+
+static void dequant_elems(enum gguf_tensor_type type, const uint8_t *p, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        if (type == GGUF_TENSOR_F32) {
+            memcpy(&dst[i], p + 4 * i, 4);
+            continue;
+        }
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = type == GGUF_TENSOR_F16 ? quant_f16_to_f32(h) : quant_bf16_to_f32(h);
+    }
+}
+
+void quant_dequant_row(enum gguf_tensor_type type, const void *src, float *dst, size_t n)
+{
+    const uint8_t *p = src;
+    size_t bs = gguf_type_size(type), nb = n / gguf_type_block(type);
+
+    switch (type) {
+    case GGUF_TENSOR_F32:
+    case GGUF_TENSOR_F16:
+    case GGUF_TENSOR_BF16:
+        dequant_elems(type, p, dst, n);
+        return;
+    case GGUF_TENSOR_Q4_K:
+    case GGUF_TENSOR_Q5_K:
+        for (size_t i = 0; i < nb; i++, p += bs) {
+            int k5 = type == GGUF_TENSOR_Q5_K;
+            dequant_k45(p, k5 ? p + 16 : NULL, p + (k5 ? 48 : 16), dst + 256 * i);
+        }
+        return;
+    case GGUF_TENSOR_Q6_K:
+        for (size_t i = 0; i < nb; i++, p += bs)
+            dequant_q6k(p, dst + 256 * i);
+        return;
+    default:
+        for (size_t i = 0; i < nb; i++, p += bs)
+            dequant_small(type, p, dst + 32 * i);
+    }
+}
+
+int quant_type_int8(enum gguf_tensor_type type)
+{
+    return type == GGUF_TENSOR_Q4_0 || type == GGUF_TENSOR_Q4_1 || type == GGUF_TENSOR_Q5_0 ||
+           type == GGUF_TENSOR_Q5_1 || type == GGUF_TENSOR_Q8_0;
+}
+
+void quant_q8_row(const float *x, struct quant_q8 *y)
+{
+    for (size_t b = 0; b < y->n / QUANT_BLOCK; b++) {
+        const float *xb = x + QUANT_BLOCK * b;
+        float amax = 0.0f, d, id;
+        int sum = 0;
+        for (int j = 0; j < QUANT_BLOCK; j++)
+            amax = fmaxf(amax, fabsf(xb[j]));
+        d = amax / 127.0f;
+        id = d > 0.0f ? 1.0f / d : 0.0f;
+        for (int j = 0; j < QUANT_BLOCK; j++) {
+            int q = (int)nearbyintf(xb[j] * id);
+            y->q[QUANT_BLOCK * b + j] = (int8_t)q;
+            sum += q;
+        }
+        y->d[b] = d;
+        y->sx[b] = d * (float)sum;
+    }
+}
+
+/* Scalar reference of the integer dot product (see the file comment). */
+float quant_dot_int8_scalar(enum gguf_tensor_type type, const void *row,
+                            const struct quant_q8 *x)
+{
+    const uint8_t *p = row;
+    size_t bs = gguf_type_size(type);
+    float acc = 0.0f;
+    uint8_t u[32];
+
+    for (size_t b = 0; b < x->n / QUANT_BLOCK; b++, p += bs) {
+        int off = unpack32(type, p, u), isum = 0;
+        float d = f16_at(p), m = has_min(type) ? f16_at(p + 2) : 0.0f;
+        for (int j = 0; j < 32; j++)
+            isum += u[j] * x->q[QUANT_BLOCK * b + j];
+        acc += d * x->d[b] * (float)isum + (m - (float)off * d) * x->sx[b];
+    }
+    return acc;
+}

@@ -1,0 +1,102 @@
+/*
+ * generation/quant.h - block formats of GGUF tensors: dequantization, the
+ * 8-bit activation format, and matrix-vector / matrix-matrix products that
+ * read quantized weights in place (internal to generation/; tests may include
+ * it).
+ *
+ * Matrix-vector products (decode) quantize the activation vector once to
+ * 8 bits per 32-element block (scale d = max|x| / 127, like llama.cpp's
+ * q8_1) and take integer dot products against the weight blocks. Weight
+ * types Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 use this integer path, with SIMD
+ * kernels chosen at run time (AVX-512 VNNI, AVX2, scalar reference); the
+ * other types (F32, F16, BF16, Q4_K, Q5_K, Q6_K) dequantize each row to fp32
+ * and take a float dot product against the unquantized activations.
+ * Matrix-matrix products (prefill) dequantize tiles of weight rows to fp32
+ * and call OpenBLAS sgemm, so their accuracy is that of fp32.
+ */
+#ifndef GENERATION_QUANT_H
+#define GENERATION_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "generation/gguf.h"
+
+#define QUANT_BLOCK 32 /* activation block, elements */
+
+float quant_f16_to_f32(uint16_t h);
+uint16_t quant_f32_to_f16(float f); /* round to nearest even */
+float quant_bf16_to_f32(uint16_t h);
+
+/*
+ * Dequantize n elements (a multiple of the type's block) starting at the
+ * beginning of src into dst. Scalar reference implementation.
+ */
+void quant_dequant_row(enum gguf_tensor_type type, const void *src, float *dst, size_t n);
+
+/* True for the types that take the integer (8-bit activation) path. */
+int quant_type_int8(enum gguf_tensor_type type);
+
+/*
+ * An activation vector of n elements (n a multiple of 32) quantized per
+ * block b: x[i] ~= d[b] * q[i]; sx[b] = d[b] * sum of q over the block.
+ * The arrays are caller-owned, n, n/32 and n/32 long.
+ */
+struct quant_q8 {
+    int8_t *q;
+    float *d;
+    float *sx;
+    size_t n;
+};
+
+void quant_q8_row(const float *x, struct quant_q8 *y);
+
+/* Scalar reference of the integer dot product of one row with x (quant.c). */
+float quant_dot_int8_scalar(enum gguf_tensor_type type, const void *row, const struct quant_q8 *x);
+
+/* Instruction set levels, in increasing order. */
+enum quant_isa { QUANT_ISA_SCALAR, QUANT_ISA_AVX2, QUANT_ISA_AVX512 };
+
+/* Best level this CPU supports, lowered by env RAG_ISA=scalar|avx2 (for tests and benchmarks). */
+enum quant_isa quant_isa_best(void);
+const char *quant_isa_name(enum quant_isa isa);
+
+/*
+ * Dot product of one weight row (n elements) with an activation: x8 for the
+ * int8 types, xf (fp32) for the others, in which case tmp (n floats) is used
+ * as scratch. isa must be <= quant_isa_best().
+ */
+float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row,
+                const struct quant_q8 *x8, const float *xf, float *tmp);
+
+/* One weight matrix of rows × n elements (a 2-D tensor viewed as rows). */
+struct quant_mat {
+    enum gguf_tensor_type type;
+    const uint8_t *data;
+    size_t n, rows;
+    size_t row_bytes;
+};
+
+/*
+ * y_k[r] = row r of w_k · x for k < n_mats, all matrices sharing the input
+ * width; the rows of all matrices are spread over n_threads OpenMP threads.
+ * x8 must hold x quantized when any matrix has an int8 type. tmp holds
+ * n_threads × (width) floats of scratch.
+ */
+void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats,
+                  const struct quant_q8 *x8, const float *x, float *const *y, float *tmp,
+                  int n_threads);
+
+/* Most rows of a weight tile dequantized at once in quant_matmat. */
+#define QUANT_TILE_ROWS 128
+
+/*
+ * Y (n_tok × w.rows, row stride ldy) = X (n_tok × w.n, row stride ldx) · Wᵀ,
+ * by dequantizing QUANT_TILE_ROWS rows of w at a time into tmp and calling
+ * sgemm; tiles are spread over n_threads threads, so tmp holds
+ * n_threads × QUANT_TILE_ROWS × w.n floats.
+ */
+void quant_matmat(const struct quant_mat *w, const float *x, size_t ldx, size_t n_tok, float *y,
+                  size_t ldy, float *tmp, int n_threads);
+
+#endif
