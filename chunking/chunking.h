@@ -177,4 +177,24 @@ int chunk_split(const struct chunk_doc *doc, const struct chunker_opts *opts,
                 struct arena *arena, struct chunk_list *out, enum chunker_kind *ret_kind,
                 struct rag_err *err);
 
+/*
+ * Intrinsic quality of a chunking (ALGORITHMS.md 1.6), each in [0, 1] or NAN
+ * when undefined: sc (size compliance: share of chunks within [min_tokens,
+ * hard_max]) and bi (block integrity: share of structural blocks no chunk
+ * start cuts, tolerance 5 bytes). icc, dcc and rc need models and are NAN
+ * here. total is the mean of the defined metrics (1.7), NAN when none is.
+ */
+struct chunk_scores {
+    double sc, bi, icc, dcc, rc;
+    double total;
+};
+
+/*
+ * Score chunks[0..n) of doc, as chunk_split made them with opts (the sizes
+ * use opts->tok). Returns 0 or RAG_EINVAL for bad options.
+ */
+int chunk_score(const struct chunk_doc *doc, const struct chunker_opts *opts,
+                const struct chunk *chunks, size_t n, struct chunk_scores *ret,
+                struct rag_err *err);
+
 #endif

@@ -1,7 +1,12 @@
 /*
  * chunking/reader.c - the reader half of chunking.h: format detection by file
- * name, binary sniffing, UTF-8 repair, and dispatch to the per-format readers
- * (reader_text.c, reader_md.c, reader_html.c, reader_pdf.c).
+ * name, binary sniffing, UTF-8 repair, dispatch to the per-format readers
+ * (reader_md.c, reader_html.c, reader_pdf.c), and the plain text reader.
+ *
+ * Plain text and source code get one PARAGRAPH block per run of non-blank
+ * lines: one pass with memchr over the line breaks and no allocation besides
+ * the block array. Code gets no special treatment; blank lines already
+ * separate its functions and declarations.
  *
  * Text and Markdown are kept as they are in the file (minus a UTF-8 byte order
  * mark), so every span points into the original text. Invalid UTF-8 bytes and
@@ -201,6 +206,48 @@ void chunk_doc_title_from_headings(struct chunk_doc *doc)
     }
 }
 
+/* End of the line starting at pos (the '\n' or to). */
+static size_t line_end(const char *text, size_t pos, size_t to)
+{
+    const char *nl = memchr(text + pos, '\n', to - pos);
+
+    return nl ? (size_t)(nl - text) : to;
+}
+
+/* Drop trailing blanks (and a CR) from text[start, end). */
+static size_t rtrim(const char *text, size_t start, size_t end)
+{
+    while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t' ||
+                           text[end - 1] == '\r' || text[end - 1] == '\f' ||
+                           text[end - 1] == '\v'))
+        end--;
+    return end;
+}
+
+void chunk_text_paragraphs(struct chunk_doc *doc, size_t from, size_t to)
+{
+    const char *text = doc->text;
+    size_t pos = from, eol, start = 0, last = 0;
+    bool open = false;
+
+    while (pos < to) {
+        eol = line_end(text, pos, to);
+        if (chunk_is_blank(text, pos, eol)) {
+            if (open)
+                chunk_doc_add_block(doc, CHUNK_BLOCK_PARAGRAPH, start, last, start, 0);
+            open = false;
+        } else {
+            if (!open)
+                start = pos;
+            open = true;
+            last = rtrim(text, pos, eol);
+        }
+        pos = eol + 1;
+    }
+    if (open)
+        chunk_doc_add_block(doc, CHUNK_BLOCK_PARAGRAPH, start, last, start, 0);
+}
+
 /* Text and Markdown: the input itself, repaired, without a byte order mark. */
 static void read_source(struct chunk_doc *doc, const char *data, size_t len)
 {
@@ -218,7 +265,7 @@ static void read_source(struct chunk_doc *doc, const char *data, size_t len)
     if (doc->format == CHUNK_FORMAT_MARKDOWN)
         chunk_read_markdown(doc);
     else
-        chunk_read_text(doc);
+        chunk_text_paragraphs(doc, 0, doc->len); /* source code too: blank lines split it */
 }
 
 int chunk_doc_parse(struct chunk_doc *doc, const char *data, size_t len, enum chunk_format fmt,

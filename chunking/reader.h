@@ -36,8 +36,7 @@ bool chunk_is_blank(const char *text, size_t start, size_t end);
  */
 void chunk_text_paragraphs(struct chunk_doc *doc, size_t from, size_t to);
 
-/* The readers. doc->format is set; doc->text is set for text and Markdown. */
-void chunk_read_text(struct chunk_doc *doc);
+/* The readers. doc->format is set; doc->text is set for Markdown. */
 void chunk_read_markdown(struct chunk_doc *doc);
 int chunk_read_html(struct chunk_doc *doc, const char *data, size_t len, const char *name,
                     struct rag_err *err);

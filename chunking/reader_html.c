@@ -240,12 +240,14 @@ static void pending_space(struct html *h)
 {
     char last;
 
-    if (!h->space || !h->para.len)
+    if (!h->space)
+        return;
+    h->space = false;
+    if (!h->para.len)
         return;
     last = h->para.data[h->para.len - 1];
     if (last != ' ' && last != '\n')
         buf_appendc(&h->para, ' ');
-    h->space = false;
 }
 
 /* Append text with runs of blanks (and no-break spaces) collapsed to one space. */
@@ -686,9 +688,27 @@ static void walk(struct html *h, const xmlNode *parent)
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
+/* libxml2's encoders print through the generic handler even with NOERROR. */
+static void xml_silent(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
 static void xml_init(void)
 {
     xmlInitParser();
+}
+
+static bool all_blank(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!ws((unsigned char)s[i]))
+            return false;
+    }
+    return true;
 }
 
 /* libxml2's last error message without its line break, or a default. */
@@ -711,11 +731,13 @@ int chunk_read_html(struct chunk_doc *doc, const char *data, size_t len, const c
     if (len > INT_MAX)
         return rag_errf(err, RAG_EINVAL, "'%s': too large for the html parser", name);
     pthread_once(&xml_once, xml_init);
+    xmlSetGenericErrorFunc(NULL, xml_silent); /* per thread in libxml2 */
+    xmlResetLastError();
     x = htmlReadMemory(data, (int)len, NULL, NULL,
                        HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
                            HTML_PARSE_NONET | HTML_PARSE_COMPACT);
     root = x ? xmlDocGetRootElement(x) : NULL;
-    if (!root && !chunk_is_blank(data, 0, len)) {
+    if (!x && !all_blank(data, len)) {
         rc = xml_error(name, err);
         xmlFreeDoc(x);
         return rc;

@@ -14,6 +14,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct md_line {
     size_t start; /* first byte of the line */
@@ -227,6 +228,35 @@ static bool table_start(const struct md *m, size_t i)
            memchr(m->text + l->first, '|', l->end - l->first);
 }
 
+/*
+ * CommonMark HTML blocks that may hold blank lines (kinds 1, 2, 3 and 5): a
+ * comment, processing instruction, CDATA or a script, pre, style or textarea
+ * element. Returns the text that ends it, or NULL.
+ */
+static const char *html_block_end(const struct md *m, size_t i)
+{
+    static const char *const open[][2] = {
+        { "<!--", "-->" },         { "<?", "?>" },           { "<![CDATA[", "]]>" },
+        { "<script", "</script>" }, { "<pre", "</pre>" },    { "<style", "</style>" },
+        { "<textarea", "</textarea>" },
+    };
+    const struct md_line *l = &m->line[i];
+    size_t k, n;
+    char c;
+
+    if (l->indent > 3 || first_char(m, i) != '<')
+        return NULL;
+    for (k = 0; k < sizeof(open) / sizeof(open[0]); k++) {
+        n = strlen(open[k][0]);
+        if (l->end - l->first < n || strncasecmp(m->text + l->first, open[k][0], n))
+            continue;
+        c = l->first + n < l->end ? m->text[l->first + n] : ' ';
+        if (k < 3 || c == ' ' || c == '\t' || c == '>')
+            return open[k][1];
+    }
+    return NULL;
+}
+
 /* Lines that end a paragraph, a quote or a table instead of joining it. */
 static bool starts_block(const struct md *m, size_t i)
 {
@@ -242,6 +272,8 @@ static bool starts_block(const struct md *m, size_t i)
         return fence_open(m, i, &ch) > 0;
     case '>':
         return true;
+    case '<':
+        return html_block_end(m, i) != NULL;
     case '-':
     case '*':
     case '_':
@@ -381,6 +413,24 @@ static size_t parse_paragraph(struct md *m, size_t i)
     return j;
 }
 
+/* An HTML block of kinds 1-5 runs to the line holding its end marker. */
+static size_t parse_html_block(struct md *m, size_t i, const char *end)
+{
+    size_t j, from, n = strlen(end), last = i;
+
+    for (j = i; j < m->n; j++) {
+        const struct md_line *l = &m->line[j];
+
+        from = j == i ? l->first + 2 : l->first; /* past "<!" or "<?" */
+        if (!blank(m, j))
+            last = j;
+        if (l->end > from && memmem(m->text + from, l->end - from, end, n))
+            break;
+    }
+    add(m, CHUNK_BLOCK_PARAGRAPH, i, j < m->n ? j : last, 0);
+    return j < m->n ? j + 1 : m->n;
+}
+
 static bool line_is(const struct md *m, size_t i, const char *s)
 {
     const struct md_line *l = &m->line[i];
@@ -407,6 +457,7 @@ static size_t parse_front_matter(struct md *m)
 
 static size_t parse_block(struct md *m, size_t i)
 {
+    const char *html;
     char ch;
     int level;
 
@@ -427,6 +478,9 @@ static size_t parse_block(struct md *m, size_t i)
         return parse_list(m, i);
     if (first_char(m, i) == '>')
         return parse_quote(m, i);
+    html = html_block_end(m, i);
+    if (html)
+        return parse_html_block(m, i, html);
     return parse_paragraph(m, i);
 }
 

@@ -3,14 +3,19 @@
  * from poppler_page_get_text (reading order, lines ended by '\n'); pages are
  * joined with a blank line and recorded as page spans numbered from 1, so a
  * block never crosses a page break. Blocks are blank-line paragraphs within a
- * page. The title comes from the document information dictionary.
+ * page: poppler's text has no blank lines, so paragraph breaks are found from
+ * the glyph boxes (a larger gap, a new column, a font size change, or a short
+ * line ending a sentence). The title comes from the document information
+ * dictionary.
  *
  * poppler reports syntax problems through GLib's log under the "Poppler"
  * domain; a library must not print, so those messages go to RAG_DEBUG.
  */
 #include "chunking/reader.h"
 
+#include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <poppler.h>
@@ -50,18 +55,152 @@ static void rtrim_to(struct buf *out, size_t from)
         out->data[out->len] = '\0';
 }
 
+/* A line of page text: bytes [start, end) and the box around its glyphs. */
+struct pdf_line {
+    size_t start, end;
+    double x1, y1, x2, y2;
+    bool empty;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Median of v[0..n) (sorted in place); 0 for n == 0. */
+static double median(double *v, size_t n)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof(*v), cmp_double);
+    return v[n / 2];
+}
+
+/*
+ * Split text into lines and box each with the glyph rectangles, which
+ * poppler gives one per character of the text, line breaks included.
+ */
+static size_t page_lines(const char *text, const PopplerRectangle *r, struct pdf_line **ret)
+{
+    struct pdf_line *lines = NULL, *l;
+    size_t n = 0, cap = 0, i = 0, k = 0, len;
+
+    while (text[i]) {
+        lines = grow_array(lines, &cap, n + 1, sizeof(*lines));
+        l = &lines[n++];
+        *l = (struct pdf_line){ .start = i, .x1 = 1e30, .y1 = 1e30, .x2 = -1e30, .y2 = -1e30,
+                                .empty = true };
+        for (; text[i] && text[i] != '\n'; i += len, k++) {
+            len = utf8_decode(text + i, 4, &(uint32_t){ 0 });
+            if (text[i] == ' ')
+                continue;
+            l->empty = false;
+            l->x1 = fmin(l->x1, r[k].x1);
+            l->y1 = fmin(l->y1, r[k].y1);
+            l->x2 = fmax(l->x2, r[k].x2);
+            l->y2 = fmax(l->y2, r[k].y2);
+        }
+        l->end = i;
+        if (text[i] == '\n') {
+            i++;
+            k++;
+        }
+    }
+    *ret = lines;
+    return n;
+}
+
+struct page_stats {
+    double height; /* median line height */
+    double gap;    /* median space between a line and the next one below */
+    double width;  /* median line width */
+};
+
+static void page_stats(const struct pdf_line *l, size_t n, struct page_stats *st)
+{
+    double *v = xmalloc_array(n + 1, sizeof(*v));
+    size_t i, m = 0;
+
+    for (i = 0; i < n; i++) {
+        if (!l[i].empty)
+            v[m++] = l[i].y2 - l[i].y1;
+    }
+    st->height = median(v, m);
+    for (i = 1, m = 0; i < n; i++) {
+        if (!l[i].empty && !l[i - 1].empty && l[i].y1 - l[i - 1].y2 > -0.5 * st->height)
+            v[m++] = l[i].y1 - l[i - 1].y2;
+    }
+    st->gap = median(v, m);
+    for (i = 0, m = 0; i < n; i++) {
+        if (!l[i].empty)
+            v[m++] = l[i].x2 - l[i].x1;
+    }
+    st->width = median(v, m);
+    free(v);
+}
+
+/*
+ * Does a paragraph end between lines a and b? When b sits higher than a (a
+ * new column), when the space between them is clearly more than the usual
+ * line spacing, when the font size changes (a heading), or when a is a
+ * short line ending a sentence.
+ */
+static bool para_break(const char *text, const struct pdf_line *a, const struct pdf_line *b,
+                       const struct page_stats *st)
+{
+    double ha = a->y2 - a->y1, hb = b->y2 - b->y1;
+    char last = a->end > a->start ? text[a->end - 1] : ' ';
+
+    if (a->empty || b->empty)
+        return true;
+    if (b->y1 < a->y1 - 0.5 * st->height)
+        return true;
+    if (b->y1 - a->y2 > st->gap + 0.6 * st->height)
+        return true;
+    if (fabs(ha - hb) > 0.2 * fmax(ha, hb))
+        return true;
+    return a->x2 - a->x1 < 0.75 * st->width && strchr(".:!?", last);
+}
+
+/* Append a page's text with a blank line at each paragraph break. */
+static void page_paragraphs(struct chunk_doc *doc, struct buf *out, const char *text,
+                            const PopplerRectangle *r)
+{
+    struct pdf_line *lines;
+    struct page_stats st;
+    size_t n = page_lines(text, r, &lines), i;
+
+    page_stats(lines, n, &st);
+    for (i = 0; i < n; i++) {
+        if (i)
+            buf_appends(out, para_break(text, &lines[i - 1], &lines[i], &st) ? "\n\n" : "\n");
+        doc->n_repaired += chunk_utf8_append(out, text + lines[i].start,
+                                             lines[i].end - lines[i].start);
+    }
+    free(lines);
+}
+
 static void add_page(struct chunk_doc *doc, struct buf *out, PopplerPage *page, int number)
 {
     char *text = page ? poppler_page_get_text(page) : NULL;
+    PopplerRectangle *rects = NULL;
+    guint n_rects = 0;
     struct chunk_page *p;
-    size_t start;
+    size_t start, len = text ? strlen(text) : 0;
 
-    if (out->len && text && *text)
+    if (out->len && len)
         buf_append(out, "\n\n", 2);
     start = out->len;
-    if (text)
-        doc->n_repaired += chunk_utf8_append(out, text, strlen(text));
+    if (len && utf8_valid_prefix(text, len) == len &&
+        poppler_page_get_text_layout(page, &rects, &n_rects) &&
+        n_rects == (guint)g_utf8_strlen(text, -1))
+        page_paragraphs(doc, out, text, rects);
+    else if (len)
+        doc->n_repaired += chunk_utf8_append(out, text, len);
     rtrim_to(out, start);
+    g_free(rects);
     g_free(text);
     VEC_RESERVE(&doc->pages, doc->pages.n + 1);
     p = &doc->pages.item[doc->pages.n++];

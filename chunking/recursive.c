@@ -246,3 +246,86 @@ static void split_rec(struct rsplit *r, struct span_list *leaves, size_t a, size
     }
     r->cuts.n = base;
 }
+
+/* Tokens of leaves added to a chunk of cur tokens ending before leaf l. */
+static size_t grow_tokens(const struct rsplit *r, size_t cs, size_t cur, const struct span *l)
+{
+    if (r->m->exact) /* counters that may not add up: count the whole chunk */
+        return tokmap_count(r->m, cs, l->end);
+    return cur + (l->n_tokens > r->m->base ? l->n_tokens - r->m->base : 0);
+}
+
+/*
+ * Where the overlap carried into the next chunk starts: the earliest leaf
+ * start in (cs, end) whose tail fits in overlap tokens, refined inside the
+ * first leaf that does not fit when the tail is too short (ALGORITHMS.md 1.3).
+ * Returns end when there is no overlap.
+ */
+static size_t overlap_start(struct rsplit *r, const struct span_list *lv, size_t i, size_t j,
+                            size_t cs, size_t overlap)
+{
+    size_t end = lv->item[j - 1].end, best = end, k = j, acc = 0;
+    struct span_list sub = { 0 };
+
+    while (k > i && lv->item[k - 1].start > cs &&
+           tokmap_count(r->m, lv->item[k - 1].start, end) <= overlap)
+        best = lv->item[--k].start;
+    if (best < end)
+        acc = tokmap_count(r->m, best, end);
+    if (k == i || (k < j && acc * 2 >= overlap) || overlap <= acc)
+        return best;
+    /* re-split leaf k - 1 with the budget left and take whole parts from its tail */
+    split_rec(r, &sub, lv->item[k - 1].start, lv->item[k - 1].end, 0, overlap - acc);
+    for (size_t s = sub.n; s-- > 0;) {
+        if (sub.item[s].start <= cs || tokmap_count(r->m, sub.item[s].start, end) > overlap)
+            break;
+        best = sub.item[s].start;
+    }
+    span_list_release(&sub);
+    return best;
+}
+
+/* Pass 2: pack leaves forward into chunks of at most size tokens. */
+static void merge_leaves(struct rsplit *r, const struct span_list *lv, size_t size,
+                         size_t overlap, struct span_list *out)
+{
+    size_t i = 0, cs = lv->item[0].start, cur = r->m->base;
+
+    while (i < lv->n) {
+        size_t j = i, next = cur;
+
+        while (j < lv->n && (next = grow_tokens(r, cs, cur, &lv->item[j])) <= size) {
+            cur = next;
+            j++;
+        }
+        if (j == i && cs < lv->item[i].start) { /* the overlap leaves no room: drop it */
+            cs = lv->item[i].start;
+            cur = r->m->base;
+            continue;
+        }
+        if (j == i)
+            j = i + 1; /* a leaf over size: one character over the budget */
+        span_push(out, cs, lv->item[j - 1].end);
+        if (j < lv->n) {
+            cs = overlap ? overlap_start(r, lv, i, j, cs, overlap) : lv->item[j - 1].end;
+            if (cs >= lv->item[j - 1].end)
+                cs = lv->item[j].start;
+            cur = cs < lv->item[j].start ? tokmap_count(r->m, cs, lv->item[j].start) : r->m->base;
+        }
+        i = j;
+    }
+}
+
+void recursive_split(const struct split_ctx *c, const struct tokmap *m, size_t a, size_t b,
+                     size_t size, size_t overlap, struct span_list *out)
+{
+    struct rsplit r = { .c = c, .m = m, .text = m->text };
+    struct span_list leaves = { 0 };
+
+    if (a >= b)
+        return;
+    split_rec(&r, &leaves, a, b, 0, size);
+    merge_leaves(&r, &leaves, size, overlap, out);
+    span_list_release(&leaves);
+    free(r.cuts.item);
+}

@@ -1,6 +1,6 @@
 /*
  * chunking/split.h - internal interface of the chunkers (not part of the
- * public API; only chunking/*.c include it).
+ * public API; only the files of chunking/ include it).
  *
  * A chunker turns a document into a list of spans (byte ranges of the text,
  * plus an optional table header row to repeat), post-processing regularises
@@ -84,8 +84,17 @@ struct split_ctx {
     struct chunk_block *own_blocks;
 };
 
+/*
+ * Check opts and doc, derive blocks when the doc has none, build the token map
+ * and the separator matcher. RAG_EINVAL for bad options or a malformed doc.
+ */
+int split_ctx_init(struct split_ctx *c, const struct chunk_doc *doc,
+                   const struct chunker_opts *opts, struct rag_err *err);
+void split_ctx_release(struct split_ctx *c);
 /* Tokens of a span, its header row included. */
 size_t split_span_tokens(const struct split_ctx *c, const struct span *s);
+/* The raw spans of chunker k (not CHUNKER_AUTO) with target size tokens. */
+void split_raw(const struct split_ctx *c, enum chunker_kind k, size_t size, struct span_list *out);
 
 /* ---- recursive splitter (recursive.c) ---- */
 
@@ -130,7 +139,10 @@ int post_finish(const struct split_ctx *c, struct span_list *spans, struct arena
 
 /* ---- adaptive choice (adaptive.c) ---- */
 
-/* Run the candidates, score them, leave the winner's spans in out. */
+/* Score spans (sorted by start) with the metrics that need no model. */
+void adaptive_score(const struct split_ctx *c, const struct span *s, size_t n,
+                    struct chunk_scores *ret);
+/* Run the candidates, score them, leave the winner's regularised spans in out. */
 enum chunker_kind adaptive_spans(const struct split_ctx *c, struct span_list *out);
 
 #endif

@@ -17,6 +17,7 @@
  */
 #include "chunking/split.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ enum byte_class {
     BC_CONT,   /* UTF-8 continuation byte: part of the previous character */
 };
 
-static unsigned char byte_class_of(unsigned c)
+static int byte_class_of(unsigned c)
 {
     if (c == ' ' || (c >= '\t' && c <= '\r'))
         return BC_SPACE;
@@ -46,73 +47,84 @@ static unsigned char byte_class_of(unsigned c)
     return BC_SINGLE; /* ASCII punctuation, controls, 3- and 4-byte characters */
 }
 
-static const unsigned char *byte_classes(void)
-{
-    static unsigned char table[256];
-    static int ready;
+/*
+ * The counter is a state machine over bytes. States: 0 outside a run, 1..16
+ * in a run of 1..15 letters (16: 16 or more), 17..22 in a run of 1..4 digits
+ * (21: an odd number >= 5, 22: an even number >= 6). A run of n letters costs
+ * 1 token up to 8 letters, 2 up to 14, then n - 12; a run of n digits costs 1
+ * up to 4 digits, then (n + 1) / 2. Each table entry is next_state << 2 | the
+ * tokens the byte adds.
+ */
+enum { ST_OUT = 0, ST_ALPHA1 = 1, ST_ALPHA_MAX = 16, ST_DIGIT1 = 17, ST_DIGIT_ODD = 21,
+       ST_DIGIT_EVEN = 22, N_STATES = 23 };
 
-    /* idempotent: racing threads write the same bytes */
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        for (unsigned c = 0; c < 256; c++)
-            table[c] = byte_class_of(c);
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+static unsigned char approx_table[N_STATES][256];
+static pthread_once_t approx_once = PTHREAD_ONCE_INIT;
+
+static unsigned alpha_step(unsigned s, unsigned *add)
+{
+    unsigned n = s >= ST_ALPHA1 && s <= ST_ALPHA_MAX ? s - ST_ALPHA1 + 2 : 1; /* new length */
+
+    *add = n == 1 || n == 9 || n >= 15;
+    return n > 16 ? ST_ALPHA_MAX : ST_ALPHA1 + n - 1;
+}
+
+static unsigned digit_step(unsigned s, unsigned *add)
+{
+    if (s < ST_DIGIT1) {
+        *add = 1;
+        return ST_DIGIT1;
     }
-    return table;
+    if (s < ST_DIGIT1 + 3) { /* 2..4 digits */
+        *add = 0;
+        return s + 1;
+    }
+    *add = s == ST_DIGIT1 + 3 ? 2 : s == ST_DIGIT_EVEN;
+    return s == ST_DIGIT_ODD ? ST_DIGIT_EVEN : ST_DIGIT_ODD;
 }
 
-/* WordPiece tokens of a run of n letters (n >= 1). */
-static size_t alpha_cost(size_t n)
+static void approx_build(void)
 {
-    if (n <= 8)
-        return 1;
-    if (n <= 14)
-        return 2;
-    return (85 * (n - 11) + 50) / 100;
-}
+    for (unsigned s = 0; s < N_STATES; s++) {
+        for (unsigned c = 0; c < 256; c++) {
+            unsigned next = ST_OUT, add = 0;
 
-/* WordPiece tokens of a run of n digits (n >= 1). */
-static size_t digit_cost(size_t n)
-{
-    if (n <= 4)
-        return 1;
-    return (55 * n + 50) / 100;
-}
-
-static size_t run_cost(int kind, size_t n)
-{
-    if (!n)
-        return 0;
-    return kind == BC_ALPHA ? alpha_cost(n) : digit_cost(n);
+            switch (byte_class_of(c)) {
+            case BC_ALPHA:
+                next = alpha_step(s, &add);
+                break;
+            case BC_DIGIT:
+                next = digit_step(s, &add);
+                break;
+            case BC_SINGLE:
+                add = 1;
+                break;
+            case BC_CONT:
+                next = s;
+                break;
+            default:
+                break;
+            }
+            approx_table[s][c] = (unsigned char)(next << 2 | add);
+        }
+    }
 }
 
 size_t chunk_count_approx(void *ctx, const char *text, size_t len)
 {
-    const unsigned char *cls = byte_classes();
     const unsigned char *p = (const unsigned char *)text;
-    size_t total = 0, run = 0;
-    int kind = BC_SPACE;
+    size_t total = 0;
+    unsigned s = ST_OUT;
 
     (void)ctx;
+    pthread_once(&approx_once, approx_build);
     for (size_t i = 0; i < len; i++) {
-        int c = cls[p[i]];
+        unsigned t = approx_table[s][p[i]];
 
-        if (c == BC_CONT)
-            continue;
-        if (c == BC_ALPHA || c == BC_DIGIT) {
-            if (c != kind) {
-                total += run_cost(kind, run);
-                run = 0;
-                kind = c;
-            }
-            run++;
-            continue;
-        }
-        total += run_cost(kind, run);
-        run = 0;
-        kind = BC_SPACE;
-        total += c == BC_SINGLE;
+        total += t & 3;
+        s = t >> 2;
     }
-    return total + run_cost(kind, run);
+    return total;
 }
 
 size_t split_next_char(const char *text, size_t len, size_t p)

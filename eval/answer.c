@@ -212,7 +212,7 @@ static int predictions_fill(struct eval_predictions *p, const char *path, const 
     if (!cJSON_IsObject(root))
         return rag_errf(err, RAG_EFORMAT, "'%s': not a JSON object of id: answer", path);
     p->answer = xmalloc_array((size_t)cJSON_GetArraySize(root) + 1, sizeof(*p->answer));
-    cJSON_ArrayForEach(item, root) {
+    for (item = root ? root->child : NULL; item; item = item->next) {
         const char *id;
 
         if (!cJSON_IsString(item))

@@ -75,8 +75,8 @@ static double percentile(const double *a, size_t n, double q)
     return a[i] + (a[i + 1] - a[i]) * frac;
 }
 
-void eval_bootstrap_ci(const double *v, size_t n, size_t resamples, uint64_t seed,
-                       double *ret_lo, double *ret_hi)
+void eval_bootstrap_ci(const double *v, size_t n, size_t resamples, uint64_t seed, double *ret_lo,
+                       double *ret_hi)
 {
     struct pcg32 rng;
     double *mean;

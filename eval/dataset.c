@@ -34,8 +34,8 @@ int dataset_add_doc_id(struct eval_dataset *ds, const struct jsonl *j, size_t i,
 }
 
 /* Read one [start, end] pair of a span array and check it against the text length. */
-static int span_at(const struct jsonl *j, const cJSON *arr, const char *key, size_t i,
-                   size_t len, struct eval_span *ret, struct rag_err *err)
+static int span_at(const struct jsonl *j, const cJSON *arr, const char *key, size_t i, size_t len,
+                   struct eval_span *ret, struct rag_err *err)
 {
     const cJSON *pair = cJSON_GetArrayItem(arr, (int)i);
     size_t s, e;
@@ -114,7 +114,7 @@ static int chroma_refs(struct eval_dataset *ds, const struct jsonl *j, const cJS
 
     q->n_evidence = (size_t)cJSON_GetArraySize(refs);
     q->evidence = arena_calloc(&ds->arena, q->n_evidence, sizeof(*q->evidence));
-    cJSON_ArrayForEach(r, refs) {
+    for (r = refs ? refs->child : NULL; r; r = r->next) {
         struct eval_span *sp = &q->evidence[i];
         const char *text = NULL;
 
@@ -334,7 +334,7 @@ static bool has_files(const char *dir, const char *a, const char *b)
 int eval_dataset_load(struct eval_dataset **ret, const char *dir, const struct eval_load_opts *opts,
                       struct rag_err *err)
 {
-    static const struct eval_load_opts defaults = EVAL_LOAD_OPTS_DEFAULT;
+    static const struct eval_load_opts defaults = { .split = "test" };
     const struct eval_load_opts *o = opts ? opts : &defaults;
     struct eval_dataset *ds = xcalloc(1, sizeof(*ds));
     int rc;
@@ -350,7 +350,8 @@ int eval_dataset_load(struct eval_dataset **ret, const char *dir, const struct e
     } else {
         rc = rag_errf(err, RAG_ENOTFOUND,
                       "'%s': not a dataset (needs corpus.jsonl + queries.jsonl or "
-                      "docs.jsonl + questions.jsonl)", dir);
+                      "docs.jsonl + questions.jsonl)",
+                      dir);
     }
     if (rc) {
         eval_dataset_free(ds);

@@ -30,9 +30,9 @@ struct eval_span {
 
 struct eval_doc {
     const char *id;
-    const char *title; /* "" when the file has none */
-    const char *text;  /* NUL-terminated */
-    size_t len;        /* bytes in text */
+    const char *title;           /* "" when the file has none */
+    const char *text;            /* NUL-terminated */
+    size_t len;                  /* bytes in text */
     struct eval_span *paragraph; /* gold paragraphs (SQuAD); n_paragraphs may be 0 */
     size_t n_paragraphs;
 };
@@ -92,12 +92,12 @@ struct eval_dataset {
     struct eval_dataset_index *index;
 };
 
+/* Zero-initialised options are the defaults. */
 struct eval_load_opts {
     const char *split;    /* BEIR qrels split; NULL means "test" */
     size_t max_questions; /* 0 = all */
     uint64_t sample_seed; /* 0: the first max_questions; else a seeded sample, file order kept */
 };
-#define EVAL_LOAD_OPTS_DEFAULT { .split = "test" }
 
 /*
  * Load the dataset in folder dir into *ret (free with eval_dataset_free).
@@ -121,7 +121,8 @@ const struct eval_question *eval_dataset_find_question(const struct eval_dataset
 
 /*
  * A retrieved item, best first: a document (start = end = 0) or a chunk of
- * one (its byte range in the document text). Strings are borrowed.
+ * one (its byte range in the document text). doc_id is required (non-NULL);
+ * strings are borrowed.
  */
 struct eval_hit {
     const char *doc_id;
@@ -131,8 +132,8 @@ struct eval_hit {
 /*
  * Document-level scores at cut-off k (k = 0: the whole ranking), against the
  * question's qrels, as pytrec_eval / BEIR define them: nDCG with linear gains
- * (the grade) and log2(rank + 1) discount, ideal DCG from all the query's
- * qrels; recall = relevant in top k / all relevant; MRR = 1 / rank of the first
+ * (the grade; <= 0 gains 0) and log2(rank + 1) discount, ideal DCG from the
+ * best k grades of all the query's qrels; recall = relevant in top k / all relevant; MRR = 1 / rank of the first
  * relevant; hit = at least one relevant; MAP = sum of precision at each
  * relevant rank / all relevant.
  * Max-pooling: hits are reduced to the ranking of distinct documents by first
@@ -142,8 +143,8 @@ struct eval_hit {
 struct eval_doc_scores {
     double ndcg, recall, mrr, hit, map;
 };
-void eval_score_docs(const struct eval_question *q, const struct eval_hit *hits, size_t n,
-                     size_t k, struct eval_doc_scores *ret);
+void eval_score_docs(const struct eval_question *q, const struct eval_hit *hits, size_t n, size_t k,
+                     struct eval_doc_scores *ret);
 double eval_ndcg_at_k(const struct eval_question *q, const struct eval_hit *hits, size_t n,
                       size_t k);
 double eval_recall_at_k(const struct eval_question *q, const struct eval_hit *hits, size_t n,
@@ -181,8 +182,7 @@ void eval_score_chunks(const struct eval_question *q, const struct eval_hit *hit
  * of the document that touch it (closed ranges, as base_evaluation.py), given
  * every chunk of the corpus (chunks of other documents are ignored).
  */
-double eval_precision_omega(const struct eval_question *q, const struct eval_hit *chunks,
-                            size_t n);
+double eval_precision_omega(const struct eval_question *q, const struct eval_hit *chunks, size_t n);
 
 /* ---- answers (SQuAD v1.1 official evaluation) ---- */
 
@@ -226,20 +226,28 @@ void eval_predictions_free(struct eval_predictions *p); /* NULL is a no-op */
  * as numpy) of the means of `resamples` resamples of v[0..n) drawn with
  * replacement by a PCG32 generator seeded with seed. n = 0 gives 0, 0.
  */
-void eval_bootstrap_ci(const double *v, size_t n, size_t resamples, uint64_t seed,
-                       double *ret_lo, double *ret_hi);
+void eval_bootstrap_ci(const double *v, size_t n, size_t resamples, uint64_t seed, double *ret_lo,
+                       double *ret_hi);
 
-/* Per-metric samples, in the order metrics were first added. */
+/*
+ * Accumulator of per-question samples, one list per metric name, kept in the
+ * order the metrics were first added. Names are copied. The helpers name
+ * metrics "<metric>@k" ("<metric>" when k is 0):
+ *   eval_acc_add_docs:   ndcg, recall, mrr, hit, map
+ *   eval_acc_add_chunks: chunk_hit, chunk_recall, chunk_mrr, answer_hit (only
+ *                        when has_answers), evidence_recall,
+ *                        evidence_precision, evidence_iou
+ *   eval_acc_add_answer: em and f1 (when scored), abstention_acc (unanswerable
+ *                        questions: 1 if abstained), false_abstention
+ *                        (answerable questions: 1 if abstained); no @k
+ * Free with eval_acc_free (NULL is a no-op).
+ */
 struct eval_acc;
 struct eval_acc *eval_acc_new(void);
-void eval_acc_free(struct eval_acc *acc); /* NULL is a no-op */
-void eval_acc_add(struct eval_acc *acc, const char *metric, double value); /* name copied */
-/* Adds "ndcg@k", "recall@k", "mrr@k", "hit@k", "map@k". */
+void eval_acc_free(struct eval_acc *acc);
+void eval_acc_add(struct eval_acc *acc, const char *metric, double value);
 void eval_acc_add_docs(struct eval_acc *acc, const struct eval_doc_scores *s, size_t k);
-/* Adds "chunk_hit@k", "chunk_recall@k", "chunk_mrr@k", ["answer_hit@k"], "evidence_*@k". */
 void eval_acc_add_chunks(struct eval_acc *acc, const struct eval_chunk_scores *s, size_t k);
-/* Adds "em", "f1" when scored; "abstention_acc" (unanswerable questions: abstained)
- * and "false_abstention" (answerable questions: abstained). */
 void eval_acc_add_answer(struct eval_acc *acc, const struct eval_answer_scores *s);
 
 struct eval_stat {
@@ -247,8 +255,8 @@ struct eval_stat {
     size_t n;         /* samples */
     double mean, ci_lo, ci_hi;
 };
-size_t eval_acc_count(const struct eval_acc *acc); /* number of metrics */
-/* Statistics of metric i (< eval_acc_count) with the default bootstrap. */
+/* Number of metrics; statistics of metric i (< eval_acc_count) with the default bootstrap. */
+size_t eval_acc_count(const struct eval_acc *acc);
 void eval_acc_stat(const struct eval_acc *acc, size_t i, struct eval_stat *ret);
 /* Statistics of the named metric; RAG_ENOTFOUND when it has no samples. */
 int eval_acc_find(const struct eval_acc *acc, const char *metric, struct eval_stat *ret,

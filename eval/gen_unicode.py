@@ -70,6 +70,7 @@ struct uni_lower {{
     int32_t delta;
 }};
 """)
+    print("/* clang-format off */")
     emit_pairs("uni_alnum", alnum)
     print()
     emit_pairs("uni_space", space)
@@ -79,6 +80,7 @@ struct uni_lower {{
         row = " ".join(f"{{ 0x{s:x}, 0x{e:x}, {st}, {d} }}," for s, e, st, d in lows[i:i + 2])
         print(f"    {row}")
     print("};")
+    print("/* clang-format on */")
     print("""
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

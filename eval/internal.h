@@ -61,13 +61,13 @@ int jsonl_errf(const struct jsonl *j, struct rag_err *err, int code, const char 
  */
 int json_field_string(const struct jsonl *j, const struct cJSON *obj, const char *key,
                       bool required, const char **ret, struct rag_err *err);
-int json_field_size(const struct jsonl *j, const struct cJSON *obj, const char *key,
-                    bool required, size_t *ret, struct rag_err *err);
-int json_field_bool(const struct jsonl *j, const struct cJSON *obj, const char *key,
-                    bool required, bool *ret, struct rag_err *err);
+int json_field_size(const struct jsonl *j, const struct cJSON *obj, const char *key, bool required,
+                    size_t *ret, struct rag_err *err);
+int json_field_bool(const struct jsonl *j, const struct cJSON *obj, const char *key, bool required,
+                    bool *ret, struct rag_err *err);
 /* Array field (NULL when absent and optional). */
-int json_field_array(const struct jsonl *j, const struct cJSON *obj, const char *key,
-                     bool required, const struct cJSON **ret, struct rag_err *err);
+int json_field_array(const struct jsonl *j, const struct cJSON *obj, const char *key, bool required,
+                     const struct cJSON **ret, struct rag_err *err);
 /* A JSON number that is an integer in [0, 2^53]; false otherwise. */
 bool json_to_size(const struct cJSON *item, size_t *ret);
 

@@ -14,6 +14,7 @@
  */
 #include "eval/internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ static int *ranked_gains(const struct eval_question *q, const struct eval_hit *h
     for (size_t i = 0; i < n && m < limit; i++) {
         size_t j = 0;
 
+        assert(hits[i].doc_id);
         while (j < m && strcmp(seen[j], hits[i].doc_id) != 0)
             j++;
         if (j < m)
@@ -86,8 +88,8 @@ static double ideal_dcg(const struct eval_question *q, size_t k)
     return dcg;
 }
 
-void eval_score_docs(const struct eval_question *q, const struct eval_hit *hits, size_t n,
-                     size_t k, struct eval_doc_scores *ret)
+void eval_score_docs(const struct eval_question *q, const struct eval_hit *hits, size_t n, size_t k,
+                     struct eval_doc_scores *ret)
 {
     size_t m, found = 0, rel = n_relevant(q);
     int *gain = ranked_gains(q, hits, n, k, &m);
@@ -130,8 +132,7 @@ double eval_recall_at_k(const struct eval_question *q, const struct eval_hit *hi
     return s.recall;
 }
 
-double eval_mrr_at_k(const struct eval_question *q, const struct eval_hit *hits, size_t n,
-                     size_t k)
+double eval_mrr_at_k(const struct eval_question *q, const struct eval_hit *hits, size_t n, size_t k)
 {
     struct eval_doc_scores s;
 
@@ -301,9 +302,9 @@ static void chunk_evidence(const struct eval_question *q, const struct eval_hit 
     covered = span_overlap(ev, ne, got, ng);
     ret->ev_recall = evidence ? (double)covered / (double)evidence : 0;
     ret->ev_precision = retrieved ? (double)covered / (double)retrieved : 0;
-    ret->ev_iou = retrieved + evidence > covered
-                      ? (double)covered / (double)(retrieved + evidence - covered)
-                      : 0;
+    ret->ev_iou = retrieved + evidence > covered ?
+                      (double)covered / (double)(retrieved + evidence - covered) :
+                      0;
     free(ev);
     free(got);
 }
@@ -319,8 +320,7 @@ void eval_score_chunks(const struct eval_question *q, const struct eval_hit *hit
     chunk_evidence(q, hits, m, ret);
 }
 
-double eval_precision_omega(const struct eval_question *q, const struct eval_hit *chunks,
-                            size_t n)
+double eval_precision_omega(const struct eval_question *q, const struct eval_hit *chunks, size_t n)
 {
     struct eval_span *u = xmalloc_array(n + q->n_evidence + 1, sizeof(*u));
     struct eval_span *ev = xmalloc_array(q->n_evidence + 1, sizeof(*ev));

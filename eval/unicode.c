@@ -16,6 +16,7 @@ struct uni_lower {
     int32_t delta;
 };
 
+/* clang-format off */
 static const struct uni_range uni_alnum[] = {
     { 0xaa, 0xaa }, { 0xb2, 0xb3 }, { 0xb5, 0xb5 }, { 0xb9, 0xba },
     { 0xbc, 0xbe }, { 0xc0, 0xd6 }, { 0xd8, 0xf6 }, { 0xf8, 0x2c1 },
@@ -300,6 +301,7 @@ static const struct uni_lower uni_lowers[] = {
     { 0x10c80, 0x10cb2, 1, 64 }, { 0x118a0, 0x118bf, 1, 32 },
     { 0x16e40, 0x16e5f, 1, 32 }, { 0x1e900, 0x1e921, 1, 34 },
 };
+/* clang-format on */
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

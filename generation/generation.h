@@ -8,7 +8,9 @@
  * activations, sized at open for opts.n_ctx tokens; nothing is allocated per
  * token. gen_eval() appends tokens to the KV cache and returns the logits of
  * the last one. A model is not thread-safe: use it from one thread at a time
- * (it runs its own OpenMP threads inside gen_eval).
+ * (it runs its own OpenMP threads inside gen_eval). Evaluating switches
+ * OpenBLAS to one thread for the whole process, because OpenBLAS's own
+ * worker threads would compete with the OpenMP threads for the cores.
  */
 #ifndef GENERATION_GENERATION_H
 #define GENERATION_GENERATION_H

@@ -192,30 +192,30 @@ TARGET_AVX512 static float dot_f32_avx512(const float *a, const float *b, size_t
 
 typedef float dot8_fn(const uint8_t *row, const struct quant_q8 *x);
 
-#define DOT_VARIANTS(isa, fn)                                                                      \
-    static float isa##_q4_0(const uint8_t *r, const struct quant_q8 *x)                            \
+#define DOT_VARIANTS(attr, isa, fn)                                                                      \
+    attr static float isa##_q4_0(const uint8_t *r, const struct quant_q8 *x)                            \
     {                                                                                              \
         return fn(GGUF_TENSOR_Q4_0, r, x);                                                         \
     }                                                                                              \
-    static float isa##_q4_1(const uint8_t *r, const struct quant_q8 *x)                            \
+    attr static float isa##_q4_1(const uint8_t *r, const struct quant_q8 *x)                            \
     {                                                                                              \
         return fn(GGUF_TENSOR_Q4_1, r, x);                                                         \
     }                                                                                              \
-    static float isa##_q5_0(const uint8_t *r, const struct quant_q8 *x)                            \
+    attr static float isa##_q5_0(const uint8_t *r, const struct quant_q8 *x)                            \
     {                                                                                              \
         return fn(GGUF_TENSOR_Q5_0, r, x);                                                         \
     }                                                                                              \
-    static float isa##_q5_1(const uint8_t *r, const struct quant_q8 *x)                            \
+    attr static float isa##_q5_1(const uint8_t *r, const struct quant_q8 *x)                            \
     {                                                                                              \
         return fn(GGUF_TENSOR_Q5_1, r, x);                                                         \
     }                                                                                              \
-    static float isa##_q8_0(const uint8_t *r, const struct quant_q8 *x)                            \
+    attr static float isa##_q8_0(const uint8_t *r, const struct quant_q8 *x)                            \
     {                                                                                              \
         return fn(GGUF_TENSOR_Q8_0, r, x);                                                         \
     }
 
-TARGET_AVX2 DOT_VARIANTS(avx2, dot_avx2_t)
-TARGET_AVX512 DOT_VARIANTS(avx512, dot_avx512_t)
+DOT_VARIANTS(TARGET_AVX2, avx2, dot_avx2_t)
+DOT_VARIANTS(TARGET_AVX512, avx512, dot_avx512_t)
 
 static dot8_fn *dot8_for(enum quant_isa isa, enum gguf_tensor_type t)
 {
@@ -234,7 +234,7 @@ static dot8_fn *dot8_for(enum quant_isa isa, enum gguf_tensor_type t)
     return table[isa == QUANT_ISA_AVX512][i];
 }
 
-static float dot_f32(enum quant_isa isa, const float *a, const float *b, size_t n)
+float quant_dot_f32(enum quant_isa isa, const float *a, const float *b, size_t n)
 {
     float s = 0.0f;
 
@@ -247,7 +247,7 @@ static float dot_f32(enum quant_isa isa, const float *a, const float *b, size_t 
     return s;
 }
 
-float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row,
+float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row, size_t n,
                 const struct quant_q8 *x8, const float *xf, float *tmp)
 {
     dot8_fn *fn;
@@ -257,7 +257,73 @@ float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row,
         return fn ? fn(row, x8) : quant_dot_int8_scalar(type, row, x8);
     }
     if (type == GGUF_TENSOR_F32)
-        return dot_f32(isa, row, xf, x8 ? x8->n : 0);
-    quant_dequant_row(type, row, tmp, x8->n);
-    return dot_f32(isa, tmp, xf, x8->n);
+        return quant_dot_f32(isa, row, xf, n);
+    quant_dequant_row(type, row, tmp, n);
+    return quant_dot_f32(isa, tmp, xf, n);
+}
+
+void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats,
+                  const struct quant_q8 *x8, const float *x, float *const *y, float *tmp,
+                  int n_threads)
+{
+    size_t total = 0;
+
+    for (size_t k = 0; k < n_mats; k++)
+        total += w[k].rows;
+#pragma omp parallel num_threads(n_threads)
+    {
+        float *t = tmp + (size_t)omp_get_thread_num() * w[0].n;
+        size_t k = 0, base = 0;
+        dot8_fn *fn = NULL;
+        ptrdiff_t cur = -1;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < total; r++) {
+            while (r >= base + w[k].rows)
+                base += w[k++].rows;
+            while (r < base)
+                base -= w[--k].rows;
+            if (cur != (ptrdiff_t)k) {
+                cur = (ptrdiff_t)k;
+                fn = quant_type_int8(w[k].type) ? dot8_for(isa, w[k].type) : NULL;
+            }
+            const uint8_t *row = w[k].data + (r - base) * w[k].row_bytes;
+            y[k][r - base] = fn ? fn(row, x8) : quant_dot(isa, w[k].type, row, w[k].n, x8, x, t);
+        }
+    }
+}
+
+void quant_blas_single(void)
+{
+    if (openblas_get_num_threads() != 1)
+        openblas_set_num_threads(1);
+}
+
+/* Dequantize rows [r0, r1) of w into t (row-major, w->n floats per row). */
+static void dequant_rows(const struct quant_mat *w, size_t r0, size_t r1, float *t)
+{
+    for (size_t r = r0; r < r1; r++)
+        quant_dequant_row(w->type, w->data + r * w->row_bytes, t + (r - r0) * w->n, w->n);
+}
+
+void quant_matmat(const struct quant_mat *w, const float *x, size_t ldx, size_t n_tok, float *y,
+                  size_t ldy, float *tmp, int n_threads)
+{
+    size_t n_tiles = (w->rows + QUANT_TILE_ROWS - 1) / QUANT_TILE_ROWS, tile;
+
+    n_tiles = (n_tiles + (size_t)n_threads - 1) / (size_t)n_threads * (size_t)n_threads;
+    tile = (w->rows + n_tiles - 1) / n_tiles;
+    tile = (tile + 15) / 16 * 16;
+    quant_blas_single();
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+    for (size_t r0 = 0; r0 < w->rows; r0 += tile) {
+        size_t r1 = r0 + tile < w->rows ? r0 + tile : w->rows;
+        const float *b = (const float *)(w->data + r0 * w->row_bytes);
+        if (w->type != GGUF_TENSOR_F32) {
+            float *t = tmp + (size_t)omp_get_thread_num() * QUANT_TILE_ROWS * w->n;
+            dequant_rows(w, r0, r1, t);
+            b = t;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)(r1 - r0),
+                    (int)w->n, 1.0f, x, (int)ldx, b, (int)w->n, 0.0f, y + r0, (int)ldy);
+    }
 }

@@ -66,8 +66,11 @@ const char *quant_isa_name(enum quant_isa isa);
  * int8 types, xf (fp32) for the others, in which case tmp (n floats) is used
  * as scratch. isa must be <= quant_isa_best().
  */
-float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row,
+float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row, size_t n,
                 const struct quant_q8 *x8, const float *xf, float *tmp);
+
+/* Dot product of two fp32 vectors with the isa's SIMD width. */
+float quant_dot_f32(enum quant_isa isa, const float *a, const float *b, size_t n);
 
 /* One weight matrix of rows × n elements (a 2-D tensor viewed as rows). */
 struct quant_mat {
@@ -86,6 +89,12 @@ struct quant_mat {
 void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats,
                   const struct quant_q8 *x8, const float *x, float *const *y, float *tmp,
                   int n_threads);
+
+/*
+ * Switch OpenBLAS to one thread for the whole process (once; later calls are
+ * a cheap check): sgemm is called from inside OpenMP threads here.
+ */
+void quant_blas_single(void);
 
 /* Most rows of a weight tile dequantized at once in quant_matmat. */
 #define QUANT_TILE_ROWS 128

@@ -73,6 +73,7 @@ struct gen_tokenizer {
     void *re_split;     /* pcre2_code *: the pre-tokenizer pattern */
     void *re_digit;     /* pcre2_code *: one numeric character (smollm) or NULL */
     void *match;        /* pcre2_match_data * */
+    bool jit;           /* both patterns JIT-compiled */
 
     int32_t *special; /* ids matched as whole tokens in the text, longest text first */
     size_t n_special;
@@ -84,6 +85,7 @@ struct gen_tokenizer {
     /* chat template (chat.c) */
     enum gen_chat_format chat;
     char *chat_system; /* the template's default system prompt, or NULL */
+    bool llama31;      /* Llama 3.1 template: a system turn with the knowledge cutoff */
     int32_t stop_ids[8];
     size_t n_stop_ids;
     const char *stop_strings[4];
@@ -110,6 +112,14 @@ static inline const char *tok_text(const struct gen_tokenizer *t, int32_t id, si
 
 /* Id of the token whose raw bytes are s[0..n), or -1. */
 int32_t gen_tok_lookup(const struct gen_tokenizer *t, const char *s, size_t n);
+
+/*
+ * The tokenizer keys of g as plain arrays pointing into g's mapping (valid
+ * while g is open); the pointer arrays are allocated: release them with
+ * gen_tok_vocab_release. Errors as gen_tokenizer_load.
+ */
+int gen_tok_vocab_load(struct gen_tok_vocab *v, const struct gguf *g, struct rag_err *err);
+void gen_tok_vocab_release(struct gen_tok_vocab *v);
 
 /* bpe.c: compile the patterns for t->pre (pcre2 errors are RAG_EFORMAT). */
 int gen_tok_pre_init(struct gen_tokenizer *t, struct rag_err *err);

@@ -162,8 +162,7 @@ int gpu_cuda_copy(struct gpu *g, void *dst, const void *src, size_t bytes, bool 
     if (e == cudaSuccess)
         e = cudaStreamSynchronize(stream_of(g));
     if (e != cudaSuccess)
-        return gpu_cuda_errf(err, e, "gpu %s %zu bytes", to_device ? "upload" : "download",
-                             bytes);
+        return gpu_cuda_errf(err, e, "gpu %s %zu bytes", to_device ? "upload" : "download", bytes);
     return 0;
 }
 

@@ -82,8 +82,7 @@ int gpu_cuda_sync(struct gpu *g, struct rag_err *err)
     return no_cuda(err);
 }
 
-int gpu_cuda_axpy(struct gpu *g, size_t n, float a, const float *x, float *y,
-                  struct rag_err *err)
+int gpu_cuda_axpy(struct gpu *g, size_t n, float a, const float *x, float *y, struct rag_err *err)
 {
     (void)g;
     (void)n;
@@ -93,8 +92,8 @@ int gpu_cuda_axpy(struct gpu *g, size_t n, float a, const float *x, float *y,
     return no_cuda(err);
 }
 
-int gpu_cuda_l2_normalize_rows(struct gpu *g, const float *x, float *y, size_t n_rows,
-                               size_t dim, struct rag_err *err)
+int gpu_cuda_l2_normalize_rows(struct gpu *g, const float *x, float *y, size_t n_rows, size_t dim,
+                               struct rag_err *err)
 {
     (void)g;
     (void)x;
@@ -140,8 +139,8 @@ int gpu_open(struct gpu **ret, int device, struct rag_err *err)
         return rag_errf(err, RAG_EGPU, "gpu: no CUDA device (%s)",
                         rc ? why.msg : "the driver reports none");
     if (device >= n)
-        return rag_errf(err, RAG_EINVAL, "gpu: device index %d out of range (%d device%s)",
-                        device, n, n == 1 ? "" : "s");
+        return rag_errf(err, RAG_EINVAL, "gpu: device index %d out of range (%d device%s)", device,
+                        n, n == 1 ? "" : "s");
     g = xcalloc(1, sizeof(*g));
     rc = gpu_cuda_init(g, device, err);
     if (rc) {
@@ -200,15 +199,14 @@ void gpu_buf_free(struct gpu *g, struct gpu_buf *b)
     *b = (struct gpu_buf){ 0 };
 }
 
-int gpu_buf_carve(const struct gpu_buf *pool, size_t *offset, size_t bytes,
-                  struct gpu_buf *ret, struct rag_err *err)
+int gpu_buf_carve(const struct gpu_buf *pool, size_t *offset, size_t bytes, struct gpu_buf *ret,
+                  struct rag_err *err)
 {
     size_t start = gpu_align(*offset);
 
     if (start > pool->bytes || bytes > pool->bytes - start)
-        return rag_errf(err, RAG_EINVAL,
-                        "gpu pool: no room for %zu bytes at offset %zu of %zu", bytes, start,
-                        pool->bytes);
+        return rag_errf(err, RAG_EINVAL, "gpu pool: no room for %zu bytes at offset %zu of %zu",
+                        bytes, start, pool->bytes);
     *ret = (struct gpu_buf){ .ptr = (char *)pool->ptr + start, .bytes = bytes };
     *offset = start + bytes;
     return 0;
@@ -219,8 +217,8 @@ static int check_copy(const char *op, const struct gpu_buf *b, const void *host,
                       struct rag_err *err)
 {
     if (bytes > b->bytes)
-        return rag_errf(err, RAG_EINVAL, "%s: %zu bytes do not fit the %zu-byte buffer", op,
-                        bytes, b->bytes);
+        return rag_errf(err, RAG_EINVAL, "%s: %zu bytes do not fit the %zu-byte buffer", op, bytes,
+                        b->bytes);
     if (bytes && (!b->ptr || !host))
         return rag_errf(err, RAG_EINVAL, "%s: %zu bytes with a NULL pointer", op, bytes);
     return 0;
@@ -296,8 +294,8 @@ int gpu_axpy(struct gpu *g, size_t n, float a, const struct gpu_buf *x, struct g
     return gpu_cuda_axpy(g, n, a, x->ptr, y->ptr, err);
 }
 
-int gpu_l2_normalize_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *y,
-                          size_t n_rows, size_t dim, struct rag_err *err)
+int gpu_l2_normalize_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *y, size_t n_rows,
+                          size_t dim, struct rag_err *err)
 {
     int rc;
 

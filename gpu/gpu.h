@@ -46,17 +46,17 @@ struct gpu_buf {
 };
 
 struct gpu_info {
-    char name[256];          /* e.g. "NVIDIA H200" */
-    int device;              /* index passed to gpu_open() */
-    int cc_major, cc_minor;  /* compute capability, 9.0 for H100/H200 */
-    int n_sm;                /* streaming multiprocessors */
-    size_t mem_total;        /* bytes */
-    size_t mem_free;         /* bytes, read when gpu_info() is called */
-    size_t l2_bytes;         /* 0 when unknown */
-    int mem_bus_bits;        /* memory bus width in bits, 0 when unknown */
-    int mem_clock_khz;       /* peak memory clock, 0 when unknown */
-    int driver_version;      /* CUDA version the driver supports, 13000 = 13.0 */
-    int runtime_version;     /* CUDA runtime linked in, 13000 = 13.0 */
+    char name[256];         /* e.g. "NVIDIA H200" */
+    int device;             /* index passed to gpu_open() */
+    int cc_major, cc_minor; /* compute capability, 9.0 for H100/H200 */
+    int n_sm;               /* streaming multiprocessors */
+    size_t mem_total;       /* bytes */
+    size_t mem_free;        /* bytes, read when gpu_info() is called */
+    size_t l2_bytes;        /* 0 when unknown */
+    int mem_bus_bits;       /* memory bus width in bits, 0 when unknown */
+    int mem_clock_khz;      /* peak memory clock, 0 when unknown */
+    int driver_version;     /* CUDA version the driver supports, 13000 = 13.0 */
+    int runtime_version;    /* CUDA runtime linked in, 13000 = 13.0 */
 };
 
 /* Number of usable CUDA devices; 0 without CUDA, without a driver or on error. */
@@ -88,8 +88,8 @@ void gpu_buf_free(struct gpu *g, struct gpu_buf *b);
  * and is never freed itself. RAG_EINVAL when pool has no room left. A pool
  * for buffers of sizes b1..bn needs sum(gpu_align(bi)) bytes.
  */
-int gpu_buf_carve(const struct gpu_buf *pool, size_t *offset, size_t bytes,
-                  struct gpu_buf *ret, struct rag_err *err);
+int gpu_buf_carve(const struct gpu_buf *pool, size_t *offset, size_t bytes, struct gpu_buf *ret,
+                  struct rag_err *err);
 
 /* bytes rounded up to GPU_ALIGN; SIZE_MAX when that overflows. */
 static inline size_t gpu_align(size_t bytes)
@@ -123,8 +123,8 @@ int gpu_axpy(struct gpu *g, size_t n, float a, const struct gpu_buf *x, struct g
  * as torch.nn.functional.normalize does; a zero row stays zero. y is
  * (n_rows, dim) and may be the same buffer as x (in place).
  */
-int gpu_l2_normalize_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *y,
-                          size_t n_rows, size_t dim, struct rag_err *err);
+int gpu_l2_normalize_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *y, size_t n_rows,
+                          size_t dim, struct rag_err *err);
 
 /*
  * out[0] = sum_i x[i] * y[i] for i < n (0 when n == 0), summed in a fixed

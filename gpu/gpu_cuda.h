@@ -13,16 +13,16 @@
 #ifndef GPU_GPU_CUDA_H
 #define GPU_GPU_CUDA_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "gpu/gpu.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+#define CEIL_DIV(a, b) (((a) + (b)-1) / (b))
 
 /* Device floats for the per-block partial sums of one reduction. */
 #define GPU_SCRATCH_FLOATS 1024
@@ -58,10 +58,9 @@ int gpu_cuda_sync(struct gpu *g, struct rag_err *err);
 
 /* ---- gpu/vec.cu: vector kernels (shapes are documented in gpu.h) ---- */
 
-int gpu_cuda_axpy(struct gpu *g, size_t n, float a, const float *x, float *y,
-                  struct rag_err *err);
-int gpu_cuda_l2_normalize_rows(struct gpu *g, const float *x, float *y, size_t n_rows,
-                               size_t dim, struct rag_err *err);
+int gpu_cuda_axpy(struct gpu *g, size_t n, float a, const float *x, float *y, struct rag_err *err);
+int gpu_cuda_l2_normalize_rows(struct gpu *g, const float *x, float *y, size_t n_rows, size_t dim,
+                               struct rag_err *err);
 int gpu_cuda_dot(struct gpu *g, size_t n, const float *x, const float *y, float *out,
                  struct rag_err *err);
 

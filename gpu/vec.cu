@@ -30,8 +30,8 @@
 #include "gpu/gpu_cuda.h"
 
 #define VEC_THREADS 256
-#define WARP 32
-#define FULL_MASK 0xffffffffu
+#define WARP        32
+#define FULL_MASK   0xffffffffu
 
 static cudaStream_t stream_of(const struct gpu *g)
 {
@@ -108,8 +108,7 @@ static __global__ void axpy_vec4(size_t n, float a, const float4 *__restrict__ x
     }
 }
 
-int gpu_cuda_axpy(struct gpu *g, size_t n, float a, const float *x, float *y,
-                  struct rag_err *err)
+int gpu_cuda_axpy(struct gpu *g, size_t n, float a, const float *x, float *y, struct rag_err *err)
 {
     bool vec4 = (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0;
     unsigned grid;
@@ -141,8 +140,7 @@ static __global__ void l2_rows(const float *x, float *y, size_t n_rows, size_t d
     size_t n_warps = (size_t)gridDim.x * warps_per_block;
     unsigned lane = threadIdx.x % WARP;
 
-    for (size_t r = blockIdx.x * warps_per_block + threadIdx.x / WARP; r < n_rows;
-         r += n_warps) {
+    for (size_t r = blockIdx.x * warps_per_block + threadIdx.x / WARP; r < n_rows; r += n_warps) {
         const float *xr = x + r * dim;
         float *yr = y + r * dim;
         float ss = 0.0f;
@@ -156,8 +154,8 @@ static __global__ void l2_rows(const float *x, float *y, size_t n_rows, size_t d
     }
 }
 
-int gpu_cuda_l2_normalize_rows(struct gpu *g, const float *x, float *y, size_t n_rows,
-                               size_t dim, struct rag_err *err)
+int gpu_cuda_l2_normalize_rows(struct gpu *g, const float *x, float *y, size_t n_rows, size_t dim,
+                               struct rag_err *err)
 {
     unsigned grid;
 

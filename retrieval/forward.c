@@ -16,6 +16,7 @@
  */
 #include "retrieval/bert.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>

@@ -9,6 +9,11 @@
  * continuation, bytes without "##"), so lookups never build strings, and
  * the word buffer lives on the stack: nothing is allocated per call.
  * Unicode properties come from libutf8proc; ASCII takes a fast path.
+ *
+ * Differences from the reference that remain: it drops Cc, Cf and Co (not
+ * unassigned code points), and its punctuation table predates Unicode 14,
+ * so the few punctuation characters added since are split here and not
+ * there.
  */
 #include "retrieval/wordpiece.h"
 
@@ -174,8 +179,7 @@ static bool is_control(uint32_t c)
         return c < 0x20 || c == 0x7f;
     cat = utf8proc_category((utf8proc_int32_t)c);
     return cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
-           cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CN ||
-           cat == UTF8PROC_CATEGORY_CS;
+           cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CS;
 }
 
 /* White_Space; the control characters among them were dropped before. */

@@ -4,8 +4,8 @@
  *
  * Matches the Hugging Face fast BertTokenizer (BertNormalizer,
  * BertPreTokenizer, WordPiece with "##" continuations, at most 100
- * characters per word): control, format, private-use and unassigned
- * characters are dropped, whitespace separates words, CJK ideographs and
+ * characters per word): control, format and private-use characters are
+ * dropped, whitespace separates words, CJK ideographs and
  * punctuation are words of their own, and with lowercasing on, text is
  * NFD-decomposed, stripped of non-spacing marks and lowercased.
  */

@@ -9,6 +9,11 @@
  * connection runs with foreign keys on, WAL, synchronous=NORMAL (durable at
  * checkpoints, never corrupt) and a 5 s busy timeout so that a reader and a
  * writer in two processes simply wait for each other.
+ *
+ * No ANALYZE or PRAGMA optimize: every query is driven by an index, and a
+ * statistics update by one process changes the schema under the others (with
+ * SQLite 3.40 a connection that had waited in BEGIN IMMEDIATE then failed
+ * to prepare with "no such table").
  */
 #include "store/internal.h"
 
@@ -268,6 +273,7 @@ static int set_pragmas(struct store *s, struct rag_err *err)
         "PRAGMA journal_mode = WAL",
         "PRAGMA synchronous = NORMAL",
         "PRAGMA cache_size = -32768", /* 32 MiB: FTS5 segment merges stay in memory */
+        "SELECT count(*) FROM sqlite_master", /* read the schema now: damage shows at open */
     };
 
     for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
@@ -312,8 +318,6 @@ void store_close(struct store *s)
     store_tokenizer_close(s);
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
-    if (s->db && sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "PRAGMA optimize", NULL, NULL, NULL);
     sqlite3_close_v2(s->db);
     free(s->dir);
     free(s->db_path);

@@ -1,0 +1,75 @@
+#!/bin/sh
+# Incremental ingest end to end: add, re-ingest, modify, delete, rename, dry
+# run; exact counts, no duplicates, the full-text index in sync.
+set -eu
+RAG=$1
+. "$(dirname "$0")/lib.sh"
+
+c="$T/corpus"
+mkdir -p "$c/sub"
+printf '# Alpha guide\n\nThe zebrafish swims in alphaland.\n\n## Setup\n\nInstall the quokka package.\n' >"$c/a.md"
+printf 'Plain text about the narwhal and its tusk.\n\nA second paragraph on glaciers.\n' >"$c/b.txt"
+printf '<html><head><title>Gamma</title><script>var hidden = "scriptword";</script></head><body><h1>Gamma page</h1><p>The axolotl regrows limbs.</p><nav>navword menu</nav></body></html>\n' >"$c/c.html"
+printf 'Deep file mentioning the pangolin.\n' >"$c/sub/d.txt"
+printf 'binary-ish name but ignored extension\n' >"$c/e.xyz"
+
+run ingest --json "$c"
+is "first ingest succeeds" "$rc" 0
+is "four files added" "$(count_status added)" 4
+run stats --json
+is "stats: 4 documents" "$(jget "$out" 'j["documents"]')" 4
+chunks=$(jget "$out" 'j["chunks"]')
+
+run search --json zebrafish
+is "search finds the Markdown file" "$(jget "$out" 'j["results"][0]["doc_path"]')" "$c/a.md"
+run search --json quokka
+is "heading path kept" "$(jget "$out" 'j["results"][0]["heading_path"]')" "Alpha guide > Setup"
+run search --json scriptword
+is "HTML script text is not indexed" "$(jget "$out" 'len(j["results"])')" 0
+run search --json navword
+is "HTML nav text is not indexed" "$(jget "$out" 'len(j["results"])')" 0
+
+run ingest --json "$c"
+is "re-ingest: all unchanged" "$(count_status unchanged)" 4
+is "re-ingest: nothing added" "$(count_status added)" 0
+run stats --json
+is "re-ingest: same chunk count" "$(jget "$out" 'j["chunks"]')" "$chunks"
+
+printf 'Plain text about the walrus now.\n' >"$c/b.txt"
+run ingest --json --dry-run "$c"
+is "dry run reports the change" "$(count_status changed)" 1
+run search --json narwhal
+is "dry run changed nothing" "$(jget "$out" 'len(j["results"])')" 1
+run ingest --json "$c"
+is "modified file replaced" "$(count_status changed)" 1
+run search --json narwhal
+is "old text gone from the index" "$(jget "$out" 'len(j["results"])')" 0
+run search --json walrus
+is "new text indexed" "$(jget "$out" 'j["results"][0]["doc_path"]')" "$c/b.txt"
+
+rm "$c/sub/d.txt"
+run ingest --json "$c"
+is "vanished file removed" "$(count_status removed)" 1
+run search --json pangolin
+is "removed file's text gone" "$(jget "$out" 'len(j["results"])')" 0
+
+mv "$c/a.md" "$c/a2.md"
+run ingest --json "$c"
+is "rename: one added" "$(count_status added)" 1
+is "rename: one removed" "$(count_status removed)" 1
+run search --json zebrafish
+is "rename: no duplicate hits" "$(jget "$out" 'len(j["results"])')" 1
+is "rename: new path" "$(jget "$out" 'j["results"][0]["doc_path"]')" "$c/a2.md"
+run stats --json
+is "three documents left" "$(jget "$out" 'j["documents"]')" 3
+
+run rm "$c/b.txt"
+is "rm succeeds" "$rc" 0
+run search --json walrus
+is "rm removes from the index" "$(jget "$out" 'len(j["results"])')" 0
+run rm "$c/nothing-here.txt"
+is "rm of an unknown path fails" "$rc" 1
+
+run ingest "$c"
+like "summary line" "$out" "^1 added, 0 changed, 0 removed, 2 unchanged, 0 skipped; [0-9]+ chunks"
+done_testing
