@@ -257,6 +257,45 @@ static const char *html_block_end(const struct md *m, size_t i)
     return NULL;
 }
 
+static bool tag_char(char c)
+{
+    return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '1' && c <= '6');
+}
+
+/*
+ * CommonMark HTML block kind 6: a line opening or closing a block-level tag.
+ * It runs to the next blank line.
+ */
+static bool html_block6(const struct md *m, size_t i)
+{
+    static const char *const tags[] = {
+        "address", "article", "aside", "blockquote", "body", "caption", "center", "col",
+        "colgroup", "dd", "details", "dialog", "dir", "div", "dl", "dt", "fieldset",
+        "figcaption", "figure", "footer", "form", "frame", "frameset", "h1", "h2", "h3", "h4",
+        "h5", "h6", "head", "header", "hr", "html", "iframe", "legend", "li", "link", "main",
+        "menu", "nav", "noframes", "ol", "optgroup", "option", "p", "param", "section",
+        "source", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "title", "tr",
+        "track", "ul",
+    };
+    const struct md_line *l = &m->line[i];
+    size_t p = l->first + 1, q, k;
+
+    if (l->indent > 3 || first_char(m, i) != '<')
+        return false;
+    if (p < l->end && m->text[p] == '/')
+        p++;
+    for (q = p; q < l->end && tag_char(m->text[q]); q++)
+        ;
+    if (q < l->end && m->text[q] != ' ' && m->text[q] != '\t' && m->text[q] != '>' &&
+        (m->text[q] != '/' || q + 1 >= l->end || m->text[q + 1] != '>'))
+        return false;
+    for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
+        if (strlen(tags[k]) == q - p && !strncasecmp(m->text + p, tags[k], q - p))
+            return true;
+    }
+    return false;
+}
+
 /* Lines that end a paragraph, a quote or a table instead of joining it. */
 static bool starts_block(const struct md *m, size_t i)
 {
@@ -273,7 +312,7 @@ static bool starts_block(const struct md *m, size_t i)
     case '>':
         return true;
     case '<':
-        return html_block_end(m, i) != NULL;
+        return html_block_end(m, i) != NULL || html_block6(m, i);
     case '-':
     case '*':
     case '_':
@@ -460,6 +499,7 @@ static size_t parse_block(struct md *m, size_t i)
     const char *html;
     char ch;
     int level;
+    size_t j;
 
     if (m->line[i].indent >= 4)
         return parse_indented(m, i);
@@ -481,6 +521,12 @@ static size_t parse_block(struct md *m, size_t i)
     html = html_block_end(m, i);
     if (html)
         return parse_html_block(m, i, html);
+    if (html_block6(m, i)) {
+        for (j = i + 1; j < m->n && !blank(m, j); j++)
+            ;
+        add(m, CHUNK_BLOCK_PARAGRAPH, i, j - 1, 0);
+        return j;
+    }
     return parse_paragraph(m, i);
 }
 

@@ -10,119 +10,154 @@
  * tests/golden/chunking/calibrate_approx.py); whole numbers per run keep the
  * counter exactly additive across whitespace, which the token map relies on.
  *
- * The token map cuts the text once at word starts into segments of 64 to 256
+ * The token map cuts the text once at word starts into segments of 32 to 128
  * bytes and counts each segment once. A span count is then two binary
  * searches, a prefix-sum difference and at most two counts of partial
  * segments, so chunkers can ask for counts freely.
  */
 #include "chunking/split.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SEG_MIN 64
-#define SEG_MAX 256
-
-enum byte_class {
-    BC_SPACE,  /* ASCII whitespace: no token */
-    BC_ALPHA,  /* ASCII letter or the lead byte of a 2-byte (Latin, Greek...) letter */
-    BC_DIGIT,  /* ASCII digit */
-    BC_SINGLE, /* one token per character: punctuation, symbols, CJK, emoji */
-    BC_CONT,   /* UTF-8 continuation byte: part of the previous character */
-};
-
-static int byte_class_of(unsigned c)
-{
-    if (c == ' ' || (c >= '\t' && c <= '\r'))
-        return BC_SPACE;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return BC_ALPHA;
-    if (c >= '0' && c <= '9')
-        return BC_DIGIT;
-    if (c >= 0x80 && c <= 0xbf)
-        return BC_CONT;
-    if (c >= 0xc2 && c <= 0xdf)
-        return BC_ALPHA;
-    return BC_SINGLE; /* ASCII punctuation, controls, 3- and 4-byte characters */
-}
+#define SEG_MIN 32
+#define SEG_MAX 128
 
 /*
- * The counter is a state machine over bytes. States: 0 outside a run, 1..16
- * in a run of 1..15 letters (16: 16 or more), 17..22 in a run of 1..4 digits
- * (21: an odd number >= 5, 22: an even number >= 6). A run of n letters costs
- * 1 token up to 8 letters, 2 up to 14, then n - 12; a run of n digits costs 1
- * up to 4 digits, then (n + 1) / 2. Each table entry is next_state << 2 | the
- * tokens the byte adds.
+ * The counter works on 64-byte blocks turned into bit masks (SSE2 when the
+ * compiler has it, and for texts under 16 bytes, a byte loop otherwise); the
+ * bytes missing from the last partial block count as spaces.
+ * Tokens are the set bits of the union of disjoint masks: punctuation,
+ * symbols and 3-/4-byte characters (one bit per character), the first byte
+ * of each run of letters or of digits, and the bytes where a run's cost
+ * grows: a run of n letter bytes costs 1 token up to 8, 2 up to 14, then
+ * n - 12; a run of n digits costs 1 up to 4, then n - 3. A 2-byte character
+ * counts as a letter (accented Latin, Greek, Cyrillic); the continuation
+ * bytes of a 3- or 4-byte character belong to it.
  */
-enum { ST_OUT = 0, ST_ALPHA1 = 1, ST_ALPHA_MAX = 16, ST_DIGIT1 = 17, ST_DIGIT_ODD = 21,
-       ST_DIGIT_EVEN = 22, N_STATES = 23 };
+struct block_masks {
+    uint64_t letter, digit, space, cont, lead34, lead4;
+};
 
-static unsigned char approx_table[N_STATES][256];
-static pthread_once_t approx_once = PTHREAD_ONCE_INIT;
+/* Masks carried from the previous block. */
+struct count_state {
+    uint64_t l, l2, l4, l8, d, d2, d4, lead34, lead4;
+};
 
-static unsigned alpha_step(unsigned s, unsigned *add)
+/* Masks of p[0..n), n <= 64; the bytes past n count as spaces. */
+static void masks_scalar(const unsigned char *p, size_t n, struct block_masks *m)
 {
-    unsigned n = s >= ST_ALPHA1 && s <= ST_ALPHA_MAX ? s - ST_ALPHA1 + 2 : 1; /* new length */
+    memset(m, 0, sizeof(*m));
+    m->space = n < 64 ? ~(uint64_t)0 << n : 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = p[i];
+        uint64_t bit = (uint64_t)1 << i;
 
-    *add = n == 1 || n == 9 || n >= 15;
-    return n > 16 ? ST_ALPHA_MAX : ST_ALPHA1 + n - 1;
+        if (((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= 0xc2 && c <= 0xdf))
+            m->letter |= bit;
+        else if (c >= '0' && c <= '9')
+            m->digit |= bit;
+        else if (c == ' ' || (c >= '\t' && c <= '\r'))
+            m->space |= bit;
+        else if (c >= 0x80 && c <= 0xbf)
+            m->cont |= bit;
+        m->lead34 |= c >= 0xe0 && c <= 0xf4 ? bit : 0;
+        m->lead4 |= c >= 0xf0 && c <= 0xf4 ? bit : 0;
+    }
 }
 
-static unsigned digit_step(unsigned s, unsigned *add)
+#if defined(__SSE2__)
+# include <emmintrin.h>
+
+/* Bits of the bytes x with lo <= x < lo + n (unsigned). */
+static inline uint64_t in_range(__m128i x, unsigned char lo, unsigned char n)
 {
-    if (s < ST_DIGIT1) {
-        *add = 1;
-        return ST_DIGIT1;
-    }
-    if (s < ST_DIGIT1 + 3) { /* 2..4 digits */
-        *add = 0;
-        return s + 1;
-    }
-    *add = s == ST_DIGIT1 + 3 ? 2 : s == ST_DIGIT_EVEN;
-    return s == ST_DIGIT_ODD ? ST_DIGIT_EVEN : ST_DIGIT_ODD;
+    __m128i y = _mm_xor_si128(_mm_sub_epi8(x, _mm_set1_epi8((char)lo)), _mm_set1_epi8((char)0x80));
+
+    return (uint64_t)_mm_movemask_epi8(_mm_cmplt_epi8(y, _mm_set1_epi8((char)(n ^ 0x80))));
 }
 
-static void approx_build(void)
+static void masks_sse2(const unsigned char *p, struct block_masks *m)
 {
-    for (unsigned s = 0; s < N_STATES; s++) {
-        for (unsigned c = 0; c < 256; c++) {
-            unsigned next = ST_OUT, add = 0;
+    memset(m, 0, sizeof(*m));
+    for (int i = 0; i < 4; i++) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+        __m128i lower = _mm_or_si128(x, _mm_set1_epi8(0x20));
+        uint64_t space = in_range(x, '\t', 5) |
+                         (uint64_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(' ')));
 
-            switch (byte_class_of(c)) {
-            case BC_ALPHA:
-                next = alpha_step(s, &add);
-                break;
-            case BC_DIGIT:
-                next = digit_step(s, &add);
-                break;
-            case BC_SINGLE:
-                add = 1;
-                break;
-            case BC_CONT:
-                next = s;
-                break;
-            default:
-                break;
-            }
-            approx_table[s][c] = (unsigned char)(next << 2 | add);
-        }
+        m->letter |= (in_range(lower, 'a', 26) | in_range(x, 0xc2, 30)) << (16 * i);
+        m->digit |= in_range(x, '0', 10) << (16 * i);
+        m->space |= space << (16 * i);
+        m->cont |= in_range(x, 0x80, 64) << (16 * i);
+        m->lead34 |= in_range(x, 0xe0, 21) << (16 * i);
+        m->lead4 |= in_range(x, 0xf0, 5) << (16 * i);
     }
+}
+
+/* The last n < 64 bytes: short ones byte by byte, others padded with spaces. */
+static void last_block_masks(const unsigned char *p, size_t n, struct block_masks *m)
+{
+    unsigned char block[64];
+
+    if (n < 16) {
+        masks_scalar(p, n, m);
+        return;
+    }
+    memset(block, ' ', sizeof(block));
+    memcpy(block, p, n);
+    masks_sse2(block, m);
+}
+#else
+static void masks_sse2(const unsigned char *p, struct block_masks *m)
+{
+    masks_scalar(p, 64, m);
+}
+
+static void last_block_masks(const unsigned char *p, size_t n, struct block_masks *m)
+{
+    masks_scalar(p, n, m);
+}
+#endif
+
+/* m shifted left by k (1..63) bits, with the previous block's bits coming in. */
+static inline uint64_t shl(uint64_t m, uint64_t prev, int k)
+{
+    return m << k | prev >> (64 - k);
+}
+
+static size_t count_block(const struct block_masks *m, struct count_state *st)
+{
+    uint64_t cont_single = m->cont & (shl(m->lead34, st->lead34, 1) |
+                                      shl(m->lead34, st->lead34, 2) | shl(m->lead4, st->lead4, 3));
+    uint64_t single = ~(m->letter | m->digit | m->space | m->cont);
+    uint64_t l = m->letter | (m->cont & ~cont_single), d = m->digit;
+    uint64_t l2 = l & shl(l, st->l, 1), l4 = l2 & shl(l2, st->l2, 2), l8 = l4 & shl(l4, st->l4, 4);
+    uint64_t l9 = l8 & shl(l, st->l, 8), l10 = l8 & shl(l2, st->l2, 8);
+    uint64_t l15 = l8 & shl(l8, st->l8, 7);
+    uint64_t d2 = d & shl(d, st->d, 1), d4 = d2 & shl(d2, st->d2, 2), d5 = d4 & shl(d, st->d, 4);
+    uint64_t tokens = single | (l & ~shl(l, st->l, 1)) | (l9 & ~l10) | l15 |
+                      (d & ~shl(d, st->d, 1)) | d5; /* disjoint masks */
+
+    *st = (struct count_state){ l, l2, l4, l8, d, d2, d4, m->lead34, m->lead4 };
+    return (size_t)__builtin_popcountll(tokens);
 }
 
 size_t chunk_count_approx(void *ctx, const char *text, size_t len)
 {
     const unsigned char *p = (const unsigned char *)text;
-    size_t total = 0;
-    unsigned s = ST_OUT;
+    struct count_state st = { 0 };
+    struct block_masks m;
+    size_t total = 0, i = 0;
 
     (void)ctx;
-    pthread_once(&approx_once, approx_build);
-    for (size_t i = 0; i < len; i++) {
-        unsigned t = approx_table[s][p[i]];
-
-        total += t & 3;
-        s = t >> 2;
+    for (; i + 64 <= len; i += 64) {
+        masks_sse2(p + i, &m);
+        total += count_block(&m, &st);
+    }
+    if (i < len) {
+        last_block_masks(p + i, len - i, &m);
+        total += count_block(&m, &st);
     }
     return total;
 }

@@ -72,6 +72,14 @@ TARGET_AVX2 static inline __m256i bits_avx2(const uint8_t *p)
     return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
 
+TARGET_AVX2 static inline __m256i unpack_avx2_q5(enum gguf_tensor_type t, const uint8_t *b)
+{
+    const uint8_t *p = b + (t == GGUF_TENSOR_Q5_0 ? 2 : 4);
+    __m256i u = nibbles_avx2(p + 4);
+
+    return _mm256_or_si256(u, _mm256_and_si256(bits_avx2(p), _mm256_set1_epi8(0x10)));
+}
+
 /* Unsigned values of one block in element order (Q8_0: flipped bytes); sets offset and min. */
 TARGET_AVX2 static inline __m256i unpack_avx2(enum gguf_tensor_type t, const uint8_t *b, int *off,
                                               float *m)
@@ -188,6 +196,59 @@ TARGET_AVX512 static float dot_f32_avx512(const float *a, const float *b, size_t
     for (; i < n; i++)
         s += a[i] * b[i];
     return s;
+}
+
+/* ---- float activations: d * sum(u * x) + (m - off * d) * sum(x) per block ---- */
+
+/* Low and high 16 unsigned values of a 4/5-bit or Q8_0 block (Q8_0 signed: *sgn = 1). */
+TARGET_AVX2 static inline void unpack16x2(enum gguf_tensor_type t, const uint8_t *b, __m128i *lo,
+                                          __m128i *hi)
+{
+    __m128i m4 = _mm_set1_epi8(0x0f), v;
+
+    if (t == GGUF_TENSOR_Q8_0) {
+        *lo = _mm_loadu_si128((const __m128i *)(b + 2));
+        *hi = _mm_loadu_si128((const __m128i *)(b + 18));
+        return;
+    }
+    if (t == GGUF_TENSOR_Q4_0 || t == GGUF_TENSOR_Q4_1) {
+        v = _mm_loadu_si128((const __m128i *)(b + (t == GGUF_TENSOR_Q4_0 ? 2 : 4)));
+        *lo = _mm_and_si128(v, m4);
+        *hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        return;
+    }
+    __m256i u = unpack_avx2_q5(t, b);
+    *lo = _mm256_castsi256_si128(u);
+    *hi = _mm256_extracti128_si256(u, 1);
+}
+
+TARGET_AVX512 static inline __m512 widen512(enum gguf_tensor_type t, __m128i v)
+{
+    __m512i w = t == GGUF_TENSOR_Q8_0 ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+    return _mm512_cvtepi32_ps(w);
+}
+
+TARGET_AVX512 static inline float dotf_avx512_t(enum gguf_tensor_type t, const uint8_t *p,
+                                                const float *x, const float *xsum, size_t nb)
+{
+    size_t bs = gguf_type_size(t);
+    int off = t == GGUF_TENSOR_Q4_0 ? 8 : t == GGUF_TENSOR_Q5_0 ? 16 : 0;
+    int has_m = t == GGUF_TENSOR_Q4_1 || t == GGUF_TENSOR_Q5_1;
+    __m512 acc = _mm512_setzero_ps();
+    float corr = 0.0f;
+
+    for (size_t b = 0; b < nb; b++, p += bs, x += 32) {
+        __m128i lo, hi;
+        float d = _cvtsh_ss(*(const uint16_t *)p);
+        unpack16x2(t, p, &lo, &hi);
+        __m512 s = _mm512_mul_ps(widen512(t, lo), _mm512_loadu_ps(x));
+        s = _mm512_fmadd_ps(widen512(t, hi), _mm512_loadu_ps(x + 16), s);
+        acc = _mm512_fmadd_ps(s, _mm512_set1_ps(d), acc);
+        if (has_m || off)
+            corr += ((has_m ? _cvtsh_ss(*(const uint16_t *)(p + 2)) : 0.0f) - (float)off * d) *
+                    xsum[b];
+    }
+    return _mm512_reduce_add_ps(acc) + corr;
 }
 
 typedef float dot8_fn(const uint8_t *row, const struct quant_q8 *x);
@@ -326,4 +387,9 @@ void quant_matmat(const struct quant_mat *w, const float *x, size_t ldx, size_t 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)(r1 - r0),
                     (int)w->n, 1.0f, x, (int)ldx, b, (int)w->n, 0.0f, y + r0, (int)ldy);
     }
+}
+TARGET_AVX512 float dotf_q41(const uint8_t *p, const float *x, const float *xs, size_t nb);
+TARGET_AVX512 float dotf_q41(const uint8_t *p, const float *x, const float *xs, size_t nb)
+{
+    return dotf_avx512_t(GGUF_TENSOR_Q4_1, p, x, xs, nb);
 }

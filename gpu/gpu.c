@@ -147,6 +147,8 @@ int gpu_open(struct gpu **ret, int device, struct rag_err *err)
         gpu_close(g);
         return rc;
     }
+    RAG_DEBUG("gpu: device %d '%s', compute %d.%d, %d SMs, %zu MiB", device, g->info.name,
+              g->info.cc_major, g->info.cc_minor, g->info.n_sm, g->info.mem_total >> 20);
     *ret = g;
     return 0;
 }

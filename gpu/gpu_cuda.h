@@ -9,6 +9,8 @@
  * Launchers compute the grid, launch on the context's stream and check
  * cudaGetLastError(); kernel faults surface at the next gpu_cuda_sync() or
  * copy. Plain C so that gpu.c can include it; no CUDA type appears here.
+ * A .cu file includes <cuda_runtime.h> and its other system headers before
+ * this one, so that base/banned.h's macros come after the C++ headers.
  */
 #ifndef GPU_GPU_CUDA_H
 #define GPU_GPU_CUDA_H

@@ -34,8 +34,7 @@ static int bind_doc(sqlite3_stmt *st, const struct store_doc *d, size_t n, size_
     rc |= sqlite3_bind_int64(st, 4, d->mtime);
     rc |= store_bind_text(st, 5, d->format ? d->format : "", d->format ? strlen(d->format) : 0);
     rc |= store_bind_text(st, 6, d->title, d->title ? strlen(d->title) : 0);
-    rc |= store_bind_text(st, 7, d->chunker ? d->chunker : "",
-                          d->chunker ? strlen(d->chunker) : 0);
+    rc |= store_bind_text(st, 7, d->chunker ? d->chunker : "", d->chunker ? strlen(d->chunker) : 0);
     rc |= sqlite3_bind_int64(st, 8, to_i64(n));
     rc |= sqlite3_bind_int64(st, 9, to_i64(text_bytes));
     rc |= sqlite3_bind_int64(st, 10, (int64_t)time(NULL));
@@ -275,8 +274,8 @@ int store_list_docs(struct store *s, const char *prefix, struct store_doc_list *
 
 /* ---- chunks ---- */
 
-static int one_chunk(struct store *s, sqlite3_stmt *st, struct arena *arena,
-                     struct store_chunk *c, struct rag_err *err)
+static int one_chunk(struct store *s, sqlite3_stmt *st, struct arena *arena, struct store_chunk *c,
+                     struct rag_err *err)
 {
     int rc = 0;
 
@@ -344,8 +343,7 @@ void store_ids_release(struct store_ids *ids)
     memset(ids, 0, sizeof(*ids));
 }
 
-int store_doc_chunk_ids(struct store *s, int64_t doc_id, struct store_ids *out,
-                        struct rag_err *err)
+int store_doc_chunk_ids(struct store *s, int64_t doc_id, struct store_ids *out, struct rag_err *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_CHUNK_IDS, err);
     int rc;
@@ -365,8 +363,7 @@ int store_doc_chunk_ids(struct store *s, int64_t doc_id, struct store_ids *out,
 /* ---- chunker scores and intents ---- */
 
 /* Delete the rows of doc_id with the statement del (bound to ?1) inside the caller's tx. */
-static int delete_of_doc(struct store *s, enum store_stmt del, int64_t doc_id,
-                         struct rag_err *err)
+static int delete_of_doc(struct store *s, enum store_stmt del, int64_t doc_id, struct rag_err *err)
 {
     sqlite3_stmt *st = store_stmt(s, del, err);
 

@@ -24,10 +24,9 @@
 
 /* Lucene's English stop words (EnglishAnalyzer.ENGLISH_STOP_WORDS_SET), sorted. */
 static const char *const stop_words[] = {
-    "a",     "an",   "and",   "are",  "as",    "at",   "be",   "but",  "by",
-    "for",   "if",   "in",    "into", "is",    "it",   "no",   "not",  "of",
-    "on",    "or",   "such",  "that", "the",   "their", "then", "there", "these",
-    "they",  "this", "to",    "was",  "will",  "with",
+    "a",   "an",    "and",  "are",   "as",    "at",   "be",   "but", "by",  "for",  "if",
+    "in",  "into",  "is",   "it",    "no",    "not",  "of",   "on",  "or",  "such", "that",
+    "the", "their", "then", "there", "these", "they", "this", "to",  "was", "will", "with",
 };
 
 static bool is_stop_word(const char *w, size_t n)
@@ -186,8 +185,7 @@ static const char *copy_snippet(struct arena *arena, const char *p, size_t n)
     return out;
 }
 
-static int hit_info(struct store *s, struct store_hit *h, struct arena *arena,
-                    struct rag_err *err)
+static int hit_info(struct store *s, struct store_hit *h, struct arena *arena, struct rag_err *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_HIT_INFO, err);
     int rc = 0;

@@ -27,10 +27,12 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
-#define DOC_COLS "id, path, sha256, size, mtime, format, title, chunker, n_chunks, text_bytes, " \
-                 "ingested_at"
-#define CHUNK_COLS "id, doc_id, ord, byte_start, byte_end, page_start, page_end, heading_path, " \
-                   "n_tokens, text"
+#define DOC_COLS                                                                 \
+ "id, path, sha256, size, mtime, format, title, chunker, n_chunks, text_bytes, " \
+ "ingested_at"
+#define CHUNK_COLS                                                             \
+ "id, doc_id, ord, byte_start, byte_end, page_start, page_end, heading_path, " \
+ "n_tokens, text"
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -175,8 +177,7 @@ int store_tx_end(struct store *s, bool owned, int rc, struct rag_err *err)
 int store_begin(struct store *s, struct rag_err *err)
 {
     if (!sqlite3_get_autocommit(s->db))
-        return rag_errf(err, RAG_EINVAL, "store '%s': a transaction is already open",
-                        s->db_path);
+        return rag_errf(err, RAG_EINVAL, "store '%s': a transaction is already open", s->db_path);
     return run(s, ST_BEGIN, "begin transaction", err);
 }
 
@@ -241,8 +242,7 @@ static int check_header(struct store *s, struct rag_err *err)
     uint32_t page = (uint32_t)h[16] << 8 | h[17];
     uint64_t want = (uint64_t)(page == 1 ? 65536 : page) * be32(h + 28);
     if (be32(h + 92) == be32(h + 24) && file_size_or_0(wal) == 0 && (uint64_t)size < want)
-        return rag_errf(err, RAG_EDB,
-                        "store '%s': database file is truncated (%lld of %llu bytes)",
+        return rag_errf(err, RAG_EDB, "store '%s': database file is truncated (%lld of %llu bytes)",
                         s->db_path, (long long)size, (unsigned long long)want);
     return 0;
 }
@@ -254,8 +254,8 @@ static int open_db(struct store *s, struct rag_err *err)
 
     if (rc == SQLITE_CANTOPEN) {
         errno = sqlite3_system_errno(s->db);
-        return errno ? rag_errno(err, "store '%s'", s->db_path)
-                     : rag_errf(err, RAG_EIO, "store '%s': cannot open", s->db_path);
+        return errno ? rag_errno(err, "store '%s'", s->db_path) :
+                       rag_errf(err, RAG_EIO, "store '%s': cannot open", s->db_path);
     }
     if (rc != SQLITE_OK)
         return store_db_err(s, err, "open");
@@ -272,7 +272,7 @@ static int set_pragmas(struct store *s, struct rag_err *err)
         "PRAGMA foreign_keys = ON",
         "PRAGMA journal_mode = WAL",
         "PRAGMA synchronous = NORMAL",
-        "PRAGMA cache_size = -32768", /* 32 MiB: FTS5 segment merges stay in memory */
+        "PRAGMA cache_size = -32768",         /* 32 MiB: FTS5 segment merges stay in memory */
         "SELECT count(*) FROM sqlite_master", /* read the schema now: damage shows at open */
     };
 
@@ -448,21 +448,24 @@ int store_check(struct store *s, struct store_check *ret, struct rag_err *err)
     int rc = count_rows(s, "SELECT count(*) FROM documents", &c.n_docs, err);
 
     if (!rc)
-        rc = count_rows(s, "SELECT coalesce(sum(n_chunks), 0) FROM documents",
-                        &c.n_chunks_declared, err);
+        rc = count_rows(s, "SELECT coalesce(sum(n_chunks), 0) FROM documents", &c.n_chunks_declared,
+                        err);
     if (!rc)
         rc = count_rows(s, "SELECT count(*) FROM chunks", &c.n_chunks, err);
     if (!rc)
         rc = count_rows(s, "SELECT count(*) FROM chunks_fts_docsize", &c.n_fts_rows, err);
     if (!rc)
         rc = count_rows(s, "SELECT count(*) FROM vectors", &c.n_vectors, err);
-    if (!rc && sqlite3_exec(s->db, "INSERT INTO chunks_fts(chunks_fts, rank) "
-                                   "VALUES ('integrity-check', 1)",
+    if (!rc && sqlite3_exec(s->db,
+                            "INSERT INTO chunks_fts(chunks_fts, rank) "
+                            "VALUES ('integrity-check', 1)",
                             NULL, NULL, NULL) != SQLITE_OK)
         rc = store_db_err(s, err, "full-text index out of sync");
     if (!rc && (c.n_chunks != c.n_fts_rows || c.n_chunks != c.n_chunks_declared))
-        rc = rag_errf(err, RAG_EDB, "store '%s': %zu chunks, %zu declared, %zu in the full-text "
-                      "index", s->db_path, c.n_chunks, c.n_chunks_declared, c.n_fts_rows);
+        rc = rag_errf(err, RAG_EDB,
+                      "store '%s': %zu chunks, %zu declared, %zu in the full-text "
+                      "index",
+                      s->db_path, c.n_chunks, c.n_chunks_declared, c.n_fts_rows);
     *ret = c;
     return rc;
 }

@@ -28,9 +28,9 @@ struct store; /* opaque: the connection and its cached statements */
  * unusable directory gives RAG_EIO. Close with store_close.
  */
 int store_open(struct store **ret, const char *dir, struct rag_err *err);
-void store_close(struct store *s); /* NULL is a no-op */
+void store_close(struct store *s);                /* NULL is a no-op */
 const char *store_db_path(const struct store *s); /* "<dir>/rag.db", valid until close */
-int store_schema_version(struct store *s);         /* PRAGMA user_version */
+int store_schema_version(struct store *s);        /* PRAGMA user_version */
 
 /*
  * Group writes in one transaction (BEGIN IMMEDIATE ... COMMIT). Functions

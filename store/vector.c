@@ -37,7 +37,9 @@ static int find_model(struct store *s, const struct store_model *m, int64_t *ret
         *ret_id = sqlite3_column_int64(st, 0);
         *ret_dim = sqlite3_column_int64(st, 1);
     }
-    rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? RAG_ENOTFOUND : store_db_err(s, err, "read model");
+    rc = rc == SQLITE_ROW  ? 0 :
+         rc == SQLITE_DONE ? RAG_ENOTFOUND :
+                             store_db_err(s, err, "read model");
     store_stmt_done(st);
     return rc;
 }
@@ -73,8 +75,8 @@ int store_model_id(struct store *s, const struct store_model *m, int64_t *ret_id
     if (rc == RAG_ENOTFOUND)
         rc = insert_model(s, m, &id, err);
     else if (!rc && dim != (int64_t)m->dim)
-        rc = rag_errf(err, RAG_EINVAL, "store '%s': model '%s' has dim %lld, not %zu",
-                      s->db_path, m->name, (long long)dim, m->dim);
+        rc = rag_errf(err, RAG_EINVAL, "store '%s': model '%s' has dim %lld, not %zu", s->db_path,
+                      m->name, (long long)dim, m->dim);
     rc = store_tx_end(s, owned, rc, err);
     if (!rc)
         *ret_id = id;
@@ -179,9 +181,11 @@ int store_get_vector(struct store *s, int64_t model_id, int64_t chunk_id, float 
     switch (sqlite3_step(st)) {
     case SQLITE_ROW:
         if ((size_t)sqlite3_column_bytes(st, 0) != dim * sizeof(float))
-            rc = rag_errf(err, RAG_EFORMAT, "store '%s': vector of chunk %lld has %d bytes, "
-                          "not %zu", s->db_path, (long long)chunk_id,
-                          sqlite3_column_bytes(st, 0), dim * sizeof(float));
+            rc = rag_errf(err, RAG_EFORMAT,
+                          "store '%s': vector of chunk %lld has %d bytes, "
+                          "not %zu",
+                          s->db_path, (long long)chunk_id, sqlite3_column_bytes(st, 0),
+                          dim * sizeof(float));
         else
             memcpy(out, sqlite3_column_blob(st, 0), dim * sizeof(float));
         break;

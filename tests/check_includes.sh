@@ -34,7 +34,7 @@ for f in $(git ls-files '*.c' '*.h' '*.cu' 2>/dev/null || find . -name '*.[ch]')
         fi
     }
     check_tp sqlite3.h "store"
-    check_tp pcre2.h "chunking"
+    check_tp pcre2.h "chunking generation" # the BPE pre-tokenizer regexes live in generation/
     check_tp faiss/ "retrieval"
     check_tp cuda "gpu"
     check_tp cjson/ "cmd eval tests bench"

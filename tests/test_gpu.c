@@ -562,6 +562,17 @@ START_TEST(test_sync_reports_fault)
 }
 END_TEST
 
+/* A case whose tests each open device 0 (checked fixture: in the test's process). */
+static TCase *device_case(Suite *s, const char *name, double timeout)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, device_setup, device_teardown);
+    tcase_set_timeout(tc, timeout);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 static Suite *gpu_suite(bool have_gpu)
 {
     Suite *s = suite_create("gpu");
@@ -577,9 +588,7 @@ static Suite *gpu_suite(bool have_gpu)
     suite_add_tcase(s, tc);
     if (!have_gpu)
         return s;
-    tc = tcase_create("device");
-    tcase_add_checked_fixture(tc, device_setup, device_teardown);
-    tcase_set_timeout(tc, 60);
+    tc = device_case(s, "device", 60);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_open_out_of_range);
     tcase_add_test(tc, test_alloc_copy_free);
@@ -588,21 +597,15 @@ static Suite *gpu_suite(bool have_gpu)
     tcase_add_test(tc, test_axpy_args);
     tcase_add_test(tc, test_l2_args);
     tcase_add_test(tc, test_dot_args);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("kernels");
-    tcase_add_checked_fixture(tc, device_setup, device_teardown);
-    tcase_set_timeout(tc, 120);
+    tc = device_case(s, "kernels", 120);
     tcase_add_test(tc, test_axpy);
     tcase_add_test(tc, test_l2_normalize_rows);
     tcase_add_test(tc, test_dot);
-    suite_add_tcase(s, tc);
+    /* A faulted context is lost for the rest of the process: only with fork. */
     if (fork_mode && strcmp(fork_mode, "no") == 0)
         return s;
-    tc = tcase_create("fault");
-    tcase_add_checked_fixture(tc, device_setup, device_teardown);
-    tcase_set_timeout(tc, 60);
+    tc = device_case(s, "fault", 60);
     tcase_add_test(tc, test_sync_reports_fault);
-    suite_add_tcase(s, tc);
     return s;
 }
 

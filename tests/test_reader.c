@@ -617,6 +617,7 @@ static void make_pdf(const char *path)
     cairo_surface_finish(s);
     ck_assert_int_eq(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
     cairo_surface_destroy(s);
+    cairo_debug_reset_static_data(); /* cairo's font caches, or LeakSanitizer complains */
 }
 
 static const char *page_text(const struct chunk_doc *d, size_t i, char *out, size_t n)

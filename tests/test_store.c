@@ -51,8 +51,13 @@ static const char *db_file(char *out, size_t n)
 static int64_t put_texts(const char *path, const char *const *texts, size_t n)
 {
     struct store_chunk c[16];
-    struct store_doc d = { .path = path, .sha256 = "00ff", .format = "text", .title = "T",
-                           .chunker = "fixed", .size = 100, .mtime = 1700000000 };
+    struct store_doc d = { .path = path,
+                           .sha256 = "00ff",
+                           .format = "text",
+                           .title = "T",
+                           .chunker = "fixed",
+                           .size = 100,
+                           .mtime = 1700000000 };
     size_t off = 0;
     int64_t id = 0;
     int rc;
@@ -61,9 +66,15 @@ static int64_t put_texts(const char *path, const char *const *texts, size_t n)
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(texts[i]);
 
-        c[i] = (struct store_chunk){ .ord = i, .byte_start = off, .byte_end = off + len,
-                                     .page_start = 1, .page_end = 2, .heading_path = "H > I",
-                                     .n_tokens = len / 4, .text = texts[i], .len = len };
+        c[i] = (struct store_chunk){ .ord = i,
+                                     .byte_start = off,
+                                     .byte_end = off + len,
+                                     .page_start = 1,
+                                     .page_end = 2,
+                                     .heading_path = "H > I",
+                                     .n_tokens = len / 4,
+                                     .text = texts[i],
+                                     .len = len };
         off += len;
     }
     rc = store_put_doc(st, &d, c, n, &id, &err);
@@ -354,13 +365,26 @@ START_TEST(test_chunk_roundtrip)
 {
     const char *text = "Caf\xc3\xa9 na\xc3\xafve \xe2\x80\x94 r\xc3\xa9sum\xc3\xa9\nsecond line";
     struct store_chunk c[2] = {
-        { .ord = 0, .byte_start = 10, .byte_end = 40, .page_start = 3, .page_end = 4,
-          .heading_path = "Intro > Caf\xc3\xa9", .n_tokens = 9, .text = text, .len = 14 },
-        { .ord = 1, .byte_start = 40, .byte_end = 90, .heading_path = NULL, .n_tokens = 7,
-          .text = text, .len = strlen(text) },
+        { .ord = 0,
+          .byte_start = 10,
+          .byte_end = 40,
+          .page_start = 3,
+          .page_end = 4,
+          .heading_path = "Intro > Caf\xc3\xa9",
+          .n_tokens = 9,
+          .text = text,
+          .len = 14 },
+        { .ord = 1,
+          .byte_start = 40,
+          .byte_end = 90,
+          .heading_path = NULL,
+          .n_tokens = 7,
+          .text = text,
+          .len = strlen(text) },
     };
-    struct store_doc d = { .path = "/x.md", .sha256 = "ab", .format = "markdown",
-                           .chunker = "structure" };
+    struct store_doc d = {
+        .path = "/x.md", .sha256 = "ab", .format = "markdown", .chunker = "structure"
+    };
     struct store_chunk got;
     struct arena a;
     int64_t id;
@@ -475,8 +499,12 @@ START_TEST(test_remove_cascades)
     ck_assert_int_eq(store_put_vectors(st, m, ids.item, v, 2, 4, &err), 0);
     ck_assert_int_eq(store_put_chunker_scores(st, doc, &sc, 1, &err), 0);
     ck_assert_int_eq(store_put_intents(st, doc, intents, 1, &err), 0);
-    struct store_kv kv = { .chunk_id = ids.item[0], .model_id = m, .variant = "sys",
-                           .path = "kv/1.bin", .n_tokens = 3, .bytes = 1000 };
+    struct store_kv kv = { .chunk_id = ids.item[0],
+                           .model_id = m,
+                           .variant = "sys",
+                           .path = "kv/1.bin",
+                           .n_tokens = 3,
+                           .bytes = 1000 };
     ck_assert_int_eq(store_kv_put(st, &kv, &err), 0);
 
     ck_assert_int_eq(store_remove_doc(st, "/r/walrus.txt", &err), 0);
@@ -506,8 +534,8 @@ static void assert_list(const char *prefix, const char *const *want, size_t n)
 
     store_doc_list_init(&l);
     ck_assert_int_eq(store_list_docs(st, prefix, &l, &err), 0);
-    ck_assert_msg(l.n == n, "prefix '%s': %zu documents, want %zu", prefix ? prefix : "(null)",
-                  l.n, n);
+    ck_assert_msg(l.n == n, "prefix '%s': %zu documents, want %zu", prefix ? prefix : "(null)", l.n,
+                  n);
     for (size_t i = 0; i < n; i++)
         ck_assert_str_eq(l.item[i].path, want[i]);
     store_doc_list_release(&l);
@@ -515,8 +543,8 @@ static void assert_list(const char *prefix, const char *const *want, size_t n)
 
 START_TEST(test_list_prefix)
 {
-    const char *paths[] = { "/a/b",   "/a/b/x.txt", "/a/b/y/z.md", "/a/bc/x", "/a/b0",
-                            "/a/b.txt", "/a/b%/q",  "/a/b_/q",     "/c",      "/a/b!" };
+    const char *paths[] = { "/a/b",     "/a/b/x.txt", "/a/b/y/z.md", "/a/bc/x", "/a/b0",
+                            "/a/b.txt", "/a/b%/q",    "/a/b_/q",     "/c",      "/a/b!" };
     const char *t[] = { "text" };
     const size_t np = sizeof(paths) / sizeof(paths[0]);
 
@@ -531,7 +559,7 @@ START_TEST(test_list_prefix)
     assert_list("/a/b/y", (const char *[]){ "/a/b/y/z.md" }, 1);
     assert_list("/a/b/x", NULL, 0);
     assert_list("/nothing", NULL, 0);
-    const char *all[] = { "/a/b",  "/a/b!",   "/a/b%/q",     "/a/b.txt", "/a/b/x.txt",
+    const char *all[] = { "/a/b",        "/a/b!", "/a/b%/q", "/a/b.txt", "/a/b/x.txt",
                           "/a/b/y/z.md", "/a/b0", "/a/b_/q", "/a/bc/x",  "/c" };
     assert_list(NULL, all, np);
     assert_list("", all, np);
@@ -578,8 +606,9 @@ static double bm25_ref(const char *const *docs, size_t n_docs, const char *const
 
 START_TEST(test_bm25_scores)
 {
-    const char *docs[] = { "apple banana apple", "banana cherry", "cherry date fig grape",
-                           "kiwi lemon", "mango kiwi lemon lemon apple", "plum plum plum plum" };
+    const char *docs[] = { "apple banana apple",           "banana cherry",
+                           "cherry date fig grape",        "kiwi lemon",
+                           "mango kiwi lemon lemon apple", "plum plum plum plum" };
     const char *terms[] = { "apple", "lemon" };
     struct store_hit_list l;
     char path[32];
@@ -639,11 +668,28 @@ END_TEST
 
 START_TEST(test_hostile_queries)
 {
-    const char *hostile[] = { "\"",        "a AND",     "(",          "*",       "NEAR(",
-                              "-x",        ":",         "\"unclosed", "AND OR NOT", "x AND",
-                              "NOT x",     "col:term",  "^start",     "a + b",   "{a b}:c",
-                              "'; DROP TABLE chunks; --", "NEAR(a b, 3)", "x\"\"y", "",
-                              "   ",       "?!.,;",     "\xff\xfe invalid utf8 \xc3" };
+    const char *hostile[] = { "\"",
+                              "a AND",
+                              "(",
+                              "*",
+                              "NEAR(",
+                              "-x",
+                              ":",
+                              "\"unclosed",
+                              "AND OR NOT",
+                              "x AND",
+                              "NOT x",
+                              "col:term",
+                              "^start",
+                              "a + b",
+                              "{a b}:c",
+                              "'; DROP TABLE chunks; --",
+                              "NEAR(a b, 3)",
+                              "x\"\"y",
+                              "",
+                              "   ",
+                              "?!.,;",
+                              "\xff\xfe invalid utf8 \xc3" };
     const char *t[] = { "start near the NOT table x y a b c col term drop chunks" };
 
     open_store();
@@ -770,8 +816,11 @@ static void ingest_squad_doc(const char *line, struct squad *sq)
     for (p++; n < 200 && (p = strchr(p, '[')) && p < end;) {
         long long a = strtoll(p + 1, (char **)&p, 10), b = strtoll(p + 1, (char **)&p, 10);
 
-        c[n] = (struct store_chunk){ .ord = n, .byte_start = (size_t)a, .byte_end = (size_t)b,
-                                     .text = text.data + a, .len = (size_t)(b - a) };
+        c[n] = (struct store_chunk){ .ord = n,
+                                     .byte_start = (size_t)a,
+                                     .byte_end = (size_t)b,
+                                     .text = text.data + a,
+                                     .len = (size_t)(b - a) };
         n++;
     }
     d.path = name.data;
@@ -983,8 +1032,13 @@ START_TEST(test_kv_catalogue)
     doc = put_texts("/kv.txt", t, 1);
     ck_assert_int_eq(store_doc_chunk_ids(st, doc, &ids, &err), 0);
     m = model("smol", 0);
-    struct store_kv kv = { .chunk_id = ids.item[0], .model_id = m, .variant = "sys1",
-                           .path = "kv/a.bin", .n_tokens = 12, .bytes = 4096, .cci = 0.25 };
+    struct store_kv kv = { .chunk_id = ids.item[0],
+                           .model_id = m,
+                           .variant = "sys1",
+                           .path = "kv/a.bin",
+                           .n_tokens = 12,
+                           .bytes = 4096,
+                           .cci = 0.25 };
     ck_assert_int_eq(store_kv_put(st, &kv, &err), 0);
     kv.variant = "sys2";
     kv.bytes = 100;
@@ -1056,8 +1110,7 @@ START_TEST(test_writer_waits)
         if (store_open(&w, dir, &err) || store_begin(w, &err))
             _exit(1);
         struct store_chunk ch = { .text = t[0], .len = strlen(t[0]) };
-        struct store_doc d = { .path = "/w/child", .sha256 = "", .format = "text",
-                               .chunker = "f" };
+        struct store_doc d = { .path = "/w/child", .sha256 = "", .format = "text", .chunker = "f" };
         if (store_put_doc(w, &d, &ch, 1, NULL, &err))
             _exit(2);
         if (write(fds[1], "x", 1) != 1)

@@ -5,8 +5,12 @@ vectors from sentence-transformers for the embedder parity test
 
 Usage (torch and sentence-transformers installed only for this):
     HF_HUB_OFFLINE=1 python3 scripts/golden/make_embed_golden.py \
-        --model ~/.cache/rag/models/all-minilm-l6-v2 \
-        --data ../shared/data --out tests/golden/embed/minilm.bin
+        --model ~/.cache/rag/models/all-minilm-l6-v2 --data ../shared/data \
+        --out tests/golden/embed/minilm.bin --out-cls tests/golden/embed/minilm_cls_query.bin
+
+The second file exercises the bge-style path with the same weights: CLS
+pooling and the BGE query instruction prepended to every text (the test
+builds a model directory named like a BGE model around the MiniLM files).
 
 Texts: hand-written sentences, Unicode (accents, Greek, Cyrillic, CJK,
 Korean, Arabic, Devanagari, emoji), code, empty and whitespace-only
@@ -27,7 +31,7 @@ import json
 import random
 import struct
 
-from sentence_transformers import SentenceTransformer
+from sentence_transformers import SentenceTransformer, models
 
 SHORT = [
     "Hello, world!", "The quick brown fox jumps over the lazy dog.",
@@ -101,24 +105,17 @@ def data_texts(data):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    model = SentenceTransformer(a.model, device="cpu")
-    tok = model.tokenizer
-    max_seq = model.max_seq_length
-    texts = SHORT + UNICODE + CODE + EMPTY + data_texts(a.data)
-    vecs = model.encode(texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
+BGE_PREFIX = "Represent this sentence for searching relevant passages: "
+
+
+def write(path, tok, max_seq, texts, vecs, prefix=""):
     dim = vecs.shape[1]
     n_trunc = 0
-    with open(a.out, "wb") as f:
+    with open(path, "wb") as f:
         f.write(b"RAGEMB01" + struct.pack("<III", len(texts), dim, max_seq))
         for t, v in zip(texts, vecs):
-            full = tok(t, add_special_tokens=False)["input_ids"]
-            ids = tok(t, truncation=True, max_length=max_seq)["input_ids"]
+            full = tok(prefix + t, add_special_tokens=False)["input_ids"]
+            ids = tok(prefix + t, truncation=True, max_length=max_seq)["input_ids"]
             flags = 1 if len(full) > max_seq - 2 else 0
             n_trunc += flags
             b = t.encode("utf-8")
@@ -126,8 +123,30 @@ def main():
             f.write(struct.pack("<II", len(full), len(ids)))
             f.write(struct.pack(f"<{len(ids)}i", *ids))
             f.write(struct.pack(f"<{dim}f", *v.tolist()))
-    print(f"{len(texts)} texts ({n_trunc} truncated), dim {dim}, max_seq {max_seq} -> {a.out}")
+    print(f"{len(texts)} texts ({n_trunc} truncated), dim {dim}, max_seq {max_seq} -> {path}")
 
+
+def cls_model(path):
+    word = models.Transformer(path, max_seq_length=256)
+    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="cls")
+    return SentenceTransformer(modules=[word, pool, models.Normalize()], device="cpu")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--out-cls", required=True)
+    a = ap.parse_args()
+    model = SentenceTransformer(a.model, device="cpu")
+    texts = SHORT + UNICODE + CODE + EMPTY + data_texts(a.data)
+    vecs = model.encode(texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
+    write(a.out, model.tokenizer, model.max_seq_length, texts, vecs)
+    cls = cls_model(a.model)
+    some = SHORT[:20] + UNICODE[:10] + CODE[:5] + EMPTY[:3] + data_texts(a.data)[80:100]
+    vecs = cls.encode(some, prompt=BGE_PREFIX, normalize_embeddings=True, convert_to_numpy=True)
+    write(a.out_cls, cls.tokenizer, cls.max_seq_length, some, vecs, BGE_PREFIX)
 
 if __name__ == "__main__":
     main()

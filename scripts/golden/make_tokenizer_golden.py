@@ -28,12 +28,15 @@ Outputs (tests/golden/tokenizer/):
   ids.tsv   one case per line: pre, special (1 = control tokens parsed),
             roundtrip (1 = every byte has a token, so decode(encode(s)) == s),
             hex of the UTF-8 string, ids separated by spaces
+  corpus.tsv  for each file of $RAG_DATA/chroma-chunking-eval/corpora: name,
+            byte size, token count and the SHA-256 of the ids as little-endian
+            int32 (smollm, plain text); also prints tokenizers' speed on them
   chat.tsv  one conversation per line: add_generation_prompt, messages as
             hex(role) ':' hex(content) joined by ',', hex of the prompt that
             transformers' apply_chat_template renders from the GGUF's
             tokenizer.chat_template, and the prompt's ids (special tokens parsed)
 
-Usage: make_tokenizer_golden.py [--model PATH] [--out DIR]
+Usage: make_tokenizer_golden.py [--model PATH] [--data DIR] [--out DIR]
        make_tokenizer_golden.py --classes   (print the character classes that
        tokenizers' regex engine extends beyond Unicode 14, used in bpe.c)
 Needs: pip install tokenizers transformers gguf
@@ -263,6 +266,31 @@ def write_ids(out_dir, tf, md):
           f"the unpatched transformers converter differs on {n_diff} (smollm)", file=sys.stderr)
 
 
+def write_corpus(out_dir, tf, data_dir):
+    import hashlib
+    import struct
+    import time
+
+    tok = variant(tf.backend_tokenizer, "smollm")
+    tok.encode_special_tokens = True
+    corpora = os.path.join(data_dir, "chroma-chunking-eval", "corpora")
+    lines, total_bytes, total_ids, total_time = [], 0, 0, 0.0
+    for name in sorted(os.listdir(corpora)):
+        data = open(os.path.join(corpora, name), "rb").read()
+        t0 = time.perf_counter()
+        ids = tok.encode(data.decode("utf-8"), add_special_tokens=False).ids
+        total_time += time.perf_counter() - t0
+        digest = hashlib.sha256(struct.pack(f"<{len(ids)}i", *ids)).hexdigest()
+        lines.append(f"{name}\t{len(data)}\t{len(ids)}\t{digest}\n")
+        total_bytes += len(data)
+        total_ids += len(ids)
+    with open(os.path.join(out_dir, "corpus.tsv"), "w") as f:
+        f.write("# made by scripts/golden/make_tokenizer_golden.py: name, bytes, tokens, sha256(int32 ids)\n")
+        f.writelines(lines)
+    print(f"corpus.tsv: {total_bytes} bytes, {total_ids} tokens; tokenizers encode() "
+          f"{total_ids / total_time:,.0f} tokens/s ({total_bytes / total_time / 1e6:.2f} MB/s)", file=sys.stderr)
+
+
 def write_chat(out_dir, tf):
     backend = tf.backend_tokenizer
     backend.encode_special_tokens = False
@@ -316,6 +344,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "golden", "tokenizer"))
+    ap.add_argument("--data", default=os.environ.get(
+        "RAG_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")))
     ap.add_argument("--classes", action="store_true")
     args = ap.parse_args()
     if args.classes:
@@ -325,6 +355,7 @@ def main():
     md["path"] = args.model
     os.makedirs(args.out, exist_ok=True)
     write_ids(args.out, tf, md)
+    write_corpus(args.out, tf, args.data)
     write_chat(args.out, tf)
 
 
