@@ -18,74 +18,61 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "chunking/reader.h"
 
 #define SNIFF_BYTES 8192
 
-struct ext_format {
-    const char *ext;
-    enum chunk_format format;
-};
-
-/* Extensions we read; anything else is CHUNK_FORMAT_UNKNOWN and skipped by ingest. */
-static const struct ext_format ext_formats[] = {
-    { "md", CHUNK_FORMAT_MARKDOWN },    { "markdown", CHUNK_FORMAT_MARKDOWN },
-    { "mdown", CHUNK_FORMAT_MARKDOWN }, { "mkd", CHUNK_FORMAT_MARKDOWN },
-    { "mkdn", CHUNK_FORMAT_MARKDOWN },  { "html", CHUNK_FORMAT_HTML },
-    { "htm", CHUNK_FORMAT_HTML },       { "xhtml", CHUNK_FORMAT_HTML },
-    { "pdf", CHUNK_FORMAT_PDF },
-    /* prose and markup read as plain text */
-    { "txt", CHUNK_FORMAT_TEXT }, { "text", CHUNK_FORMAT_TEXT }, { "log", CHUNK_FORMAT_TEXT },
-    { "rst", CHUNK_FORMAT_TEXT }, { "adoc", CHUNK_FORMAT_TEXT }, { "org", CHUNK_FORMAT_TEXT },
-    { "tex", CHUNK_FORMAT_TEXT }, { "bib", CHUNK_FORMAT_TEXT }, { "csv", CHUNK_FORMAT_TEXT },
-    { "tsv", CHUNK_FORMAT_TEXT }, { "json", CHUNK_FORMAT_TEXT }, { "yaml", CHUNK_FORMAT_TEXT },
-    { "yml", CHUNK_FORMAT_TEXT }, { "toml", CHUNK_FORMAT_TEXT }, { "ini", CHUNK_FORMAT_TEXT },
-    { "cfg", CHUNK_FORMAT_TEXT }, { "conf", CHUNK_FORMAT_TEXT }, { "xml", CHUNK_FORMAT_TEXT },
-    { "srt", CHUNK_FORMAT_TEXT }, { "diff", CHUNK_FORMAT_TEXT }, { "patch", CHUNK_FORMAT_TEXT },
-    /* source code */
-    { "c", CHUNK_FORMAT_TEXT }, { "h", CHUNK_FORMAT_TEXT }, { "cc", CHUNK_FORMAT_TEXT },
-    { "cpp", CHUNK_FORMAT_TEXT }, { "cxx", CHUNK_FORMAT_TEXT }, { "hpp", CHUNK_FORMAT_TEXT },
-    { "hh", CHUNK_FORMAT_TEXT }, { "cu", CHUNK_FORMAT_TEXT }, { "cuh", CHUNK_FORMAT_TEXT },
-    { "py", CHUNK_FORMAT_TEXT }, { "js", CHUNK_FORMAT_TEXT }, { "mjs", CHUNK_FORMAT_TEXT },
-    { "ts", CHUNK_FORMAT_TEXT }, { "tsx", CHUNK_FORMAT_TEXT }, { "jsx", CHUNK_FORMAT_TEXT },
-    { "go", CHUNK_FORMAT_TEXT }, { "rs", CHUNK_FORMAT_TEXT }, { "java", CHUNK_FORMAT_TEXT },
-    { "kt", CHUNK_FORMAT_TEXT }, { "scala", CHUNK_FORMAT_TEXT }, { "rb", CHUNK_FORMAT_TEXT },
-    { "php", CHUNK_FORMAT_TEXT }, { "pl", CHUNK_FORMAT_TEXT }, { "pm", CHUNK_FORMAT_TEXT },
-    { "lua", CHUNK_FORMAT_TEXT }, { "r", CHUNK_FORMAT_TEXT }, { "swift", CHUNK_FORMAT_TEXT },
-    { "cs", CHUNK_FORMAT_TEXT }, { "sh", CHUNK_FORMAT_TEXT }, { "bash", CHUNK_FORMAT_TEXT },
-    { "zsh", CHUNK_FORMAT_TEXT }, { "sql", CHUNK_FORMAT_TEXT }, { "el", CHUNK_FORMAT_TEXT },
-    { "hs", CHUNK_FORMAT_TEXT }, { "ml", CHUNK_FORMAT_TEXT }, { "ex", CHUNK_FORMAT_TEXT },
-    { "erl", CHUNK_FORMAT_TEXT }, { "css", CHUNK_FORMAT_TEXT }, { "cmake", CHUNK_FORMAT_TEXT },
-    { "mk", CHUNK_FORMAT_TEXT }, { "proto", CHUNK_FORMAT_TEXT }, { "vim", CHUNK_FORMAT_TEXT },
-};
-
+/*
+ * Extensions we read, each surrounded by spaces; anything else is
+ * CHUNK_FORMAT_UNKNOWN and skipped by ingest. Prose markup such as reST,
+ * AsciiDoc and LaTeX, data and configuration files, and source code are read
+ * as plain text.
+ */
+static const char markdown_exts[] = " md markdown mdown mkd mkdn ";
+static const char html_exts[] = " html htm xhtml ";
+static const char text_exts[] =
+    " txt text log rst adoc org tex bib csv tsv json yaml yml toml ini cfg conf xml srt diff"
+    " patch c h cc cpp cxx hpp hh cu cuh py js mjs ts tsx jsx go rs java kt scala rb php pl pm"
+    " lua r swift cs sh bash zsh sql el hs ml ex erl css cmake mk proto vim ";
 /* Extensionless files that are text by convention. */
-static const char *const text_names[] = {
-    "README", "LICENSE", "COPYING", "CHANGELOG", "NEWS", "INSTALL", "AUTHORS", "CONTRIBUTING",
-    "TODO", "Makefile", "Dockerfile",
-};
+static const char text_names[] =
+    " README LICENSE COPYING CHANGELOG NEWS INSTALL AUTHORS CONTRIBUTING TODO Makefile"
+    " Dockerfile ";
+
+/* Is word (at most 30 bytes) one of the space-separated words in list? */
+static bool in_list(const char *list, const char *word, bool fold_case)
+{
+    char key[34];
+    size_t n = strlen(word), i;
+
+    if (n == 0 || n > 30)
+        return false;
+    key[0] = ' ';
+    for (i = 0; i < n; i++)
+        key[i + 1] = fold_case && word[i] >= 'A' && word[i] <= 'Z' ? word[i] + 32 : word[i];
+    key[n + 1] = ' ';
+    key[n + 2] = '\0';
+    return strstr(list, key) != NULL;
+}
 
 enum chunk_format chunk_format_from_path(const char *path)
 {
     const char *base = strrchr(path, '/');
     const char *dot;
-    size_t i;
 
     base = base ? base + 1 : path;
     dot = strrchr(base, '.');
-    if (!dot || dot == base) {
-        for (i = 0; i < sizeof(text_names) / sizeof(text_names[0]); i++) {
-            if (!strcmp(base, text_names[i]))
-                return CHUNK_FORMAT_TEXT;
-        }
-        return CHUNK_FORMAT_UNKNOWN;
-    }
-    for (i = 0; i < sizeof(ext_formats) / sizeof(ext_formats[0]); i++) {
-        if (!strcasecmp(dot + 1, ext_formats[i].ext))
-            return ext_formats[i].format;
-    }
+    if (!dot || dot == base)
+        return in_list(text_names, base, false) ? CHUNK_FORMAT_TEXT : CHUNK_FORMAT_UNKNOWN;
+    if (in_list(markdown_exts, dot + 1, true))
+        return CHUNK_FORMAT_MARKDOWN;
+    if (in_list(html_exts, dot + 1, true))
+        return CHUNK_FORMAT_HTML;
+    if (in_list(" pdf ", dot + 1, true))
+        return CHUNK_FORMAT_PDF;
+    if (in_list(text_exts, dot + 1, true))
+        return CHUNK_FORMAT_TEXT;
     return CHUNK_FORMAT_UNKNOWN;
 }
 
@@ -217,9 +204,8 @@ static size_t line_end(const char *text, size_t pos, size_t to)
 /* Drop trailing blanks (and a CR) from text[start, end). */
 static size_t rtrim(const char *text, size_t start, size_t end)
 {
-    while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t' ||
-                           text[end - 1] == '\r' || text[end - 1] == '\f' ||
-                           text[end - 1] == '\v'))
+    while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\r' ||
+                           text[end - 1] == '\f' || text[end - 1] == '\v'))
         end--;
     return end;
 }
@@ -297,8 +283,7 @@ int chunk_doc_parse(struct chunk_doc *doc, const char *data, size_t len, enum ch
     return 0;
 }
 
-int chunk_doc_read(struct chunk_doc *doc, const char *path, size_t max_bytes,
-                   struct rag_err *err)
+int chunk_doc_read(struct chunk_doc *doc, const char *path, size_t max_bytes, struct rag_err *err)
 {
     struct buf b = BUF_INIT;
     enum chunk_format fmt = chunk_format_from_path(path);

@@ -49,43 +49,29 @@ enum kind {
     K_HR,
 };
 
-struct tag_kind {
-    const char *name;
-    enum kind kind;
-};
-
-static const struct tag_kind tags[] = {
-    { "script", K_DROP },   { "style", K_DROP },     { "noscript", K_DROP },
-    { "nav", K_DROP },      { "footer", K_DROP },    { "aside", K_DROP },
-    { "form", K_DROP },     { "template", K_DROP },  { "iframe", K_DROP },
-    { "svg", K_DROP },      { "math", K_DROP },      { "canvas", K_DROP },
-    { "button", K_DROP },   { "select", K_DROP },    { "input", K_DROP },
-    { "textarea", K_DROP }, { "object", K_DROP },    { "embed", K_DROP },
-    { "audio", K_DROP },    { "video", K_DROP },     { "map", K_DROP },
-    { "meta", K_DROP },     { "link", K_DROP },      { "base", K_DROP },
-    { "dialog", K_DROP },   { "title", K_TITLE },    { "header", K_HEADER },
-    { "h1", K_HEADING },    { "h2", K_HEADING },     { "h3", K_HEADING },
-    { "h4", K_HEADING },    { "h5", K_HEADING },     { "h6", K_HEADING },
-    { "ul", K_LIST },       { "ol", K_LIST },        { "menu", K_LIST },
-    { "dir", K_LIST },      { "dl", K_DL },          { "li", K_ITEM },
-    { "dt", K_ITEM },       { "dd", K_ITEM },        { "pre", K_PRE },
-    { "xmp", K_PRE },       { "listing", K_PRE },    { "plaintext", K_PRE },
-    { "table", K_TABLE },   { "br", K_BR },          { "hr", K_HR },
-    { "html", K_BLOCK },    { "head", K_BLOCK },     { "body", K_BLOCK },
-    { "p", K_BLOCK },       { "div", K_BLOCK },      { "section", K_BLOCK },
-    { "article", K_BLOCK }, { "main", K_BLOCK },     { "blockquote", K_BLOCK },
-    { "figure", K_BLOCK },  { "figcaption", K_BLOCK }, { "address", K_BLOCK },
-    { "center", K_BLOCK },  { "details", K_BLOCK },  { "summary", K_BLOCK },
-    { "fieldset", K_BLOCK }, { "legend", K_BLOCK },  { "hgroup", K_BLOCK },
-    { "caption", K_BLOCK }, { "tr", K_BLOCK },       { "td", K_BLOCK },
-    { "th", K_BLOCK },      { "thead", K_BLOCK },    { "tbody", K_BLOCK },
-    { "tfoot", K_BLOCK },   { "frameset", K_BLOCK }, { "noframes", K_BLOCK },
+/* Tags of each kind, space-separated; other tags are K_INLINE. */
+static const char *const kind_tags[] = {
+    [K_DROP] = "script style noscript nav footer aside form template iframe svg math canvas"
+               " button select input textarea object embed audio video map meta link base dialog",
+    [K_TITLE] = "title",
+    [K_HEADER] = "header",
+    [K_BLOCK] = "html head body p div section article main blockquote figure figcaption address"
+                " center details summary fieldset legend hgroup caption tr td th thead tbody"
+                " tfoot frameset noframes",
+    [K_HEADING] = "h1 h2 h3 h4 h5 h6",
+    [K_LIST] = "ul ol menu dir",
+    [K_DL] = "dl",
+    [K_ITEM] = "li dt dd",
+    [K_PRE] = "pre xmp listing plaintext",
+    [K_TABLE] = "table",
+    [K_BR] = "br",
+    [K_HR] = "hr",
 };
 
 /* class tokens that mark navigation furniture */
 static const char *const nav_classes[] = {
-    "nav", "navbar", "navigation", "menu", "mainmenu", "submenu", "sidebar", "breadcrumb",
-    "breadcrumbs", "skip-link",
+    "nav",     "navbar",  "navigation", "menu",        "mainmenu",
+    "submenu", "sidebar", "breadcrumb", "breadcrumbs", "skip-link",
 };
 
 enum mode {
@@ -108,37 +94,49 @@ struct html {
  */
 #define TAG_SLOTS 256 /* power of two, well above the number of tags */
 
-static const struct tag_kind *tag_table[TAG_SLOTS];
+struct tag_slot {
+    const char *name; /* into kind_tags, not NUL-terminated */
+    size_t len;
+    enum kind kind;
+};
 
-static unsigned tag_hash(const char *s)
+static struct tag_slot tag_table[TAG_SLOTS];
+
+static unsigned tag_hash(const char *s, size_t n)
 {
     unsigned h = 2166136261u;
+    size_t i;
 
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
+    for (i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
     return h & (TAG_SLOTS - 1);
 }
 
 static void tag_table_init(void)
 {
-    size_t i;
+    const char *p;
+    size_t k, n;
     unsigned h;
 
-    for (i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
-        for (h = tag_hash(tags[i].name); tag_table[h]; h = (h + 1) & (TAG_SLOTS - 1))
-            ;
-        tag_table[h] = &tags[i];
+    for (k = 0; k < sizeof(kind_tags) / sizeof(kind_tags[0]); k++) {
+        for (p = kind_tags[k]; p && *p; p += n + strspn(p + n, " ")) {
+            n = strcspn(p, " ");
+            for (h = tag_hash(p, n); tag_table[h].name; h = (h + 1) & (TAG_SLOTS - 1))
+                ;
+            tag_table[h] = (struct tag_slot){ p, n, (enum kind)k };
+        }
     }
 }
 
 static enum kind tag_kind(const xmlNode *n)
 {
     const char *name = (const char *)n->name;
+    size_t len = strlen(name);
     unsigned h;
 
-    for (h = tag_hash(name); tag_table[h]; h = (h + 1) & (TAG_SLOTS - 1)) {
-        if (!strcmp(name, tag_table[h]->name))
-            return tag_table[h]->kind;
+    for (h = tag_hash(name, len); tag_table[h].name; h = (h + 1) & (TAG_SLOTS - 1)) {
+        if (tag_table[h].len == len && !memcmp(name, tag_table[h].name, len))
+            return tag_table[h].kind;
     }
     return K_INLINE;
 }
@@ -528,9 +526,10 @@ static void list_lines(struct html *h, const xmlNode *list, int depth, struct bu
         if (ordered)
             snprintf(marker, sizeof(marker), "%ld. ", num++);
         else
-            snprintf(marker, sizeof(marker), "%s", !strcmp((const char *)c->name, "dt") ? ""
-                                                   : !strcmp((const char *)c->name, "dd") ? ": "
-                                                                                          : "- ");
+            snprintf(marker, sizeof(marker), "%s",
+                     !strcmp((const char *)c->name, "dt") ? "" :
+                     !strcmp((const char *)c->name, "dd") ? ": " :
+                                                            "- ");
         list_item(h, c, depth, marker, lines);
     }
 }
@@ -661,8 +660,7 @@ static void emit_table(struct html *h, const xmlNode *n)
     if (t.rows.len) {
         start = begin_block(h);
         buf_append(&h->out, t.rows.data, t.rows.len);
-        chunk_doc_add_block(h->doc, CHUNK_BLOCK_TABLE, start, h->out.len, start + t.header_len,
-                            0);
+        chunk_doc_add_block(h->doc, CHUNK_BLOCK_TABLE, start, h->out.len, start + t.header_len, 0);
     }
     buf_release(&t.rows);
 }

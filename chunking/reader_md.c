@@ -17,9 +17,9 @@
 #include <strings.h>
 
 struct md_line {
-    size_t start; /* first byte of the line */
-    size_t first; /* first non-blank byte, == end for a blank line */
-    size_t end;   /* end of content, without trailing blanks and the break */
+    size_t start;  /* first byte of the line */
+    size_t first;  /* first non-blank byte, == end for a blank line */
+    size_t end;    /* end of content, without trailing blanks and the break */
     size_t indent; /* columns before first, tabs to multiples of 4 */
 };
 
@@ -236,8 +236,12 @@ static bool table_start(const struct md *m, size_t i)
 static const char *html_block_end(const struct md *m, size_t i)
 {
     static const char *const open[][2] = {
-        { "<!--", "-->" },         { "<?", "?>" },           { "<![CDATA[", "]]>" },
-        { "<script", "</script>" }, { "<pre", "</pre>" },    { "<style", "</style>" },
+        { "<!--", "-->" },
+        { "<?", "?>" },
+        { "<![CDATA[", "]]>" },
+        { "<script", "</script>" },
+        { "<pre", "</pre>" },
+        { "<style", "</style>" },
         { "<textarea", "</textarea>" },
     };
     const struct md_line *l = &m->line[i];
@@ -268,17 +272,14 @@ static bool tag_char(char c)
  */
 static bool html_block6(const struct md *m, size_t i)
 {
-    static const char *const tags[] = {
-        "address", "article", "aside", "blockquote", "body", "caption", "center", "col",
-        "colgroup", "dd", "details", "dialog", "dir", "div", "dl", "dt", "fieldset",
-        "figcaption", "figure", "footer", "form", "frame", "frameset", "h1", "h2", "h3", "h4",
-        "h5", "h6", "head", "header", "hr", "html", "iframe", "legend", "li", "link", "main",
-        "menu", "nav", "noframes", "ol", "optgroup", "option", "p", "param", "section",
-        "source", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "title", "tr",
-        "track", "ul",
-    };
+    static const char tags[] =
+        " address article aside blockquote body caption center col colgroup dd details dialog"
+        " dir div dl dt fieldset figcaption figure footer form frame frameset h1 h2 h3 h4 h5 h6"
+        " head header hr html iframe legend li link main menu nav noframes ol optgroup option p"
+        " param section source summary table tbody td tfoot th thead title tr track ul ";
     const struct md_line *l = &m->line[i];
     size_t p = l->first + 1, q, k;
+    char key[16];
 
     if (l->indent > 3 || first_char(m, i) != '<')
         return false;
@@ -289,11 +290,14 @@ static bool html_block6(const struct md *m, size_t i)
     if (q < l->end && m->text[q] != ' ' && m->text[q] != '\t' && m->text[q] != '>' &&
         (m->text[q] != '/' || q + 1 >= l->end || m->text[q + 1] != '>'))
         return false;
-    for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
-        if (strlen(tags[k]) == q - p && !strncasecmp(m->text + p, tags[k], q - p))
-            return true;
-    }
-    return false;
+    if (q == p || q - p > sizeof(key) - 3)
+        return false;
+    key[0] = ' ';
+    for (k = 0; k < q - p; k++)
+        key[k + 1] = (char)(m->text[p + k] | 0x20); /* letters to lower case, digits stay */
+    key[k + 1] = ' ';
+    key[k + 2] = '\0';
+    return strstr(tags, key) != NULL;
 }
 
 /* Lines that end a paragraph, a quote or a table instead of joining it. */

@@ -20,8 +20,7 @@
 
 #include <poppler.h>
 
-static void log_to_debug(const gchar *domain, GLogLevelFlags level, const gchar *msg,
-                         gpointer data)
+static void log_to_debug(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data)
 {
     (void)level;
     (void)data;
@@ -90,8 +89,9 @@ static size_t page_lines(const char *text, const PopplerRectangle *r, struct pdf
     while (text[i]) {
         lines = grow_array(lines, &cap, n + 1, sizeof(*lines));
         l = &lines[n++];
-        *l = (struct pdf_line){ .start = i, .x1 = 1e30, .y1 = 1e30, .x2 = -1e30, .y2 = -1e30,
-                                .empty = true };
+        *l = (struct pdf_line){
+            .start = i, .x1 = 1e30, .y1 = 1e30, .x2 = -1e30, .y2 = -1e30, .empty = true
+        };
         for (; text[i] && text[i] != '\n'; i += len, k++) {
             len = utf8_decode(text + i, 4, &(uint32_t){ 0 });
             if (text[i] == ' ')
@@ -176,8 +176,8 @@ static void page_paragraphs(struct chunk_doc *doc, struct buf *out, const char *
     for (i = 0; i < n; i++) {
         if (i)
             buf_appends(out, para_break(text, &lines[i - 1], &lines[i], &st) ? "\n\n" : "\n");
-        doc->n_repaired += chunk_utf8_append(out, text + lines[i].start,
-                                             lines[i].end - lines[i].start);
+        doc->n_repaired +=
+            chunk_utf8_append(out, text + lines[i].start, lines[i].end - lines[i].start);
     }
     free(lines);
 }

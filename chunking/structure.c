@@ -65,8 +65,16 @@ static void add_table(const struct split_ctx *c, struct items *l, const struct c
         hdr_tok = tokmap_count(m, b->start, b->header_end) - m->base;
     }
     while (p < b->end) {
-        const char *nl = memchr(t + p, '\n', b->end - p);
-        size_t e = nl ? (size_t)(nl - t) + 1 : b->end, n = tokmap_count(m, p, e);
+        const char *nl;
+        size_t e, n;
+
+        while (p < b->end && split_is_space(t[p]))
+            p++;
+        if (p >= b->end)
+            break;
+        nl = memchr(t + p, '\n', b->end - p);
+        e = nl ? (size_t)(nl - t) : b->end;
+        n = tokmap_count(m, p, e);
 
         if (n + hdr_tok > c->opts->hard_max) {
             add_pieces(c, l, p, e, c->opts->hard_max, ITEM_BIG);

@@ -27,22 +27,22 @@
 /* Oniguruma's \s: HT..CR, space, NEL and the Z categories. */
 #define WS "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\p{Z}"
 /* \p{L}: letters, with those assigned after Unicode 14. */
-#define L                                                                                          \
-    "\\p{L}\\x{1c89}-\\x{1c8a}\\x{a7cb}-\\x{a7cd}\\x{a7da}-\\x{a7dc}\\x{105c0}-\\x{105f3}"         \
-    "\\x{10d4a}-\\x{10d65}\\x{10d6f}-\\x{10d85}\\x{10ec2}-\\x{10ec4}"                              \
-    "\\x{1123f}-\\x{11240}\\x{11380}-\\x{11389}\\x{1138b}\\x{1138e}"                               \
-    "\\x{11390}-\\x{113b5}\\x{113b7}\\x{113d1}\\x{113d3}\\x{11bc0}-\\x{11be0}"                     \
-    "\\x{11f02}\\x{11f04}-\\x{11f10}\\x{11f12}-\\x{11f33}\\x{1342f}"                               \
-    "\\x{13441}-\\x{13446}\\x{13460}-\\x{143fa}\\x{16100}-\\x{1611d}"                              \
-    "\\x{16d40}-\\x{16d6c}\\x{18cff}\\x{1b132}\\x{1b155}\\x{1df25}-\\x{1df2a}"                     \
-    "\\x{1e030}-\\x{1e06d}\\x{1e4d0}-\\x{1e4eb}\\x{1e5d0}-\\x{1e5ed}\\x{1e5f0}"                    \
-    "\\x{2b739}\\x{2ebf0}-\\x{2ee5d}\\x{31350}-\\x{323af}"
+#define L                                                                               \
+ "\\p{L}\\x{1c89}-\\x{1c8a}\\x{a7cb}-\\x{a7cd}\\x{a7da}-\\x{a7dc}\\x{105c0}-\\x{105f3}" \
+ "\\x{10d4a}-\\x{10d65}\\x{10d6f}-\\x{10d85}\\x{10ec2}-\\x{10ec4}"                      \
+ "\\x{1123f}-\\x{11240}\\x{11380}-\\x{11389}\\x{1138b}\\x{1138e}"                       \
+ "\\x{11390}-\\x{113b5}\\x{113b7}\\x{113d1}\\x{113d3}\\x{11bc0}-\\x{11be0}"             \
+ "\\x{11f02}\\x{11f04}-\\x{11f10}\\x{11f12}-\\x{11f33}\\x{1342f}"                       \
+ "\\x{13441}-\\x{13446}\\x{13460}-\\x{143fa}\\x{16100}-\\x{1611d}"                      \
+ "\\x{16d40}-\\x{16d6c}\\x{18cff}\\x{1b132}\\x{1b155}\\x{1df25}-\\x{1df2a}"             \
+ "\\x{1e030}-\\x{1e06d}\\x{1e4d0}-\\x{1e4eb}\\x{1e5d0}-\\x{1e5ed}\\x{1e5f0}"            \
+ "\\x{2b739}\\x{2ebf0}-\\x{2ee5d}\\x{31350}-\\x{323af}"
 /* \p{N}: numbers, with those assigned after Unicode 14. */
-#define N_NEW                                                                                      \
-    "\\x{10d40}-\\x{10d49}\\x{116d0}-\\x{116e3}\\x{11bf0}-\\x{11bf9}"                              \
-    "\\x{11f50}-\\x{11f59}\\x{16130}-\\x{16139}\\x{16d70}-\\x{16d79}"                              \
-    "\\x{1ccf0}-\\x{1ccf9}\\x{1d2c0}-\\x{1d2d3}\\x{1e4f0}-\\x{1e4f9}"                              \
-    "\\x{1e5f1}-\\x{1e5fa}"
+#define N_NEW                                                      \
+ "\\x{10d40}-\\x{10d49}\\x{116d0}-\\x{116e3}\\x{11bf0}-\\x{11bf9}" \
+ "\\x{11f50}-\\x{11f59}\\x{16130}-\\x{16139}\\x{16d70}-\\x{16d79}" \
+ "\\x{1ccf0}-\\x{1ccf9}\\x{1d2c0}-\\x{1d2d3}\\x{1e4f0}-\\x{1e4f9}" \
+ "\\x{1e5f1}-\\x{1e5fa}"
 #define N "\\p{N}" N_NEW
 /* Rust's char::is_numeric (the Digits pre-tokenizer): \p{N} plus two newer ranges. */
 #define NUMERIC N "\\x{11de0}-\\x{11de9}\\x{16ff4}-\\x{16ff6}"
@@ -72,9 +72,9 @@ static int compile(struct gen_tokenizer *t, const char *pattern, void **ret, str
 {
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &off,
-                                   NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                      PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
 
     if (!re) {
         PCRE2_UCHAR msg[120];
@@ -90,9 +90,9 @@ static int compile(struct gen_tokenizer *t, const char *pattern, void **ret, str
 
 int gen_tok_pre_init(struct gen_tokenizer *t, struct rag_err *err)
 {
-    const char *pattern = t->pre == GEN_TOK_PRE_LLAMA3  ? re_llama3
-                          : t->pre == GEN_TOK_PRE_QWEN2 ? re_qwen2
-                                                        : re_gpt2;
+    const char *pattern = t->pre == GEN_TOK_PRE_LLAMA3 ? re_llama3 :
+                          t->pre == GEN_TOK_PRE_QWEN2  ? re_qwen2 :
+                                                         re_gpt2;
     int rc;
 
     t->jit = true;
@@ -274,8 +274,8 @@ static struct tok_cache_slot *cache_slot(struct tok_cache *c, const char *s, siz
     }
 }
 
-static void cache_put(struct tok_cache *c, const char *s, size_t n, uint32_t h,
-                      const int32_t *ids, size_t n_ids)
+static void cache_put(struct tok_cache *c, const char *s, size_t n, uint32_t h, const int32_t *ids,
+                      size_t n_ids)
 {
     struct tok_cache_slot *e;
 
@@ -337,8 +337,8 @@ static void encode_piece(struct gen_tokenizer *t, const char *s, size_t n, struc
 /* ---- pre-tokenizer ---- */
 
 /* Next match of re in s[0..n) at or after pos: its span in ov, false when none. */
-static bool next_match(const struct gen_tokenizer *t, void *re, const char *s, size_t n,
-                       size_t pos, size_t ov[2])
+static bool next_match(const struct gen_tokenizer *t, void *re, const char *s, size_t n, size_t pos,
+                       size_t ov[2])
 {
     pcre2_match_data *md = t->match;
     int rc;

@@ -32,7 +32,8 @@ static bool unescape_literal(const char *s, size_t n, struct buf *out)
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
 
-        if (c == '\'' || c == '"' || (c == '{' && i + 1 < n && (s[i + 1] == '{' || s[i + 1] == '%')))
+        if (c == '\'' || c == '"' ||
+            (c == '{' && i + 1 < n && (s[i + 1] == '{' || s[i + 1] == '%')))
             return false;
         if (c == '\\' && i + 1 < n) {
             c = s[++i];

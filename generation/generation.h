@@ -315,4 +315,166 @@ const char *const *gen_chat_stop_strings(const struct gen_tokenizer *t, size_t *
 
 /* ======== end of tokenizer and chat templates ======== */
 
+/* ======== prompt and citations (generation/prompt.c, generation/cite.c) ======== */
+/* ---- owned by the prompt engineer: declarations below this line ---- */
+
+/*
+ * Token counter passed in by the caller (cmd/ wires in gen_count_tokens with
+ * a struct gen_tokenizer * as ctx; tests pass a trivial counter). count()
+ * returns the number of tokens in text[0..len) and must be deterministic;
+ * ctx is passed through unchanged and stays owned by the caller.
+ */
+struct gen_token_counter {
+    size_t (*count)(void *ctx, const char *text, size_t len);
+    void *ctx;
+};
+
+/* The fixed phrase of an abstention, asked for by the default instructions. */
+#define GEN_NOT_FOUND "not found in the indexed documents"
+
+/* Default system message: compact instructions for small instruction-tuned models. */
+#define GEN_PROMPT_SYSTEM_DEFAULT                                                              \
+ "Answer the question using only the numbered sources provided. Cite the sources you use "     \
+ "with their numbers in square brackets, like [1] or [2][3]. Copy quotations exactly. If the " \
+ "sources do not contain the answer, reply only: " GEN_NOT_FOUND ". Be brief."
+
+/* A first source that must be cut to fit is kept only if this many tokens of it fit. */
+#define GEN_PROMPT_MIN_TRUNCATED 64
+
+/* A retrieved chunk offered to the prompt. All pointers are borrowed. */
+struct gen_source {
+    const char *text; /* chunk text, len bytes, need not be NUL-terminated */
+    size_t len;
+    const char *path;    /* document path or title, NUL-terminated; NULL = none */
+    const char *heading; /* heading path ("Install > Linux"), NUL-terminated; NULL = none */
+    unsigned page_first; /* 1-based pages of the chunk; 0 = no page numbers */
+    unsigned page_last;
+};
+
+struct gen_prompt_opts {
+    /*
+     * Tokens for the two message texts together: n_ctx minus the answer
+     * reserve, minus the chat template's own tokens around the messages.
+     */
+    size_t budget;
+    const char *system;           /* instructions; NULL = GEN_PROMPT_SYSTEM_DEFAULT */
+    struct gen_token_counter tok; /* required */
+};
+
+/*
+ * An assembled prompt: plain message texts, to be wrapped by gen_chat_apply
+ * as a "system" and a "user" message. The user message lists the included
+ * sources as "[n] path > heading (p. 3)" header lines, each followed by the
+ * chunk text, then "Question: ...". Invariant: n_tokens = count(system) +
+ * count(user) <= opts.budget.
+ */
+struct gen_prompt {
+    char *system; /* NUL-terminated, owned */
+    char *user;   /* NUL-terminated, owned */
+    size_t n_tokens;
+    /*
+     * (n_source) included sources in prompt order: source[k] is [k+1]. These
+     * are copies of the input structs (pointers still borrowed from the
+     * caller's sources), with text and len narrowed to the bytes included
+     * (whitespace trimmed; cut at a sentence or word boundary when truncated).
+     */
+    struct gen_source *source;
+    size_t *index; /* (n_source) position of source[k] in the input list */
+    size_t n_source;
+    bool truncated; /* source[0] was cut to fit (then it is the only source) */
+};
+
+/*
+ * Build the prompt for question from the candidates src[0..n_src), best
+ * first. Sources are taken greedily in order while the whole prompt fits
+ * opts->budget; one that does not fit is skipped, except that when nothing
+ * is included yet it is cut to fit if at least GEN_PROMPT_MIN_TRUNCATED of
+ * its tokens fit. Empty sources are skipped. p is overwritten (zeroed on
+ * failure); release it with gen_prompt_release. Returns RAG_EINVAL for an
+ * empty question, or when the question with the instructions alone exceeds
+ * the budget ("question too long for the context window (N tokens, budget M)").
+ */
+int gen_prompt_build(struct gen_prompt *p, const char *question, const struct gen_source *src,
+                     size_t n_src, const struct gen_prompt_opts *opts, struct rag_err *err);
+void gen_prompt_release(struct gen_prompt *p);
+
+/*
+ * Default for gen_evidence_weak: a dense cosine similarity (L2-normalised
+ * embeddings). Rank-fusion scores (RRF) cannot be thresholded: pass the
+ * candidates' dense scores. To be calibrated on data.
+ */
+#define GEN_WEAK_EVIDENCE_DEFAULT 0.30
+
+/*
+ * True when the evidence is too weak to answer from: n == 0, no finite
+ * score, or the best finite score of score[0..n) is below threshold.
+ */
+bool gen_evidence_weak(const double *score, size_t n, double threshold);
+
+/* Quotes of at least this many words are checked against the cited source. */
+#define GEN_CITE_QUOTE_MIN_WORDS 4
+
+/* One source number of a citation; "[1-3]" gives three, all at the '['. */
+struct gen_citation {
+    size_t number; /* as written: 1-based */
+    size_t offset; /* byte offset of the '[' in the answer */
+    bool valid;    /* 1 <= number <= n_src */
+};
+
+enum gen_cite_kind {
+    GEN_CITE_NO_SOURCE,       /* [n] with no source n */
+    GEN_CITE_BAD_RANGE,       /* [5-2], or a range of more than 64 numbers */
+    GEN_CITE_QUOTE_NOT_FOUND, /* a quoted span absent from every source it cites */
+};
+
+struct gen_cite_problem {
+    enum gen_cite_kind kind;
+    size_t offset; /* the '[' of the citation, or the opening quotation mark */
+    size_t number; /* the source number concerned */
+    char msg[96];  /* "no such source [7]", "quote not found in [2]" */
+};
+
+/*
+ * Citations found in an answer. Only valid citations mark a source as
+ * cited. The arrays are owned; release with gen_cite_report_release.
+ */
+struct gen_cite_report {
+    struct {
+        struct gen_citation *item;
+        size_t n, cap;
+    } cites;
+    struct {
+        struct gen_cite_problem *item;
+        size_t n, cap;
+    } problems;
+    bool *cited; /* (n_src) cited[k]: source [k+1] is cited */
+    size_t n_src;
+    size_t n_cited; /* distinct sources cited */
+    bool abstained; /* gen_is_abstention(answer) */
+};
+
+/*
+ * Check the citations of answer[0..len) against src[0..n_src), where
+ * src[k] is source [k+1] (pass gen_prompt.source). Recognised: "[1]",
+ * "[2, 3]", "[1][2]", "[1-3]" (also with an en dash); not citations: "[x]",
+ * Markdown links "[text](url)", anything in `code` spans or fences. A quote
+ * ("..." or curly) of GEN_CITE_QUOTE_MIN_WORDS words or more is attached to
+ * the next citation in the same sentence, else to the previous one in the
+ * same paragraph, and must occur in one of its sources, compared without
+ * ASCII case and with quotes, dashes and whitespace runs unified; "..." in a
+ * quote separates parts that must occur in order. out is overwritten.
+ */
+void gen_cite_check(const char *answer, size_t len, const struct gen_source *src, size_t n_src,
+                    struct gen_cite_report *out);
+void gen_cite_report_release(struct gen_cite_report *r);
+
+/*
+ * True when answer[0..len) says that the answer is not in the sources:
+ * GEN_NOT_FOUND and common variants ("I don't know", "the sources do not
+ * contain", "no information", ...), without ASCII case.
+ */
+bool gen_is_abstention(const char *answer, size_t len);
+
+/* ======== end of prompt and citations ======== */
+
 #endif

@@ -132,11 +132,45 @@ static int byte_token_value(const char *s, size_t n)
 }
 
 /*
- * Fill t->text/off/type from the vocabulary; mark the tokens matched whole in
- * the text (is_special) and those whose stored bytes are their key (is_key).
+ * Append token i's bytes to text and set its type; returns whether it is
+ * matched whole in the text, and in *ret_key whether its stored bytes are its
+ * vocabulary key.
  */
-static void store_tokens(struct gen_tokenizer *t, const struct gen_tok_vocab *v,
-                         bool *is_special, bool *is_key)
+static bool store_token(struct gen_tokenizer *t, const int16_t cp_byte[N_ALPHABET],
+                        const struct gen_tok_vocab *v, size_t i, struct buf *text, bool *ret_key)
+{
+    const char *s = v->token[i];
+    size_t n = v->token_len[i], start = text->len;
+    int type = v->token_type ? v->token_type[i] : GEN_TOK_NORMAL;
+    int byte = type == GEN_TOK_BYTE ? byte_token_value(s, n) : -1;
+    bool in_alphabet;
+
+    t->type[i] = (uint8_t)(type >= GEN_TOK_NORMAL && type <= GEN_TOK_BYTE ? type : 0);
+    *ret_key = byte < 0;
+    if (byte >= 0) {
+        buf_appendc(text, (char)byte);
+        return false;
+    }
+    in_alphabet = unmap_spelling(cp_byte, s, n, text);
+    if (type != GEN_TOK_CONTROL && type != GEN_TOK_USER_DEFINED) {
+        if (!in_alphabet)
+            buf_append(text, s, n);
+        return false;
+    }
+    /*
+     * Kept as written, which is also its key unless the spelling maps to other
+     * bytes ("Ġ" -> " "); only tokens spelled in the byte alphabet are matched.
+     */
+    if (in_alphabet)
+        *ret_key = text->len - start == n && !memcmp(text->data + start, s, n);
+    text->len = start;
+    buf_append(text, s, n);
+    return in_alphabet && n > 0;
+}
+
+/* Fill t->text/off/type; mark the tokens matched whole and those stored as their key. */
+static void store_tokens(struct gen_tokenizer *t, const struct gen_tok_vocab *v, bool *is_special,
+                         bool *is_key)
 {
     int16_t cp_byte[N_ALPHABET];
     uint32_t byte_cp[256];
@@ -146,35 +180,8 @@ static void store_tokens(struct gen_tokenizer *t, const struct gen_tok_vocab *v,
     t->off = xmalloc_array(v->n_tokens + 1, sizeof(*t->off));
     t->type = xmalloc_array(v->n_tokens, sizeof(*t->type));
     for (size_t i = 0; i < v->n_tokens; i++) {
-        const char *s = v->token[i];
-        size_t n = v->token_len[i];
-        int type = v->token_type ? v->token_type[i] : GEN_TOK_NORMAL;
-        int byte = type == GEN_TOK_BYTE ? byte_token_value(s, n) : -1;
-        bool in_alphabet;
-
-        t->type[i] = (uint8_t)(type >= GEN_TOK_NORMAL && type <= GEN_TOK_BYTE ? type : 0);
         t->off[i] = (uint32_t)text.len;
-        if (byte >= 0) {
-            buf_appendc(&text, (char)byte);
-            is_special[i] = is_key[i] = false;
-            continue;
-        }
-        in_alphabet = unmap_spelling(cp_byte, s, n, &text);
-        is_key[i] = true;
-        is_special[i] = false;
-        if (type == GEN_TOK_CONTROL || type == GEN_TOK_USER_DEFINED) {
-            /*
-             * Kept as written, which is also its key unless the spelling maps to other
-             * bytes ("Ġ" -> " "); only tokens spelled in the byte alphabet are matched.
-             */
-            if (in_alphabet)
-                is_key[i] = text.len - t->off[i] == n && !memcmp(text.data + t->off[i], s, n);
-            is_special[i] = in_alphabet && n > 0;
-            text.len = t->off[i];
-            buf_append(&text, s, n);
-        } else if (!in_alphabet) {
-            buf_append(&text, s, n);
-        }
+        is_special[i] = store_token(t, cp_byte, v, i, &text, &is_key[i]);
     }
     t->off[v->n_tokens] = (uint32_t)text.len;
     t->text = text.data ? buf_detach(&text, NULL) : xcalloc(1, 1);
@@ -274,8 +281,7 @@ static enum gen_tok_pre pre_from_name(const char *name, bool *ret_ignore_merges)
 {
     static const char *const smollm[] = { "smollm", "starcoder", "refact", "command-r",
                                           "codeshell" };
-    static const char *const llama3[] = { "llama3", "llama-v3", "llama-bpe", "falcon3",
-                                          "pixtral" };
+    static const char *const llama3[] = { "llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral" };
     static const char *const qwen2[] = { "qwen2", "deepseek-r1-qwen", "megrez" };
 
     *ret_ignore_merges = false;
@@ -297,11 +303,18 @@ static enum gen_tok_pre pre_from_name(const char *name, bool *ret_ignore_merges)
 
 static int check_vocab(const struct gen_tok_vocab *v, const char *name, struct rag_err *err)
 {
+    size_t bytes = 0;
+
     if (!v->n_tokens || v->n_tokens > INT32_MAX)
         return rag_errf(err, RAG_EFORMAT, "'%s': tokenizer has %zu tokens", name, v->n_tokens);
+    for (size_t i = 0; i < v->n_tokens; i++)
+        bytes += v->token_len[i];
+    if (bytes > UINT32_MAX / 2)
+        return rag_errf(err, RAG_EFORMAT, "'%s': tokenizer text of %zu bytes", name, bytes);
     if (v->bos_id >= (int64_t)v->n_tokens || v->eos_id >= (int64_t)v->n_tokens)
-        return rag_errf(err, RAG_EFORMAT, "'%s': bos/eos token id (%d/%d) out of range (%zu tokens)",
-                        name, (int)v->bos_id, (int)v->eos_id, v->n_tokens);
+        return rag_errf(err, RAG_EFORMAT,
+                        "'%s': bos/eos token id (%d/%d) out of range (%zu tokens)", name,
+                        (int)v->bos_id, (int)v->eos_id, v->n_tokens);
     return 0;
 }
 
@@ -352,6 +365,7 @@ void gen_tokenizer_free(struct gen_tokenizer *t)
     free(t->chat_system);
     free(t->sym.item);
     free(t->heap.item);
+    gen_tokens_release(&t->count);
     free(t);
 }
 
@@ -395,8 +409,8 @@ void gen_tokens_release(struct gen_tokens *v)
 /* ---- encoding: special tokens first, then the pre-tokenizer and BPE (bpe.c) ---- */
 
 /* The longest special token starting at s[0..n), or -1; its length in *ret_len. */
-static int32_t match_special(const struct gen_tokenizer *t, const char *s, size_t n,
-                             unsigned flags, size_t *ret_len)
+static int32_t match_special(const struct gen_tokenizer *t, const char *s, size_t n, unsigned flags,
+                             size_t *ret_len)
 {
     for (size_t i = 0; i < t->n_special; i++) {
         int32_t id = t->special[i];
@@ -445,13 +459,10 @@ void gen_tokenize(struct gen_tokenizer *t, const char *text, size_t len, unsigne
 size_t gen_count_tokens(void *tokenizer, const char *text, size_t len)
 {
     struct gen_tokenizer *t = tokenizer;
-    struct gen_tokens v = { 0 };
-    size_t n;
 
-    gen_tokenize(t, text, len, 0, &v);
-    n = v.n;
-    gen_tokens_release(&v);
-    return n;
+    t->count.n = 0;
+    gen_tokenize(t, text, len, 0, &t->count);
+    return t->count.n;
 }
 
 /* ---- decoding ---- */

@@ -101,6 +101,7 @@ struct gen_tokenizer {
         size_t n, cap;
     } heap;
     struct tok_cache cache;
+    struct gen_tokens count; /* ids of the last gen_count_tokens call */
 };
 
 /* Raw bytes of token id (id must be valid). */

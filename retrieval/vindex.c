@@ -28,16 +28,23 @@ static const FaissIndex *cfx(const struct retr_vindex *x)
     return (const FaissIndex *)x;
 }
 
+/* FAISS messages read "Error in <function> at <file>:<line>: <what>"; keep <what>. */
+static const char *what_of(const char *msg)
+{
+    const char *at = msg ? strstr(msg, " at ") : NULL;
+    const char *colon = at ? strstr(at, ": ") : NULL;
+
+    if (!msg || !*msg)
+        return "unknown error";
+    return colon ? colon + 2 : msg;
+}
+
 static int faiss_fail(struct rag_err *err, const char *what, const char *subject)
 {
-    const char *msg = faiss_get_last_error();
-    char line[160];
-    size_t n;
+    char line[200];
 
-    /* FAISS messages span lines; keep the first, which says what went wrong. */
-    snprintf(line, sizeof(line), "%s", msg && *msg ? msg : "unknown error");
-    n = strcspn(line, "\n");
-    line[n] = '\0';
+    snprintf(line, sizeof(line), "%s", what_of(faiss_get_last_error()));
+    line[strcspn(line, "\n")] = '\0'; /* one line */
     return rag_errf(err, RAG_EINDEX, "%s '%s': %s", what, subject, line);
 }
 

@@ -9,6 +9,9 @@
  * continuation, bytes without "##"), so lookups never build strings, and
  * the word buffer lives on the stack: nothing is allocated per call.
  * Unicode properties come from libutf8proc; ASCII takes a fast path.
+ * As in the reference, the special tokens ([CLS], [SEP], [PAD], [UNK],
+ * [MASK]) written literally in the text are matched first, exactly and
+ * case-sensitively, and become those tokens.
  *
  * Differences from the reference that remain: it drops Cc, Cf and Co (not
  * unassigned code points), and its punctuation table predates Unicode 14,
@@ -117,6 +120,7 @@ static int special(const struct retr_wp *wp, const char *path, const char *name,
 
 int retr_wp_load(struct retr_wp *wp, const char *vocab_path, bool lowercase, struct rag_err *err)
 {
+    static const char *specials[] = { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" };
     struct buf b = BUF_INIT;
     size_t slots = 16, len = 0;
     int rc;
@@ -139,6 +143,12 @@ int retr_wp_load(struct retr_wp *wp, const char *vocab_path, bool lowercase, str
     for (size_t i = 0; i < wp->n_vocab; i++)
         if (wp->token[i][0])
             insert(wp, wp->token[i], (int32_t)i);
+    for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
+        int32_t id = retr_wp_id(wp, specials[i]);
+
+        if (id >= 0)
+            wp->special[wp->n_special++] = id;
+    }
     rc = special(wp, vocab_path, "[CLS]", &wp->cls, err);
     if (!rc)
         rc = special(wp, vocab_path, "[SEP]", &wp->sep, err);
@@ -303,6 +313,21 @@ static void add_char(struct enc *e, uint32_t c, size_t start, size_t end)
     w->src_end[i] = end;
 }
 
+/* Length of the special token ("[CLS]", ...) at text[0..len), or 0. */
+static size_t special_at(const struct retr_wp *wp, const char *text, size_t len, int32_t *ret_id)
+{
+    for (size_t i = 0; i < wp->n_special; i++) {
+        const char *s = wp->token[wp->special[i]];
+        size_t n = strlen(s);
+
+        if (n <= len && !memcmp(text, s, n)) {
+            *ret_id = wp->special[i];
+            return n;
+        }
+    }
+    return 0;
+}
+
 static void code_point(struct enc *e, uint32_t c, size_t start, size_t end)
 {
     uint32_t d[WP_MAX_DECOMP];
@@ -340,8 +365,16 @@ size_t retr_wp_encode(const struct retr_wp *wp, const char *text, size_t len, in
 
     while (i < len) {
         uint32_t c;
-        size_t n = utf8_decode(text + i, len - i, &c);
+        int32_t id;
+        size_t n = text[i] == '[' ? special_at(wp, text + i, len - i, &id) : 0;
 
+        if (n) {
+            flush(&e);
+            emit(&e, id, i, i + n);
+            i += n;
+            continue;
+        }
+        n = utf8_decode(text + i, len - i, &c);
         if (!n) {
             n = 1;
             c = 0xFFFD;

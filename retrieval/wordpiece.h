@@ -25,6 +25,8 @@ struct retr_wp {
     size_t mask; /* slots - 1, a power of two minus one */
     size_t max_piece; /* longest entry in bytes, without "##" */
     int32_t cls, sep, pad, unk;
+    int32_t special[5]; /* ids of the special tokens matched literally in text */
+    size_t n_special;
     bool lowercase; /* also strips accents, as BertNormalizer does by default */
 };
 

@@ -35,7 +35,10 @@ int store_schema_version(struct store *s);        /* PRAGMA user_version */
 /*
  * Group writes in one transaction (BEGIN IMMEDIATE ... COMMIT). Functions
  * that write open their own transaction when none is active, or a savepoint
- * inside one. store_rollback is safe when no transaction is open.
+ * inside one (a failed store_put_doc then undoes only itself). Full-text
+ * indexing dominates ingest cost and a commit flushes it, so bulk ingest
+ * should commit every few MB of text rather than every document.
+ * store_rollback is safe when no transaction is open.
  */
 int store_begin(struct store *s, struct rag_err *err);
 int store_commit(struct store *s, struct rag_err *err);
@@ -233,7 +236,7 @@ struct store_check {
 /*
  * Count the rows of each table and verify the full-text index against the
  * chunk text (O(store size)). RAG_EDB when the index is out of sync or a
- * count disagrees.
+ * count disagrees; *ret is filled in either case.
  */
 int store_check(struct store *s, struct store_check *ret, struct rag_err *err);
 

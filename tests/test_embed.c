@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "retrieval/retrieval.h"
@@ -402,7 +403,7 @@ START_TEST(test_prompt_from_config)
 
     ck_assert_str_eq(retr_embedder_info(e)->query_prefix, "query: ");
     ck_assert_int_eq(retr_tokenize(e, "cats", 4, RETR_EMBED_QUERY, ids, NULL, 16, &n, &err), 0);
-    ck_assert_uint_eq(n, 6);
+    ck_assert_uint_eq(n, 5);
     ck_assert_str_eq(retr_token_text(e, ids[1]), "query");
     ck_assert_str_eq(retr_token_text(e, ids[2]), ":");
     ck_assert_str_eq(retr_token_text(e, ids[3]), "cats");
@@ -632,10 +633,109 @@ START_TEST(test_bad_config)
     p = path_in(dir, "vocab.txt");
     expect_open_error(dir, RAG_EFORMAT, p, "no [UNK] token");
     write_str(dir, "vocab.txt", TINY_VOCAB);
-    ck_assert_int_eq(mkdir(path_in(dir, "1_Pooling"), 0755), 0);
+    free(p);
+    p = path_in(dir, "1_Pooling");
+    ck_assert_int_eq(mkdir(p, 0755), 0);
     write_str(dir, "1_Pooling/config.json", "{\"pooling_mode_max_tokens\": true}");
     expect_open_error(dir, RAG_EFORMAT, "1_Pooling/config.json", "unsupported pooling");
     free(p);
     free(dir);
 }
 END_TEST
+
+/* Replace model.safetensors of dir with bytes[0..n). */
+static void put_st(const char *dir, const void *bytes, size_t n)
+{
+    char *p = path_in(dir, "model.safetensors");
+
+    test_write_file(p, bytes, n);
+    free(p);
+}
+
+START_TEST(test_bad_safetensors)
+{
+    struct tiny_opts o = { .dtype = "F32" };
+    char *dir = tiny_dir(&o), *p = path_in(dir, "model.safetensors");
+    struct buf good = BUF_INIT;
+    uint64_t huge = 1ull << 40;
+    char hdr[64];
+
+    ck_assert_int_eq(file_read(p, 0, &good, NULL), 0);
+    put_st(dir, good.data, good.len / 2); /* truncated: data past the end */
+    expect_open_error(dir, RAG_EFORMAT, p, "data offsets past the end of the file");
+    put_st(dir, good.data, 5);
+    expect_open_error(dir, RAG_EFORMAT, p, "truncated safetensors file (5 bytes)");
+    put_st(dir, good.data, 100); /* header cut */
+    expect_open_error(dir, RAG_EFORMAT, p, "bad header length");
+    memcpy(good.data, &huge, 8);
+    put_st(dir, good.data, good.len);
+    expect_open_error(dir, RAG_EFORMAT, p, "bad header length 1099511627776");
+    memcpy(hdr, "\x10\0\0\0\0\0\0\0{\"a\": [1, 2}   ", 24);
+    put_st(dir, hdr, 24);
+    expect_open_error(dir, RAG_EFORMAT, p, "invalid json at byte 11: expected ',' or ']'");
+    buf_release(&good);
+    free(p);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_bad_tensors)
+{
+    struct tiny_opts past = { .dtype = "F32", .offsets_past_end = true };
+    struct tiny_opts omit = { .dtype = "F32", .omit = "encoder.layer.0.output.dense.bias" };
+    struct tiny_opts shape = { .dtype = "F32", .reshape = "encoder.layer.0.attention.self.key.weight" };
+    struct tiny_opts dtype = { .dtype = "F32" };
+    char *d1 = tiny_dir(&past), *d2 = tiny_dir(&omit), *d3 = tiny_dir(&shape), *d4 = tiny_dir(&dtype);
+    char *p = path_in(d1, "model.safetensors");
+
+    expect_open_error(d1, RAG_EFORMAT, p,
+                      "tensor 'encoder.layer.0.output.LayerNorm.bias': data offsets past the end");
+    free(p);
+    p = path_in(d2, "model.safetensors");
+    expect_open_error(d2, RAG_EFORMAT, p, "missing tensor 'encoder.layer.0.output.dense.bias'");
+    free(p);
+    p = path_in(d3, "model.safetensors");
+    expect_open_error(d3, RAG_EFORMAT, p,
+                      "tensor 'encoder.layer.0.attention.self.key.weight': unexpected shape");
+    write_str(d4, "config.json",
+              "{\"hidden_size\": 8, \"num_hidden_layers\": 2, \"num_attention_heads\": 2,"
+              " \"intermediate_size\": 16, \"vocab_size\": 12, \"max_position_embeddings\": 16}");
+    free(p);
+    p = path_in(d4, "model.safetensors");
+    expect_open_error(d4, RAG_EFORMAT, p, "missing tensor 'encoder.layer.1.");
+    free(p);
+    free(d1);
+    free(d2);
+    free(d3);
+    free(d4);
+}
+END_TEST
+
+static Suite *embed_suite(void)
+{
+    Suite *s = suite_create("embed");
+    TCase *parity = tcase_create("parity"), *model = tcase_create("model"),
+          *files = tcase_create("files");
+
+    tcase_set_timeout(parity, 300);
+    tcase_add_test(parity, test_golden_tokens);
+    tcase_add_test(parity, test_golden_vectors);
+    tcase_add_test(parity, test_cls_query_golden);
+    tcase_set_timeout(model, 60);
+    tcase_add_test(model, test_info);
+    tcase_add_test(model, test_spans);
+    tcase_add_test(model, test_no_silent_truncation);
+    tcase_add_test(model, test_batch_invariance);
+    tcase_add_test(model, test_prompt_from_config);
+    tcase_add_test(files, test_tiny_dtypes);
+    tcase_add_test(files, test_missing_files);
+    tcase_add_test(files, test_bad_config);
+    tcase_add_test(files, test_bad_safetensors);
+    tcase_add_test(files, test_bad_tensors);
+    suite_add_tcase(s, parity);
+    suite_add_tcase(s, model);
+    suite_add_tcase(s, files);
+    return s;
+}
+
+TEST_MAIN(embed_suite)

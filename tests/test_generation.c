@@ -304,7 +304,7 @@ START_TEST(test_gguf_truncated)
     cuts[n++] = find(&b, "w.q8", ti) + 10;
     for (int i = 0; i < n; i++)
         expect_bad(b.data, cuts[i], RAG_EFORMAT, "truncated at offset");
-    expect_bad(b.data, b.len - 1, RAG_EFORMAT, "extends past the end of the file");
+    expect_bad(b.data, b.len - 31, RAG_EFORMAT, "extends past the end of the file");
     expect_bad(b.data, b.len - 40, RAG_EFORMAT, "tensor 'w.q8': data at offset");
     buf_release(&b);
 }
@@ -417,5 +417,695 @@ START_TEST(test_gguf_real_model)
     ck_assert_int_eq(gguf_find_tensor(g, "blk.29.ffn_down.weight")->type, GGUF_TENSOR_Q4_1);
     ck_assert_ptr_null(gguf_find_tensor(g, "output.weight"));
     gguf_close(g);
+}
+END_TEST
+
+/* ---- dequantization ---- */
+
+START_TEST(test_half_conversions)
+{
+    ck_assert_float_eq(quant_f16_to_f32(0x3c00), 1.0f);
+    ck_assert_float_eq(quant_f16_to_f32(0xc000), -2.0f);
+    ck_assert_float_eq(quant_f16_to_f32(0x7bff), 65504.0f);
+    ck_assert_float_eq(quant_f16_to_f32(0x0001), ldexpf(1.0f, -24));
+    ck_assert(isinf(quant_f16_to_f32(0x7c00)));
+    ck_assert_uint_eq(quant_f32_to_f16(1.0f), 0x3c00);
+    ck_assert_uint_eq(quant_f32_to_f16(1.0f + ldexpf(1.0f, -11)), 0x3c00); /* tie to even */
+    ck_assert_uint_eq(quant_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)), 0x3c02);
+    ck_assert_uint_eq(quant_f32_to_f16(1e6f), 0x7c00);
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+            continue; /* NaN payloads */
+        ck_assert_uint_eq(quant_f32_to_f16(quant_f16_to_f32((uint16_t)h)), h);
+    }
+    ck_assert_float_eq(quant_bf16_to_f32(0x3f80), 1.0f);
+    ck_assert_float_eq(quant_bf16_to_f32(0xc0a0), -5.0f);
+}
+END_TEST
+
+static void set_f16(uint8_t *p, float f)
+{
+    uint16_t h = quant_f32_to_f16(f);
+    memcpy(p, &h, 2);
+}
+
+/* Hand-made blocks of the 32-element types with values computed from the definition. */
+START_TEST(test_dequant_small_blocks)
+{
+    uint8_t b[34] = { 0 };
+    float y[32];
+    uint32_t qh = 0xA5C3F00Fu;
+
+    set_f16(b, 0.5f); /* Q4_0: qs[j] = j | (15 - j) << 4 */
+    for (int j = 0; j < 16; j++)
+        b[2 + j] = (uint8_t)(j | (15 - j) << 4);
+    quant_dequant_row(GGUF_TENSOR_Q4_0, b, y, 32);
+    for (int j = 0; j < 16; j++) {
+        ck_assert_float_eq(y[j], (float)(j - 8) * 0.5f);
+        ck_assert_float_eq(y[j + 16], (float)(15 - j - 8) * 0.5f);
+    }
+    set_f16(b, 0.25f); /* Q4_1: same nibbles after d, m = -1 */
+    set_f16(b + 2, -1.0f);
+    for (int j = 0; j < 16; j++)
+        b[4 + j] = (uint8_t)(j | (15 - j) << 4);
+    quant_dequant_row(GGUF_TENSOR_Q4_1, b, y, 32);
+    for (int j = 0; j < 16; j++) {
+        ck_assert_float_eq(y[j], (float)j * 0.25f - 1.0f);
+        ck_assert_float_eq(y[j + 16], (float)(15 - j) * 0.25f - 1.0f);
+    }
+    set_f16(b, 2.0f); /* Q5_0: 5th bits from qh, nibbles j / 15 - j */
+    memcpy(b + 2, &qh, 4);
+    for (int j = 0; j < 16; j++)
+        b[6 + j] = (uint8_t)(j | (15 - j) << 4);
+    quant_dequant_row(GGUF_TENSOR_Q5_0, b, y, 32);
+    for (int j = 0; j < 16; j++) {
+        ck_assert_float_eq(y[j], (float)((j | ((qh >> j) & 1) << 4) - 16) * 2.0f);
+        ck_assert_float_eq(y[j + 16], (float)(((15 - j) | ((qh >> (j + 16)) & 1) << 4) - 16) * 2);
+    }
+    set_f16(b, 0.5f); /* Q5_1: d, m = 3, qh, nibbles */
+    set_f16(b + 2, 3.0f);
+    memcpy(b + 4, &qh, 4);
+    for (int j = 0; j < 16; j++)
+        b[8 + j] = (uint8_t)(j | (15 - j) << 4);
+    quant_dequant_row(GGUF_TENSOR_Q5_1, b, y, 32);
+    for (int j = 0; j < 16; j++) {
+        ck_assert_float_eq(y[j], (float)(j | ((qh >> j) & 1) << 4) * 0.5f + 3.0f);
+        ck_assert_float_eq(y[j + 16], (float)((15 - j) | ((qh >> (j + 16)) & 1) << 4) * 0.5f + 3);
+    }
+    set_f16(b, -0.125f); /* Q8_0: signed bytes */
+    for (int j = 0; j < 32; j++)
+        b[2 + j] = (uint8_t)(int8_t)(j * 8 - 128);
+    quant_dequant_row(GGUF_TENSOR_Q8_0, b, y, 32);
+    for (int j = 0; j < 32; j++)
+        ck_assert_float_eq(y[j], (float)(j * 8 - 128) * -0.125f);
+}
+END_TEST
+
+/* K-quant super-blocks built from chosen 6-bit scales/mins, packed by hand. */
+START_TEST(test_dequant_k_blocks)
+{
+    uint8_t b[210] = { 0 };
+    float y[256];
+    uint8_t sc[8] = { 1, 63, 17, 32, 5, 48, 33, 62 }, mn[8] = { 0, 9, 63, 20, 40, 3, 16, 61 };
+
+    set_f16(b, 0.5f);
+    set_f16(b + 2, 0.25f);
+    for (int s = 0; s < 4; s++) {
+        b[4 + s] = (uint8_t)(sc[s] | (sc[s + 4] >> 4) << 6);
+        b[8 + s] = (uint8_t)(mn[s] | (mn[s + 4] >> 4) << 6);
+        b[12 + s] = (uint8_t)((sc[s + 4] & 15) | (mn[s + 4] & 15) << 4);
+    }
+    for (int i = 0; i < 128; i++)
+        b[16 + i] = (uint8_t)(i * 37 + 11);
+    quant_dequant_row(GGUF_TENSOR_Q4_K, b, y, 256);
+    for (int i = 0; i < 256; i++) {
+        int c = i / 64, hi = (i % 64) >= 32, l = i % 32, s = 2 * c + hi;
+        int q = hi ? (uint8_t)(b[16 + 32 * c + l]) >> 4 : b[16 + 32 * c + l] & 15;
+        ck_assert_float_eq_tol(y[i], 0.5f * sc[s] * q - 0.25f * mn[s], 1e-6);
+    }
+    /* Q5_K: same header, qh[32] at 16, qs at 48 */
+    uint8_t k5[176];
+    memcpy(k5, b, 16);
+    for (int l = 0; l < 32; l++)
+        k5[16 + l] = (uint8_t)(l * 73 + 5);
+    for (int i = 0; i < 128; i++)
+        k5[48 + i] = (uint8_t)(i * 29 + 3);
+    quant_dequant_row(GGUF_TENSOR_Q5_K, k5, y, 256);
+    for (int i = 0; i < 256; i++) {
+        int c = i / 64, hi = (i % 64) >= 32, l = i % 32, s = 2 * c + hi;
+        int q = hi ? k5[48 + 32 * c + l] >> 4 : k5[48 + 32 * c + l] & 15;
+        q += ((k5[16 + l] >> s) & 1) * 16;
+        ck_assert_float_eq_tol(y[i], 0.5f * sc[s] * q - 0.25f * mn[s], 1e-6);
+    }
+    /* Q6_K: ql[128], qh[64], int8 scales[16], d last */
+    for (int i = 0; i < 192; i++)
+        b[i] = (uint8_t)(i * 41 + 7);
+    for (int i = 0; i < 16; i++)
+        b[192 + i] = (uint8_t)(int8_t)(i * 9 - 70);
+    set_f16(b + 208, 0.125f);
+    quant_dequant_row(GGUF_TENSOR_Q6_K, b, y, 256);
+    for (int i = 0; i < 256; i++) {
+        int h = i / 128, r = i % 128, quarter = r / 32, l = r % 32;
+        const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+        int low = quarter & 1 ? ql[l + 32] : ql[l];
+        int q = (quarter >= 2 ? low >> 4 : low & 15) | ((qh[l] >> (2 * quarter)) & 3) << 4;
+        int8_t scale = (int8_t)b[192 + 8 * h + l / 16 + 2 * quarter];
+        ck_assert_float_eq_tol(y[i], 0.125f * scale * (q - 32), 1e-6);
+    }
+}
+END_TEST
+
+static enum gguf_tensor_type type_by_name(const char *name)
+{
+    for (uint32_t t = 0; t < 31; t++)
+        if (gguf_type_size(t) && !strcmp(gguf_type_name(t), name))
+            return t;
+    ck_abort_msg("unknown type '%s'", name);
+    return GGUF_TENSOR_F32;
+}
+
+static FILE *open_golden(const char *name)
+{
+    char path[4096], rel[256];
+    FILE *f;
+
+    snprintf(rel, sizeof(rel), "tests/golden/generation/%s", name);
+    f = fopen(test_source_path(rel, path, sizeof(path)), "r");
+    ck_assert_msg(f != NULL, "cannot open '%s'", path);
+    return f;
+}
+
+/* Random blocks of every type against gguf.quants.dequantize (the Python package). */
+START_TEST(test_dequant_golden_blocks)
+{
+    FILE *f = open_golden("dequant_blocks.txt");
+    char line[65536], name[16], hex[4096];
+    uint8_t raw[2048];
+    float y[256];
+    int n_blocks = 0, id;
+
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "block ", 6))
+            continue;
+        ck_assert_int_eq(sscanf(line, "block %15s %d %4095s", name, &id, hex), 3);
+        enum gguf_tensor_type t = type_by_name(name);
+        ck_assert_int_eq((int)t, id);
+        size_t nb = strlen(hex) / 2, n = nb / gguf_type_size(t) * gguf_type_block(t);
+        for (size_t i = 0; i < nb; i++)
+            ck_assert_int_eq(sscanf(hex + 2 * i, "%2hhx", &raw[i]), 1);
+        quant_dequant_row(t, raw, y, n);
+        ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+        char *p = line + 7, *end;
+        for (size_t i = 0; i < n; i++, p = end) {
+            float want = strtof(p, &end);
+            ck_assert_ptr_ne(p, end);
+            ck_assert_msg(y[i] == want, "%s element %zu: %.9g != %.9g", name, i, y[i], want);
+        }
+        n_blocks++;
+    }
+    fclose(f);
+    ck_assert_int_eq(n_blocks, 33);
+}
+END_TEST
+
+/* Checksums of dequantized tensors of the default model against the gguf package. */
+START_TEST(test_dequant_golden_model)
+{
+    const char *path = model_path();
+    FILE *f;
+    char line[4096], name[128], type[16];
+    struct gguf *g;
+    struct rag_err err = { 0 };
+    int n_tensors = 0, pos;
+
+    if (!path)
+        return;
+    ck_assert_int_eq(gguf_open(&g, path, &err), 0);
+    f = open_golden("dequant_model.txt");
+    while (fgets(line, sizeof(line), f)) {
+        size_t n;
+        double sum, sumsq, s = 0, s2 = 0;
+        if (sscanf(line, "tensor %127s %15s %zu %lf %lf %n", name, type, &n, &sum, &sumsq,
+                   &pos) != 5)
+            continue;
+        const struct gguf_tensor *t = gguf_find_tensor(g, name);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(t->type, type_by_name(type));
+        float *y = xmalloc_array(n, sizeof(float));
+        quant_dequant_row(t->type, t->data, y, n);
+        for (size_t i = 0; i < n; i++)
+            s += y[i], s2 += (double)y[i] * y[i];
+        ck_assert_double_eq_tol(s, sum, 1e-9 * (fabs(sum) + sqrt(sumsq * (double)n)));
+        ck_assert_double_eq_tol(s2, sumsq, 1e-9 * sumsq);
+        for (char *p = line + pos; *p && *p != '\n';) {
+            char *end;
+            size_t i = strtoull(p, &end, 10);
+            float want = strtof(end + 1, &p);
+            ck_assert_msg(y[i] == want, "%s[%zu] %.9g != %.9g", name, i, y[i], want);
+            while (*p == ' ')
+                p++;
+        }
+        free(y);
+        n_tensors++;
+    }
+    fclose(f);
+    gguf_close(g);
+    ck_assert_int_eq(n_tensors, 6);
+}
+END_TEST
+
+/* ---- kernels ---- */
+
+static uint64_t lcg_state = 1;
+
+static float frand(void) /* uniform in [-1, 1) */
+{
+    lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)(lcg_state >> 40) / (float)(1 << 23) - 1.0f;
+}
+
+/* Quantize n floats (n % 32 == 0) of x into the bytes of a row of type t. */
+static void quantize_row(enum gguf_tensor_type t, const float *x, uint8_t *out, size_t n)
+{
+    for (size_t b = 0; t != GGUF_TENSOR_F32 && t != GGUF_TENSOR_F16 && b < n / 32; b++) {
+        const float *v = x + 32 * b;
+        float lo = v[0], hi = v[0], amax = 0;
+        for (int j = 0; j < 32; j++) {
+            lo = fminf(lo, v[j]), hi = fmaxf(hi, v[j]), amax = fmaxf(amax, fabsf(v[j]));
+        }
+        if (t == GGUF_TENSOR_Q8_0) {
+            uint8_t *p = out + 34 * b;
+            float d = amax / 127;
+            set_f16(p, d);
+            for (int j = 0; j < 32; j++)
+                p[2 + j] = (uint8_t)(int8_t)lrintf(d > 0 ? v[j] / d : 0);
+        } else { /* Q4_1 */
+            uint8_t *p = out + 20 * b;
+            float d = (hi - lo) / 15;
+            set_f16(p, d);
+            set_f16(p + 2, lo);
+            for (int j = 0; j < 16; j++) {
+                int a = (int)lrintf(d > 0 ? (v[j] - lo) / d : 0);
+                int c = (int)lrintf(d > 0 ? (v[j + 16] - lo) / d : 0);
+                p[4 + j] = (uint8_t)((a > 15 ? 15 : a) | (c > 15 ? 15 : c) << 4);
+            }
+        }
+    }
+    if (t == GGUF_TENSOR_F32)
+        memcpy(out, x, n * 4);
+    for (size_t i = 0; t == GGUF_TENSOR_F16 && i < n; i++)
+        set_f16(out + 2 * i, x[i]);
+}
+
+/* Every int8 type and every ISA this CPU has agree with the scalar reference. */
+START_TEST(test_dot_kernels)
+{
+    const enum gguf_tensor_type types[] = { GGUF_TENSOR_Q4_0, GGUF_TENSOR_Q4_1, GGUF_TENSOR_Q5_0,
+                                            GGUF_TENSOR_Q5_1, GGUF_TENSOR_Q8_0 };
+    enum { N = 1536 };
+    static uint8_t row[N * 2];
+    static float x[N], w[N], tmp[N];
+    int8_t q[N];
+    float d[N / 32], sx[N / 32];
+    struct quant_q8 x8 = { q, d, sx, N };
+
+    for (size_t i = 0; i < N; i++)
+        x[i] = frand() * 3, w[i] = frand();
+    quant_q8_row(x, &x8);
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        for (size_t i = 0; i < sizeof(row); i++)
+            row[i] = (uint8_t)(frand() * 128 + 128);
+        for (size_t b = 0; b < N / 32; b++) { /* sane scales */
+            size_t bs = gguf_type_size(types[k]);
+            set_f16(row + b * bs, 0.01f + 0.001f * (float)b);
+            if (types[k] == GGUF_TENSOR_Q4_1 || types[k] == GGUF_TENSOR_Q5_1)
+                set_f16(row + b * bs + 2, -0.05f);
+        }
+        float ref = quant_dot_int8_scalar(types[k], row, &x8), exact = 0;
+        quant_dequant_row(types[k], row, w, N);
+        for (size_t i = 0; i < N; i++)
+            exact += w[i] * x[i];
+        /* 8-bit activations: error well under 1% of sum |w x| */
+        float mag = 0;
+        for (size_t i = 0; i < N; i++)
+            mag += fabsf(w[i] * x[i]);
+        ck_assert_float_eq_tol(ref, exact, 0.01f * mag);
+        for (int isa = QUANT_ISA_SCALAR; isa <= (int)quant_isa_best(); isa++) {
+            float got = quant_dot(isa, types[k], row, N, &x8, x, tmp);
+            ck_assert_msg(fabsf(got - ref) <= 1e-5f * mag, "%s %s: %g vs %g",
+                          gguf_type_name(types[k]), quant_isa_name(isa), got, ref);
+        }
+    }
+}
+END_TEST
+
+/* matvec over several matrices and threads, and matmat, against row-by-row dot products. */
+START_TEST(test_matvec_matmat)
+{
+    enum { N = 128, R1 = 96, R2 = 40, T = 5 };
+    static uint8_t w1[R1 * N / 32 * 20], w2[R2 * N * 4];
+    static float wf[R1 * N], x[T * N], y1[R1], y2[R2], ym[T * R1], tmp[4 * QUANT_TILE_ROWS * N];
+    int8_t q[N];
+    float d[N / 32], sx[N / 32];
+    struct quant_q8 x8 = { q, d, sx, N };
+
+    for (size_t i = 0; i < R1 * N; i++)
+        wf[i] = frand();
+    for (size_t i = 0; i < T * N; i++)
+        x[i] = frand();
+    for (size_t r = 0; r < R1; r++)
+        quantize_row(GGUF_TENSOR_Q4_1, wf + r * N, w1 + r * (N / 32 * 20), N);
+    memcpy(w2, wf, sizeof(w2));
+    struct quant_mat m[2] = { { GGUF_TENSOR_Q4_1, w1, N, R1, N / 32 * 20 },
+                              { GGUF_TENSOR_F32, w2, N, R2, N * 4 } };
+    float *const ys[2] = { y1, y2 };
+    quant_q8_row(x, &x8);
+    quant_matvec(quant_isa_best(), m, 2, &x8, x, ys, tmp, 3);
+    for (size_t r = 0; r < R1; r++)
+        ck_assert_float_eq_tol(y1[r], quant_dot_int8_scalar(m[0].type, w1 + r * m[0].row_bytes, &x8),
+                               1e-4);
+    for (size_t r = 0; r < R2; r++) {
+        float e = 0;
+        for (size_t i = 0; i < N; i++)
+            e += wf[r * N + i] * x[i];
+        ck_assert_float_eq_tol(y2[r], e, 1e-4);
+    }
+    quant_matmat(&m[0], x, N, T, ym, R1, tmp, 2);
+    for (size_t t = 0; t < T; t++) {
+        for (size_t r = 0; r < R1; r++) {
+            float row[N], e = 0;
+            quant_dequant_row(m[0].type, w1 + r * m[0].row_bytes, row, N);
+            for (size_t i = 0; i < N; i++)
+                e += row[i] * x[t * N + i];
+            ck_assert_float_eq_tol(ym[t * R1 + r], e, 1e-4);
+        }
+    }
+}
+END_TEST
+
+/* ---- a tiny random-weight model written here ---- */
+
+enum { TD = 64, TH = 4, TKV = 2, THD = 16, TF = 96, TL = 2, TV = 256, TCTX = 1024 };
+
+struct tiny {
+    bool qwen2;
+    enum gguf_tensor_type wtype; /* of the 2-D weights */
+    float *w[TL][7];             /* dequantized: q k v o gate up down, (rows, n) */
+    float *norm[TL][2], *bias[TL][3], *embd, *out_norm;
+};
+
+static const size_t tiny_rows[7] = { TH * THD, TKV * THD, TKV * THD, TD, TF, TF, TD };
+static const size_t tiny_cols[7] = { TD, TD, TD, TH * THD, TD, TD, TF };
+static const char *const tiny_names[7] = { "attn_q", "attn_k", "attn_v", "attn_output",
+                                           "ffn_gate", "ffn_up", "ffn_down" };
+
+/* Add a random tensor; keeps its dequantized values (what the engine will see). */
+static float *tiny_tensor(struct gw *g, const char *name, enum gguf_tensor_type t, size_t n,
+                          size_t rows, float scale)
+{
+    float *x = xmalloc_array(n * rows, sizeof(float)), *y = xmalloc_array(n * rows, 4);
+    size_t rb = gguf_row_size(t, n);
+    uint8_t *raw = xmalloc_array(rows, rb);
+    uint64_t ne[2] = { n, rows };
+
+    for (size_t i = 0; i < n * rows; i++)
+        x[i] = frand() * scale;
+    for (size_t r = 0; r < rows; r++) {
+        quantize_row(t, x + r * n, raw + r * rb, n);
+        quant_dequant_row(t, raw + r * rb, y + r * n, n);
+    }
+    gw_tensor(g, name, t, rows == 1 ? 1 : 2, ne, raw, rows * rb);
+    free(raw);
+    free(x);
+    return y;
+}
+
+static void tiny_free(struct tiny *m)
+{
+    for (int l = 0; l < TL; l++) {
+        for (int k = 0; k < 7; k++)
+            free(m->w[l][k]);
+        free(m->norm[l][0]);
+        free(m->norm[l][1]);
+        for (int k = 0; k < 3; k++)
+            free(m->bias[l][k]);
+    }
+    free(m->embd);
+    free(m->out_norm);
+}
+
+/* Write the tiny model to a fresh temporary file; skip names one tensor to leave out. */
+static const char *tiny_write(struct tiny *m, const char *skip)
+{
+    struct gw g = { .align = 32 };
+    struct buf b = BUF_INIT;
+    const char *a = m->qwen2 ? "qwen2" : "llama";
+    char key[96], name[96];
+
+    lcg_state = m->qwen2 ? 7 : 3;
+    gw_str(&g, "general.architecture", a);
+#define KEY(k) (snprintf(key, sizeof(key), "%s.%s", a, k), key)
+    gw_u32(&g, KEY("context_length"), TCTX);
+    gw_u32(&g, KEY("embedding_length"), TD);
+    gw_u32(&g, KEY("block_count"), TL);
+    gw_u32(&g, KEY("feed_forward_length"), TF);
+    gw_u32(&g, KEY("attention.head_count"), TH);
+    gw_u32(&g, KEY("attention.head_count_kv"), TKV);
+    gw_f32(&g, KEY("rope.freq_base"), 10000.0f);
+    gw_f32(&g, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+#undef KEY
+    m->embd = tiny_tensor(&g, "token_embd.weight", GGUF_TENSOR_Q8_0, TD, TV, 1.0f);
+    m->out_norm = tiny_tensor(&g, "output_norm.weight", GGUF_TENSOR_F32, TD, 1, 1.0f);
+    for (int l = 0; l < TL; l++) {
+        for (int k = 0; k < 7; k++) {
+            struct gw scratch = { .align = 32 };
+            snprintf(name, sizeof(name), "blk.%d.%s.weight", l, tiny_names[k]);
+            bool sk = skip && !strcmp(skip, name);
+            m->w[l][k] = tiny_tensor(sk ? &scratch : &g, name, m->wtype, tiny_cols[k],
+                                     tiny_rows[k], 0.3f);
+            gw_finish(&scratch, &b, 3); /* releases the scratch writer */
+            buf_reset(&b);
+        }
+        snprintf(name, sizeof(name), "blk.%d.attn_norm.weight", l);
+        m->norm[l][0] = tiny_tensor(&g, name, GGUF_TENSOR_F32, TD, 1, 1.0f);
+        snprintf(name, sizeof(name), "blk.%d.ffn_norm.weight", l);
+        m->norm[l][1] = tiny_tensor(&g, name, GGUF_TENSOR_F32, TD, 1, 1.0f);
+        for (int k = 0; m->qwen2 && k < 3; k++) {
+            snprintf(name, sizeof(name), "blk.%d.%s.bias", l, tiny_names[k]);
+            m->bias[l][k] = tiny_tensor(&g, name, GGUF_TENSOR_F32, tiny_rows[k], 1, 0.5f);
+        }
+    }
+    gw_finish(&g, &b, 3);
+    write_tmp("tiny.gguf", b.data, b.len);
+    buf_release(&b);
+    return tmp_path;
+}
+
+static void ref_matvec(const float *w, const float *x, float *y, size_t rows, size_t n)
+{
+    for (size_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (size_t i = 0; i < n; i++)
+            s += (double)w[r * n + i] * x[i];
+        y[r] = (float)s;
+    }
+}
+
+static void ref_rmsnorm(const float *x, const float *g, float *y)
+{
+    double ss = 0;
+
+    for (int i = 0; i < TD; i++)
+        ss += (double)x[i] * x[i];
+    for (int i = 0; i < TD; i++)
+        y[i] = (float)(x[i] / sqrt(ss / TD + 1e-5) * g[i]);
+}
+
+static void ref_rope(float *v, int n_heads, int pos, bool neox)
+{
+    for (int h = 0; h < n_heads; h++) {
+        for (int i = 0; i < THD / 2; i++) {
+            double ang = pos * pow(10000.0, -2.0 * i / THD);
+            int a = neox ? i : 2 * i, b = neox ? i + THD / 2 : 2 * i + 1;
+            float x0 = v[h * THD + a], x1 = v[h * THD + b];
+            v[h * THD + a] = (float)(x0 * cos(ang) - x1 * sin(ang));
+            v[h * THD + b] = (float)(x0 * sin(ang) + x1 * cos(ang));
+        }
+    }
+}
+
+/* Naive fp64-accumulated forward pass over tokens[0..n); logits of the last token. */
+static void ref_forward(const struct tiny *m, const int32_t *tok, int n, float *logits)
+{
+    float *x = xmalloc_array((size_t)n * TD, 4), *k = xmalloc_array((size_t)n * TKV * THD, 4);
+    float *v = xmalloc_array((size_t)n * TKV * THD, 4), *q = xmalloc_array((size_t)n * TD, 4);
+    float xn[TD], att[TD], o[TD], g[TF], u[TF], *s = xmalloc_array((size_t)n, sizeof(float));
+
+    for (int t = 0; t < n; t++)
+        memcpy(x + t * TD, m->embd + tok[t] * TD, TD * 4);
+    for (int l = 0; l < TL; l++) {
+        for (int t = 0; t < n; t++) {
+            ref_rmsnorm(x + t * TD, m->norm[l][0], xn);
+            ref_matvec(m->w[l][0], xn, q + t * TD, TD, TD);
+            ref_matvec(m->w[l][1], xn, k + t * TKV * THD, TKV * THD, TD);
+            ref_matvec(m->w[l][2], xn, v + t * TKV * THD, TKV * THD, TD);
+            for (int i = 0; m->qwen2 && i < TD; i++)
+                q[t * TD + i] += m->bias[l][0][i];
+            for (int i = 0; m->qwen2 && i < TKV * THD; i++)
+                k[t * TKV * THD + i] += m->bias[l][1][i], v[t * TKV * THD + i] += m->bias[l][2][i];
+            ref_rope(q + t * TD, TH, t, m->qwen2);
+            ref_rope(k + t * TKV * THD, TKV, t, m->qwen2);
+        }
+        for (int t = 0; t < n; t++) {
+            for (int h = 0; h < TH; h++) {
+                int kh = h / (TH / TKV);
+                double max = -1e30, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    double d = 0;
+                    for (int i = 0; i < THD; i++)
+                        d += (double)q[t * TD + h * THD + i] * k[(j * TKV + kh) * THD + i];
+                    s[j] = (float)(d / sqrt(THD));
+                    max = fmax(max, s[j]);
+                }
+                for (int j = 0; j <= t; j++)
+                    sum += exp(s[j] - max);
+                for (int i = 0; i < THD; i++) {
+                    double a = 0;
+                    for (int j = 0; j <= t; j++)
+                        a += exp(s[j] - max) / sum * v[(j * TKV + kh) * THD + i];
+                    att[h * THD + i] = (float)a;
+                }
+            }
+            ref_matvec(m->w[l][3], att, o, TD, TD);
+            for (int i = 0; i < TD; i++)
+                x[t * TD + i] += o[i];
+            ref_rmsnorm(x + t * TD, m->norm[l][1], xn);
+            ref_matvec(m->w[l][4], xn, g, TF, TD);
+            ref_matvec(m->w[l][5], xn, u, TF, TD);
+            for (int i = 0; i < TF; i++)
+                g[i] = (float)(g[i] / (1 + exp(-g[i])) * u[i]);
+            ref_matvec(m->w[l][6], g, o, TD, TF);
+            for (int i = 0; i < TD; i++)
+                x[t * TD + i] += o[i];
+        }
+    }
+    ref_rmsnorm(x + (n - 1) * TD, m->out_norm, xn);
+    ref_matvec(m->embd, xn, logits, TV, TD);
+    free(x), free(k), free(v), free(q), free(s);
+}
+
+static float max_abs_diff(const float *a, const float *b, size_t n)
+{
+    float d = 0;
+
+    for (size_t i = 0; i < n; i++)
+        d = fmaxf(d, fabsf(a[i] - b[i]));
+    return d;
+}
+
+static struct gen_model *tiny_open(struct tiny *t, size_t n_ctx)
+{
+    struct gen_model *m = NULL;
+    struct gen_model_opts o = { .n_ctx = n_ctx, .n_threads = 2 };
+    struct rag_err err = { 0 };
+
+    ck_assert_msg(gen_model_open(&m, tiny_write(t, NULL), &o, &err) == 0, "%s", err.msg);
+    return m;
+}
+
+/*
+ * The engine against the naive forward pass: prefill (fp32 path) within 1e-4 for every
+ * weight type; decode steps within 1e-4 for F32/F16 weights (fp32 path) and within
+ * 3e-2 for the 8-bit-activation path (Q4_1, Q8_0 weights), which quantizes activations.
+ */
+static void check_tiny(bool qwen2, enum gguf_tensor_type wt, float decode_tol)
+{
+    struct tiny t = { .qwen2 = qwen2, .wtype = wt };
+    struct gen_model *m = tiny_open(&t, 0);
+    struct rag_err err = { 0 };
+    int32_t tok[600];
+    float got[TV], want[TV];
+
+    for (int i = 0; i < 600; i++)
+        tok[i] = (i * 37 + 11) % TV;
+    ck_assert_uint_eq(gen_model_info(m)->n_vocab, TV);
+    ck_assert(gen_model_info(m)->tied_embeddings);
+    ck_assert_int_eq(gen_eval(m, tok, 20, 0, got, &err), 0);
+    ref_forward(&t, tok, 20, want);
+    ck_assert_float_le(max_abs_diff(got, want, TV), 1e-4f);
+    for (int i = 20; i < 28; i++) {
+        ck_assert_int_eq(gen_eval(m, tok + i, 1, (size_t)i, got, &err), 0);
+        ref_forward(&t, tok, i + 1, want);
+        ck_assert_float_le(max_abs_diff(got, want, TV), decode_tol);
+    }
+    ck_assert_uint_eq(gen_kv_len(m), 28);
+    /* 600 tokens: two batches of 512 + 88 */
+    ck_assert_int_eq(gen_eval(m, tok, 600, 0, got, &err), 0);
+    ref_forward(&t, tok, 600, want);
+    ck_assert_float_le(max_abs_diff(got, want, TV), 1e-4f);
+    gen_model_close(m);
+    tiny_free(&t);
+}
+
+START_TEST(test_tiny_llama_f32)
+{
+    check_tiny(false, GGUF_TENSOR_F32, 1e-4f);
+}
+END_TEST
+
+START_TEST(test_tiny_llama_q4_1)
+{
+    check_tiny(false, GGUF_TENSOR_Q4_1, 3e-2f);
+}
+END_TEST
+
+START_TEST(test_tiny_qwen2_f16)
+{
+    check_tiny(true, GGUF_TENSOR_F16, 1e-4f);
+}
+END_TEST
+
+START_TEST(test_tiny_qwen2_q8_0)
+{
+    check_tiny(true, GGUF_TENSOR_Q8_0, 3e-2f);
+}
+END_TEST
+
+/* Prefill of N tokens == N decode steps; truncating the cache and re-evaluating reproduces. */
+START_TEST(test_tiny_prefill_decode_truncate)
+{
+    struct tiny t = { .wtype = GGUF_TENSOR_F32 };
+    struct gen_model *m = tiny_open(&t, 64);
+    struct rag_err err = { 0 };
+    int32_t tok[40];
+    float a[TV], b[TV], c[TV];
+
+    for (int i = 0; i < 40; i++)
+        tok[i] = (i * 91 + 5) % TV;
+    ck_assert_int_eq(gen_eval(m, tok, 40, 0, a, &err), 0);
+    gen_kv_reset(m);
+    ck_assert_uint_eq(gen_kv_len(m), 0);
+    for (size_t i = 0; i < 40; i++)
+        ck_assert_int_eq(gen_eval(m, tok + i, 1, i, b, &err), 0);
+    ck_assert_float_le(max_abs_diff(a, b, TV), 1e-4f);
+    gen_kv_truncate(m, 25);
+    ck_assert_uint_eq(gen_kv_len(m), 25);
+    ck_assert_int_eq(gen_eval(m, tok + 25, 15, 25, c, &err), 0);
+    ck_assert_float_le(max_abs_diff(a, c, TV), 1e-4f);
+    /* rewinding below the cache length overwrites */
+    ck_assert_int_eq(gen_eval(m, tok + 30, 10, 30, c, &err), 0);
+    ck_assert_float_le(max_abs_diff(a, c, TV), 1e-4f);
+    gen_model_close(m);
+    tiny_free(&t);
+}
+END_TEST
+
+START_TEST(test_tiny_errors)
+{
+    struct tiny t = { .wtype = GGUF_TENSOR_F32 };
+    struct gen_model *m = tiny_open(&t, 32), *bad = NULL;
+    struct gen_model_opts big = { .n_ctx = TCTX + 1 };
+    struct rag_err err = { 0 };
+    int32_t tok[40] = { 0 };
+    char want[4400];
+
+    ck_assert_int_eq(gen_eval(m, tok, 0, 0, NULL, &err), RAG_EINVAL);
+    ck_assert_int_eq(gen_eval(m, tok, 1, 1, NULL, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "cannot evaluate 1 tokens at position 1 (cache holds 0 of 32)");
+    ck_assert_int_eq(gen_eval(m, tok, 33, 0, NULL, &err), RAG_EINVAL);
+    tok[3] = TV;
+    ck_assert_int_eq(gen_eval(m, tok, 5, 0, NULL, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "token id 256 out of range (vocabulary of 256)");
+    ck_assert_uint_eq(gen_kv_len(m), 0);
+    gen_model_close(m);
+    tiny_free(&t);
+    ck_assert_int_eq(gen_model_open(&bad, tiny_write(&t, NULL), &big, &err), RAG_EINVAL);
+    tiny_free(&t);
+    ck_assert_int_eq(gen_model_open(&bad, tiny_write(&t, "blk.1.ffn_up.weight"), NULL, &err),
+                     RAG_EFORMAT);
+    snprintf(want, sizeof(want), "'%s': missing tensor 'blk.1.ffn_up.weight'", tmp_path);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_ptr_null(bad);
+    tiny_free(&t);
 }
 END_TEST

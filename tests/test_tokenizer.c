@@ -23,13 +23,36 @@ static struct rag_err err;
 /* ---- a hand-made vocabulary ---- */
 
 enum {
-    T_CTRL, T_USER, T_A, T_B, T_C, T_SP, T_AB, T_BC, T_ABC, T_AA, T_SPA, T_BYTE41, T_1, T_2,
-    T_LT, T_BAR, T_X, T_GT, T_U, T_C3, T_A9, T_E_ACUTE, T_CTRL_LONG, T_CA, N_TOY
+    T_CTRL,
+    T_USER,
+    T_A,
+    T_B,
+    T_C,
+    T_SP,
+    T_AB,
+    T_BC,
+    T_ABC,
+    T_AA,
+    T_SPA,
+    T_BYTE41,
+    T_1,
+    T_2,
+    T_LT,
+    T_BAR,
+    T_X,
+    T_GT,
+    T_U,
+    T_C3,
+    T_A9,
+    T_E_ACUTE,
+    T_CTRL_LONG,
+    T_CA,
+    N_TOY
 };
 
 static const char *const toy_token[N_TOY] = {
-    "<|x|>", "<u>", "a", "b", "c", "Ġ", "ab", "bc", "abc", "aa", "Ġa", "<0x41>", "1", "2",
-    "<", "|", "x", ">", "u", "Ã", "©", "Ã©", "<|x|>>", "ca",
+    "<|x|>", "<u>", "a", "b", "c", "Ġ", "ab", "bc", "abc", "aa", "Ġa",     "<0x41>",
+    "1",     "2",   "<", "|", "x", ">", "u",  "Ã",  "©",   "Ã©", "<|x|>>", "ca",
 };
 static const char *const toy_merge[] = { "a b", "b c", "ab c", "a a", "Ġ a", "Ã ©" };
 
@@ -38,10 +61,18 @@ static struct gen_tokenizer *toy(const char *pre, int32_t bos, bool add_bos, con
     size_t tok_len[N_TOY], merge_len[6];
     int32_t type[N_TOY];
     struct gen_tokenizer *t = NULL;
-    struct gen_tok_vocab v = { .name = "toy", .n_tokens = N_TOY, .token = toy_token,
-                               .token_len = tok_len, .token_type = type, .n_merges = 6,
-                               .merge = toy_merge, .merge_len = merge_len, .pre = pre,
-                               .bos_id = bos, .eos_id = -1, .add_bos = add_bos,
+    struct gen_tok_vocab v = { .name = "toy",
+                               .n_tokens = N_TOY,
+                               .token = toy_token,
+                               .token_len = tok_len,
+                               .token_type = type,
+                               .n_merges = 6,
+                               .merge = toy_merge,
+                               .merge_len = merge_len,
+                               .pre = pre,
+                               .bos_id = bos,
+                               .eos_id = -1,
+                               .add_bos = add_bos,
                                .chat_template = tmpl };
 
     for (int i = 0; i < N_TOY; i++) {
@@ -87,7 +118,10 @@ START_TEST(test_merge_order)
     expect_ids(t, "a a", 0, IDS(T_A, T_SPA));
     expect_ids(t, "é", 0, IDS(T_E_ACUTE));
     expect_ids(t, "ca", 0, IDS(T_C, T_A)); /* "ca" exists but no merge makes it */
-    expect_ids(t, "a\x01" "b", 0, IDS(T_A, T_B)); /* no token for 0x01: dropped */
+    expect_ids(t,
+               "a\x01"
+               "b",
+               0, IDS(T_A, T_B)); /* no token for 0x01: dropped */
     expect_ids(t, "12", 0, IDS(T_1, T_2));
     ck_assert_int_eq(gen_tok_pre(t), GEN_TOK_PRE_GPT2);
     gen_tokenizer_free(t);
@@ -178,7 +212,8 @@ START_TEST(test_detok_stream)
     ck_assert_uint_eq(gen_detok_push(&d, T_C3, &b), 0);
     ck_assert_uint_eq(gen_detok_flush(&d, &b), 3);
     ck_assert_uint_eq(gen_detok_flush(&d, &b), 0);
-    ck_assert_str_eq(buf_cstr(&b), "aé\xef\xbf\xbd\xef\xbf\xbd" "b\xef\xbf\xbd");
+    ck_assert_str_eq(buf_cstr(&b), "aé\xef\xbf\xbd\xef\xbf\xbd"
+                                   "b\xef\xbf\xbd");
     buf_reset(&b);
     gen_detok_init(&d, t, GEN_DETOK_SPECIAL);
     gen_detok_push(&d, T_CTRL, &b);
@@ -197,8 +232,12 @@ START_TEST(test_bad_vocab)
 
     ck_assert_int_eq(gen_tokenizer_new(&t, &v, &err), RAG_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err.msg, "'empty.gguf'"));
-    v = (struct gen_tok_vocab){ .name = "bos.gguf", .n_tokens = 1, .token = &tok,
-                                .token_len = &len, .bos_id = 5, .eos_id = -1 };
+    v = (struct gen_tok_vocab){ .name = "bos.gguf",
+                                .n_tokens = 1,
+                                .token = &tok,
+                                .token_len = &len,
+                                .bos_id = 5,
+                                .eos_id = -1 };
     ck_assert_int_eq(gen_tokenizer_new(&t, &v, &err), RAG_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err.msg, "'bos.gguf'"));
     ck_assert_ptr_null(t);
@@ -669,53 +708,65 @@ START_TEST(test_model_golden_ids)
 }
 END_TEST
 
-/* The chroma corpora: token counts and id hashes equal Hugging Face's; speed on stderr. */
-START_TEST(test_model_corpus)
+/*
+ * One corpus.tsv line (name, bytes, tokens, sha256 of the ids): the ids equal
+ * Hugging Face's, a second pass (from the piece cache) gives the same ids,
+ * and they decode to the file. Returns the tokenizing time; adds the sizes.
+ */
+static double check_corpus_file(struct gen_tokenizer *t, char **f, size_t *len, size_t *bytes,
+                                size_t *tokens)
 {
-    struct gen_tokenizer *t = smol();
-    struct buf file = BUF_INIT, doc = BUF_INIT, back = BUF_INIT;
+    struct buf doc = BUF_INIT, back = BUF_INIT;
     struct gen_tokens ids = { 0 }, again = { 0 };
-    char *line, *save = NULL, path[4200], rel[300];
-    size_t total_bytes = 0, total_ids = 0;
-    double seconds = 0;
+    char path[4200], rel[300], hex[65];
+    double t0, seconds;
 
-    read_golden("corpus.tsv", &file);
-    for (line = strtok_r(file.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *f[4], hex[65];
-        size_t len[4];
-        double t0;
-
-        if (line[0] == '#')
-            continue;
-        ck_assert_uint_eq(split_tabs(line, f, len, 4), 4);
-        snprintf(rel, sizeof(rel), "chroma-chunking-eval/corpora/%.*s", (int)len[0], f[0]);
-        ck_assert_msg(test_data_path(rel, path, sizeof(path)), "missing $RAG_DATA/%s", rel);
-        buf_reset(&doc);
-        ck_assert_msg(file_read(path, 0, &doc, &err) == 0, "%s", err.msg);
-        ids.n = 0;
-        t0 = time_now();
-        gen_tokenize(t, doc.data, doc.len, 0, &ids);
-        seconds += time_now() - t0;
-        sha256_hex(ids.item, ids.n * sizeof(int32_t), hex);
-        ck_assert_msg(ids.n == strtoul(f[2], NULL, 10) && !memcmp(hex, f[3], 64),
-                      "%s: %zu tokens, sha256 %s; want %.*s", rel, ids.n, hex, (int)len[2], f[2]);
-        again.n = 0; /* the second pass is served from the piece cache */
-        gen_tokenize(t, doc.data, doc.len, 0, &again);
-        ck_assert(again.n == ids.n && !memcmp(again.item, ids.item, ids.n * sizeof(int32_t)));
-        buf_reset(&back);
-        gen_detokenize(t, ids.item, ids.n, 0, &back);
-        ck_assert(back.len == doc.len && !memcmp(back.data, doc.data, doc.len));
-        total_bytes += doc.len;
-        total_ids += ids.n;
-    }
-    ck_assert_uint_ge(total_bytes, 1000000);
-    fprintf(stderr, "tokenizer: %zu bytes -> %zu tokens in %.3f s: %.0f tokens/s, %.2f MB/s\n",
-            total_bytes, total_ids, seconds, total_ids / seconds, total_bytes / seconds / 1e6);
-    buf_release(&file);
+    snprintf(rel, sizeof(rel), "chroma-chunking-eval/corpora/%.*s", (int)len[0], f[0]);
+    ck_assert_msg(test_data_path(rel, path, sizeof(path)), "missing $RAG_DATA/%s", rel);
+    ck_assert_msg(file_read(path, 0, &doc, &err) == 0, "%s", err.msg);
+    t0 = time_now();
+    gen_tokenize(t, doc.data, doc.len, 0, &ids);
+    seconds = time_now() - t0;
+    sha256_hex(ids.item, ids.n * sizeof(int32_t), hex);
+    ck_assert_msg(ids.n == strtoul(f[2], NULL, 10) && !memcmp(hex, f[3], 64),
+                  "%s: %zu tokens, sha256 %s; want %.*s", rel, ids.n, hex, (int)len[2], f[2]);
+    gen_tokenize(t, doc.data, doc.len, 0, &again);
+    ck_assert(again.n == ids.n && !memcmp(again.item, ids.item, ids.n * sizeof(int32_t)));
+    gen_detokenize(t, ids.item, ids.n, 0, &back);
+    ck_assert(back.len == doc.len && !memcmp(back.data, doc.data, doc.len));
+    ck_assert_uint_eq(gen_count_tokens(t, doc.data, doc.len), ids.n);
+    *bytes += doc.len;
+    *tokens += ids.n;
     buf_release(&doc);
     buf_release(&back);
     gen_tokens_release(&ids);
     gen_tokens_release(&again);
+    return seconds;
+}
+
+/* The chroma corpora (1.4 MB): parity with Hugging Face; the speed goes to stderr. */
+START_TEST(test_model_corpus)
+{
+    struct gen_tokenizer *t = smol();
+    struct buf file = BUF_INIT;
+    char *line, *save = NULL;
+    size_t bytes = 0, tokens = 0;
+    double seconds = 0;
+
+    read_golden("corpus.tsv", &file);
+    for (line = strtok_r(file.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[4];
+        size_t len[4];
+
+        if (line[0] == '#')
+            continue;
+        ck_assert_uint_eq(split_tabs(line, f, len, 4), 4);
+        seconds += check_corpus_file(t, f, len, &bytes, &tokens);
+    }
+    ck_assert_uint_ge(bytes, 1000000);
+    fprintf(stderr, "tokenizer: %zu bytes -> %zu tokens in %.3f s: %.0f tokens/s, %.2f MB/s\n",
+            bytes, tokens, seconds, tokens / seconds, bytes / seconds / 1e6);
+    buf_release(&file);
 }
 END_TEST
 
@@ -774,8 +825,7 @@ START_TEST(test_model_chat_golden)
         ck_assert_str_eq(buf_cstr(&got), buf_cstr(&want));
         ids.n = 0;
         gen_tokenize(t, got.data, got.len, GEN_TOKENIZE_SPECIAL | GEN_TOKENIZE_ADD_BOS, &ids);
-        ck_assert(ids.n == want_ids.n &&
-                  !memcmp(ids.item, want_ids.item, ids.n * sizeof(int32_t)));
+        ck_assert(ids.n == want_ids.n && !memcmp(ids.item, want_ids.item, ids.n * sizeof(int32_t)));
         n_cases++;
     }
     ck_assert_uint_ge(n_cases, 10);
@@ -791,7 +841,8 @@ END_TEST
 /* Streaming a multilingual text token by token: every push is whole UTF-8, the sum is the text. */
 START_TEST(test_model_stream)
 {
-    static const char text[] = "Emoji 😀👨‍👩‍👧 日本語 Café — ½ 𝔘𝔫𝔦 done";
+    static const char text[] =
+        "Emoji 😀👨‍👩‍👧 日本語 Café — ½ 𝔘𝔫𝔦 done";
     struct gen_tokenizer *t = smol();
     struct gen_tokens ids = { 0 };
     struct gen_detok d;

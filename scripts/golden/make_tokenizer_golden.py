@@ -117,7 +117,8 @@ FIXED = [
     "rock'n'roll o'clock y'all ma'am", "'ſ 'ſt 'K", "’s ‘quoted’ “double”",
     "tabs\tand\nnewlines\r\nmixed\r", "\t\t\tindent", "line1\n\n\nline4", "trailing   ", "   leading",
     "a\u00a0b\u00a0\u00a0c", "x\u3000y\u2003z\u2009w", "nel\u0085here", "ls\u2028ps\u2029end",
-    "mongolian\u180esep", "zw\u200bsp\u200cnj\u200dj", "\ufeffbom at start", "soft\u00adhyphen",
+    "mongolian\u180esep", " \u0085x", "a \u0085\u0085 b", "\u0085\u0085x", " \u180ex", "a \u180e\u180e b",
+    " \u00a0x", "\u3000 x", " \u2028x", " \u1680\u1680y", "\u2000\u200a z", "zw\u200bsp\u200cnj\u200dj", "\ufeffbom at start", "soft\u00adhyphen",
     "Numbers 12345 and 3.14159 and 1,000,000", "0", "00000000000000000000", "-42 +7 1e10 0x1F 0b1010",
     "2024-01-31T23:59:59Z", "+1 (555) 123-4567", "１２３ ｆｕｌｌｗｉｄｔｈ", "٠١٢٣٤٥٦٧٨٩ ۰۱۲۳", "१२३ ৪৫৬ ๑๒๓",
     "½ ¾ ⅓ ² ³ ¹ ⁴ ₅", "Ⅻ ⅻ Ⅳ 〇 〡", "①②③ ⑴ ⒈", "3½ 2² 10⁶",
@@ -208,9 +209,29 @@ def random_strings(rng, n):
     return out
 
 
+# Letters and numbers assigned in Unicode 15-17, which PCRE2 10.42 does not know (bpe.c).
+NEWER = [
+    (0x1C89, 0x1C8A), (0xA7CB, 0xA7CD), (0x105C0, 0x105F3), (0x10D4A, 0x10D65), (0x10EC2, 0x10EC4),
+    (0x11380, 0x11389), (0x11BC0, 0x11BE0), (0x11F04, 0x11F10), (0x13460, 0x143FA), (0x16100, 0x1611D),
+    (0x16D40, 0x16D6C), (0x1E030, 0x1E06D), (0x1E4D0, 0x1E4EB), (0x2EBF0, 0x2EE5D), (0x31350, 0x323AF),
+    (0x10D40, 0x10D49), (0x116D0, 0x116E3), (0x11F50, 0x11F59), (0x1D2C0, 0x1D2D3), (0x1E4F0, 0x1E4F9),
+    (0x11DE0, 0x11DE9), (0x16FF4, 0x16FF6),
+]
+
+
+def newer_strings():
+    out = []
+    for lo, hi in NEWER:
+        a, b = chr(lo), chr(hi)
+        out.append(f"x{a}y {a}{b} 1{a}2 {b}'s a{b}\n{a}")
+        out.append(f" {a}")
+        out.append(f"word{b}word 42{a}")
+    return out
+
+
 def all_strings():
     rng = random.Random(20240605)
-    strings = FIXED + long_strings(rng) + random_strings(rng, 1100)
+    strings = FIXED + newer_strings() + long_strings(rng) + random_strings(rng, 1100)
     seen, unique = set(), []
     for s in strings:
         if s not in seen:
