@@ -14,8 +14,9 @@
  * over hard_max (possible only when the counter does not add up across
  * words) is re-split with exact counts, so no chunk ever exceeds hard_max.
  * Then come the page range and the heading path: the headings whose section
- * (up to the next heading of the same or a higher level) contains the chunk
- * start and whose title is not inside the chunk, outermost first.
+ * (from the line of the title to the line of the next heading of the same or
+ * a higher level) contains the chunk start and whose title is not inside the
+ * chunk, outermost first.
  */
 #include "chunking/split.h"
 
@@ -285,12 +286,20 @@ static void append_title(struct buf *b, const char *t, size_t s, size_t e)
     }
 }
 
+/* A heading's section starts with the line of its title ("## " included). */
+static size_t line_start(const char *t, size_t p)
+{
+    while (p > 0 && t[p - 1] != '\n')
+        p--;
+    return p;
+}
+
 static const char *heading_path(const struct chunk_doc *d, struct path_walk *w,
                                 const struct chunk *ch, struct arena *arena)
 {
     const struct chunk_heading *h = d->headings.item;
 
-    while (w->next < d->headings.n && h[w->next].start <= ch->start) {
+    while (w->next < d->headings.n && line_start(d->text, h[w->next].start) <= ch->start) {
         while (w->depth && h[w->stack[w->depth - 1]].level >= h[w->next].level)
             w->depth--;
         w->stack[w->depth++] = w->next++;

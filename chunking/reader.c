@@ -140,7 +140,8 @@ size_t chunk_utf8_append(struct buf *out, const char *s, size_t n)
     return bad;
 }
 
-bool chunk_is_blank(const char *text, size_t start, size_t end)
+/* True when text[start, end) holds only spaces, tabs, CR, FF and VT. */
+static bool line_blank(const char *text, size_t start, size_t end)
 {
     size_t i;
 
@@ -181,7 +182,8 @@ void chunk_doc_add_heading(struct chunk_doc *doc, size_t start, size_t end, int 
     h->level = level;
 }
 
-void chunk_doc_title_from_headings(struct chunk_doc *doc)
+/* Set doc->title to the first level-1 heading when it is still NULL. */
+static void title_from_headings(struct chunk_doc *doc)
 {
     size_t i;
 
@@ -218,7 +220,7 @@ void chunk_text_paragraphs(struct chunk_doc *doc, size_t from, size_t to)
 
     while (pos < to) {
         eol = line_end(text, pos, to);
-        if (chunk_is_blank(text, pos, eol)) {
+        if (line_blank(text, pos, eol)) {
             if (open)
                 chunk_doc_add_block(doc, CHUNK_BLOCK_PARAGRAPH, start, last, start, 0);
             open = false;
@@ -234,8 +236,11 @@ void chunk_text_paragraphs(struct chunk_doc *doc, size_t from, size_t to)
         chunk_doc_add_block(doc, CHUNK_BLOCK_PARAGRAPH, start, last, start, 0);
 }
 
-/* Text and Markdown: the input itself, repaired, without a byte order mark. */
-static void read_source(struct chunk_doc *doc, const char *data, size_t len)
+/*
+ * Text and Markdown: the input itself, repaired, without a byte order mark.
+ * When owned holds data that needs no change, its buffer becomes the text.
+ */
+static void read_source(struct chunk_doc *doc, const char *data, size_t len, struct buf *owned)
 {
     struct buf b = BUF_INIT;
 
@@ -243,19 +248,25 @@ static void read_source(struct chunk_doc *doc, const char *data, size_t len)
         data += 3;
         len -= 3;
     }
-    b.data = xmalloc(len + 1);
-    b.cap = len + 1;
-    doc->n_repaired = chunk_utf8_append(&b, data, len);
-    buf_append(&b, "", 0);
-    doc->text = buf_detach(&b, &doc->len);
+    if (owned && owned->data == data && utf8_valid_prefix(data, len) == len &&
+        !memchr(data, 0, len)) {
+        doc->text = buf_detach(owned, &doc->len);
+    } else {
+        b.data = xmalloc(len + 1);
+        b.cap = len + 1;
+        doc->n_repaired = chunk_utf8_append(&b, data, len);
+        buf_append(&b, "", 0);
+        doc->text = buf_detach(&b, &doc->len);
+    }
     if (doc->format == CHUNK_FORMAT_MARKDOWN)
         chunk_read_markdown(doc);
     else
         chunk_text_paragraphs(doc, 0, doc->len); /* source code too: blank lines split it */
 }
 
-int chunk_doc_parse(struct chunk_doc *doc, const char *data, size_t len, enum chunk_format fmt,
-                    const char *name, struct rag_err *err)
+/* chunk_doc_parse, where owned (or NULL) is a buffer holding data that may be taken. */
+static int parse(struct chunk_doc *doc, const char *data, size_t len, enum chunk_format fmt,
+                 const char *name, struct buf *owned, struct rag_err *err)
 {
     int rc = 0;
 
@@ -274,15 +285,22 @@ int chunk_doc_parse(struct chunk_doc *doc, const char *data, size_t len, enum ch
     else if (fmt == CHUNK_FORMAT_PDF)
         rc = chunk_read_pdf(doc, data, len, name, err);
     else
-        read_source(doc, data, len);
+        read_source(doc, data, len, owned);
     if (rc) {
         chunk_doc_release(doc);
         return rc;
     }
-    chunk_doc_title_from_headings(doc);
+    title_from_headings(doc);
     return 0;
 }
 
+int chunk_doc_parse(struct chunk_doc *doc, const char *data, size_t len, enum chunk_format fmt,
+                    const char *name, struct rag_err *err)
+{
+    return parse(doc, data, len, fmt, name, NULL, err);
+}
+
+/* file_read checks the size with fstat before reading anything. */
 int chunk_doc_read(struct chunk_doc *doc, const char *path, size_t max_bytes, struct rag_err *err)
 {
     struct buf b = BUF_INIT;
@@ -294,7 +312,7 @@ int chunk_doc_read(struct chunk_doc *doc, const char *path, size_t max_bytes, st
         return rag_errf(err, RAG_EINVAL, "'%s': unknown document format", path);
     rc = file_read(path, max_bytes, &b, err);
     if (!rc)
-        rc = chunk_doc_parse(doc, b.data, b.len, fmt, path, err);
+        rc = parse(doc, b.data, b.len, fmt, path, &b, err);
     buf_release(&b);
     return rc;
 }

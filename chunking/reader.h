@@ -17,8 +17,6 @@
 void chunk_doc_add_block(struct chunk_doc *doc, enum chunk_block_kind kind, size_t start,
                          size_t end, size_t header_end, int level);
 void chunk_doc_add_heading(struct chunk_doc *doc, size_t start, size_t end, int level);
-/* Set doc->title to the first level-1 heading when it is still NULL. */
-void chunk_doc_title_from_headings(struct chunk_doc *doc);
 
 /*
  * Append s[0..n) to out as valid UTF-8 without NUL bytes: each invalid byte
@@ -26,13 +24,10 @@ void chunk_doc_title_from_headings(struct chunk_doc *doc);
  */
 size_t chunk_utf8_append(struct buf *out, const char *s, size_t n);
 
-/* True when text[start, end) holds only spaces, tabs, CR, FF and VT. */
-bool chunk_is_blank(const char *text, size_t start, size_t end);
-
 /*
  * Add a PARAGRAPH block for each run of non-blank lines in
  * doc->text[from, to). A block runs from the start of its first line to the
- * end of its last line, without the line break.
+ * end of its last line, without trailing blanks and the line break.
  */
 void chunk_text_paragraphs(struct chunk_doc *doc, size_t from, size_t to);
 

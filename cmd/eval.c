@@ -286,7 +286,7 @@ static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_op
 
 int cmd_eval(int argc, char **argv, const struct globals *g)
 {
-    struct eval_cmd_opts o = { .load = EVAL_LOAD_OPTS_DEFAULT, .k = 5,
+    struct eval_cmd_opts o = { .k = 5,
                                .pipe = { .chunk = CHUNKER_OPTS_DEFAULT } };
     struct eval_run e = { 0 };
     struct rag_err err = { 0 };

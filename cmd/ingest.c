@@ -29,6 +29,9 @@ static const char ingest_usage[] =
     "  -j, --json           one JSON object per file on stdout (JSON Lines)\n"
     "  -h, --help           show this help\n";
 
+/* Bytes of input per transaction: a crash loses at most one batch, never consistency. */
+#define BATCH_BYTES (16u << 20)
+
 struct ingest_opts {
     struct pipeline_opts pipe;
     bool dry_run, json;
@@ -125,12 +128,13 @@ static int process_files(struct store *s, const struct file_set *set, const stru
 {
     struct pipeline_result r;
     struct progress p;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, committed = 0;
     size_t i;
-    int rc = 0;
+    int rc;
 
     progress_start(&p, o->dry_run ? "checking" : "ingesting", "files", set->n,
                    cmd_show_progress(g));
+    rc = store_begin(s, err);
     for (i = 0; i < set->n && !rc; i++) {
         rc = pipeline_file(s, set->item[i].path, &o->pipe, o->dry_run, &r, err);
         if (rc)
@@ -139,7 +143,16 @@ static int process_files(struct store *s, const struct file_set *set, const stru
         emit(o, set->item[i].path, &r);
         bytes += set->item[i].size;
         progress_update(&p, i + 1, bytes);
+        /* Full-text indexing is cheaper in batches; each batch is atomic. */
+        if (bytes - committed >= BATCH_BYTES) {
+            committed = bytes;
+            rc = store_commit(s, err);
+            rc = rc ? rc : store_begin(s, err);
+        }
     }
+    rc = rc ? rc : store_commit(s, err);
+    if (rc)
+        store_rollback(s);
     progress_end(&p);
     return rc;
 }

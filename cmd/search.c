@@ -122,6 +122,8 @@ int cmd_search(int argc, char **argv, const struct globals *g)
     rc = cmd_store_open(g, &s, &err);
     if (!rc)
         rc = store_search_bm25(s, query.data, o.k, &hits, &err);
+    if (!rc)
+        rc = store_hit_snippets(s, query.data, &hits, 0, &err);
     if (!rc && o.json)
         print_json(query.data, &hits);
     for (i = 0; !rc && !o.json && i < hits.n; i++)

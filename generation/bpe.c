@@ -349,7 +349,7 @@ static bool next_match(const struct gen_tokenizer *t, void *re, const char *s, s
     else
         rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, 0, md, NULL);
     if (rc < 0)
-        return false; /* no match (an error cannot occur with these patterns) */
+        return false; /* no match; or, without JIT, a resource limit: the rest is one piece */
     v = pcre2_get_ovector_pointer(md);
     ov[0] = v[0];
     ov[1] = v[1] > v[0] ? v[1] : v[0] + 1; /* no pattern matches empty; never loop */

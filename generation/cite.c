@@ -241,6 +241,16 @@ static size_t quote_at(const char *a, size_t len, size_t i, struct scan *s)
     return 0;
 }
 
+/* a[i] is the '(' after "]": the end of the link target, or i + 1 if it is not one. */
+static size_t link_end(const char *a, size_t len, size_t i)
+{
+    for (size_t j = i + 1; j < len && a[j] != '\n' && !is_space(a[j]); j++) {
+        if (a[j] == ')')
+            return j + 1;
+    }
+    return i + 1;
+}
+
 static void scan(const char *a, size_t len, struct gen_cite_report *r, struct scan *s)
 {
     struct range range[MAX_ITEMS];
@@ -249,6 +259,10 @@ static void scan(const char *a, size_t len, struct gen_cite_report *r, struct sc
     while (i < len) {
         if (a[i] == '`') {
             i = code_span_end(a, len, i);
+            continue;
+        }
+        if (a[i] == '(' && i > 0 && a[i - 1] == ']') {
+            i = link_end(a, len, i);
             continue;
         }
         end = a[i] == '[' ? parse_bracket(a, len, i, range, &n) : 0;
@@ -286,26 +300,42 @@ static bool has_blank_line(const char *a, size_t from, size_t to)
     return false;
 }
 
-/*
- * The group a quote belongs to: the next one in its sentence, else the
- * previous one in its paragraph, else NULL.
- */
-static const struct group *attach(const char *a, const struct scan *s, const struct quote *q)
+/* Only blanks in a[from..to): "[1][2]" and "[1] [2]" cite together. */
+static bool adjacent(const char *a, size_t from, size_t to)
 {
-    const struct group *prev = NULL;
-
-    for (size_t i = 0; i < s->groups.n; i++) {
-        const struct group *g = &s->groups.item[i];
-
-        if (g->start >= q->end) {
-            if (same_sentence(a, q->end, g->start))
-                return g;
-            break;
-        }
-        if (g->end <= q->start)
-            prev = g;
+    for (size_t j = from; j < to; j++) {
+        if (a[j] != ' ')
+            return false;
     }
-    return prev && !has_blank_line(a, prev->end, q->start) ? prev : NULL;
+    return true;
+}
+
+/*
+ * The citations cites.item[*ret_first .. *ret_end) a quote belongs to: the
+ * next group(s) in its sentence, else the previous one(s) in its paragraph.
+ * False when there is none.
+ */
+static bool attach(const char *a, const struct scan *s, const struct quote *q, size_t *ret_first,
+                   size_t *ret_end)
+{
+    const struct group *g = s->groups.item;
+    size_t n = s->groups.n, i = 0, j;
+
+    while (i < n && g[i].start < q->end)
+        i++;
+    if (i < n && same_sentence(a, q->end, g[i].start)) {
+        for (j = i; j + 1 < n && adjacent(a, g[j].end, g[j + 1].start); j++)
+            ;
+    } else {
+        if (i == 0 || has_blank_line(a, g[i - 1].end, q->start))
+            return false;
+        j = --i;
+        while (i > 0 && adjacent(a, g[i - 1].end, g[i].start))
+            i--;
+    }
+    *ret_first = g[i].first;
+    *ret_end = g[j].first + g[j].n;
+    return true;
 }
 
 static bool is_edge(char c)
@@ -353,15 +383,14 @@ static bool parts_in_order(const struct buf *nq, const struct buf *hay)
 static void check_quote(const char *a, const struct scan *s, const struct quote *q,
                         const struct gen_source *src, struct gen_cite_report *r)
 {
-    const struct group *g = attach(a, s, q);
     struct buf nq = BUF_INIT, hay = BUF_INIT, msg = BUF_INIT;
     bool found = false;
-    size_t first = 0;
+    size_t first = 0, begin, end;
 
     normalise(q->text, q->len, &nq);
-    if (!g || n_words(&nq) < GEN_CITE_QUOTE_MIN_WORDS)
+    if (n_words(&nq) < GEN_CITE_QUOTE_MIN_WORDS || !attach(a, s, q, &begin, &end))
         goto out;
-    for (size_t i = g->first; i < g->first + g->n && !found; i++) {
+    for (size_t i = begin; i < end && !found; i++) {
         const struct gen_citation *c = &r->cites.item[i];
 
         if (!c->valid)

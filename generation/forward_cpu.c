@@ -46,7 +46,6 @@ static void rmsnorm_rows(const struct gen_model *m, float *out, const float *x, 
 static void linear(struct gen_model *m, const struct quant_mat *w, size_t n_mats, const float *in,
                    size_t n_tok, float *const *outs)
 {
-    struct quant_q8 x8 = m->act.x8;
     int nt = m->info.n_threads;
 
     if (n_tok > 1) {
@@ -54,14 +53,8 @@ static void linear(struct gen_model *m, const struct quant_mat *w, size_t n_mats
             quant_matmat(&w[k], in, w[k].n, n_tok, outs[k], w[k].rows, m->act.tmp, nt);
         return;
     }
-    x8.n = w[0].n;
-    for (size_t k = 0; k < n_mats; k++) {
-        if (quant_type_int8(w[k].type)) {
-            quant_q8_row(in, &x8);
-            break;
-        }
-    }
-    quant_matvec(m->isa, w, n_mats, &x8, in, outs, m->act.tmp, nt);
+    quant_block_sums(in, w[0].n, m->act.xsum);
+    quant_matvec(m->isa, w, n_mats, in, m->act.xsum, outs, m->act.tmp, nt);
 }
 
 static void add_bias(float *y, const float *b, size_t n_tok, size_t width)

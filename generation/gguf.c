@@ -327,8 +327,10 @@ static int parse_header(struct cursor *c, uint64_t *n_tensors, uint64_t *n_kv)
         return RAG_EFORMAT;
     /* A key takes at least 12 bytes, a tensor info at least 24: bound the counts. */
     if (*n_kv > (c->g->size - c->pos) / 12 || *n_tensors > (c->g->size - c->pos) / 24)
-        return bad(c, "counts of %" PRIu64 " keys and %" PRIu64 " tensors exceed the file", *n_kv,
-                   *n_tensors);
+        return rag_errf(c->err, RAG_EFORMAT,
+                        "'%s': truncated at offset %zu (header: %" PRIu64 " keys and %" PRIu64
+                        " tensors do not fit)",
+                        c->g->path, c->pos, *n_kv, *n_tensors);
     return 0;
 }
 

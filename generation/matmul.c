@@ -1,18 +1,21 @@
 /*
- * generation/matmul.c - SIMD dot products over quantized weight rows and the
- * matrix-vector / matrix-matrix drivers built on them.
+ * generation/matmul.c - SIMD dot products of quantized weight rows with fp32
+ * activations, and the matrix-vector / matrix-matrix drivers built on them.
  *
- * Each kernel is compiled for its instruction set with a target attribute
- * (no global -m flags) and chosen at run time with __builtin_cpu_supports.
- * One block of 32 weights is unpacked to 32 unsigned bytes in element order
- * and multiplied with the 8-bit activations: AVX-512 VNNI uses vpdpbusd on
- * 256-bit registers (no intermediate saturation), AVX2 uses vpmaddubsw +
- * vpmaddwd (Q8_0 there uses the sign trick, because flipped bytes up to 255
- * would saturate the 16-bit pair sums). Per-block scales are applied in fp32,
- * as in quant_dot_int8_scalar(), which is the reference the tests compare
- * against. Rows are spread over OpenMP threads; the matrix-matrix product
- * dequantizes tiles of rows to fp32 and calls single-threaded sgemm from
- * each thread.
+ * Activations stay fp32 (no 8-bit activation quantization), so decode has the
+ * accuracy of the prefill path and of an fp32 reference on the same weights.
+ * For the 32-element block types a block contributes
+ *     d * sum_j(u_j * x_j) + (m - off * d) * sum_j(x_j)
+ * where u_j are the unsigned stored values (nibbles, 5-bit values, or signed
+ * bytes for Q8_0 with off = 0), off = 8 (Q4_0) or 16 (Q5_0) and m the block
+ * minimum (Q4_1, Q5_1); the block sums of x are computed once per vector
+ * (quant_block_sums). Each kernel is compiled for its instruction set with a
+ * target attribute (no global -m flags) and chosen at run time with
+ * __builtin_cpu_supports; the scalar path (dequantize the row, then a plain
+ * dot product) is the reference. Other types (F16, BF16, K-quants) dequantize
+ * each row into scratch and use the SIMD fp32 dot product. Rows are spread
+ * over OpenMP threads; the matrix-matrix product dequantizes tiles of rows to
+ * fp32 and calls single-threaded sgemm from each thread.
  */
 #include "generation/quant.h"
 
@@ -23,7 +26,7 @@
 #include <string.h>
 
 #define TARGET_AVX2   __attribute__((target("avx2,fma,f16c")))
-#define TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 enum quant_isa quant_isa_best(void)
 {
@@ -34,8 +37,7 @@ enum quant_isa quant_isa_best(void)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         isa = QUANT_ISA_AVX2;
     if (isa == QUANT_ISA_AVX2 && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512vnni"))
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
         isa = QUANT_ISA_AVX512;
     if (env && !strcmp(env, "scalar"))
         isa = QUANT_ISA_SCALAR;
@@ -50,13 +52,17 @@ const char *quant_isa_name(enum quant_isa isa)
     return names[isa];
 }
 
-/* ---- AVX2 ---- */
-
-TARGET_AVX2 static inline __m256i nibbles_avx2(const uint8_t *qs)
+void quant_block_sums(const float *x, size_t n, float *xsum)
 {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0f);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+    for (size_t b = 0; b < n / QUANT_BLOCK; b++) {
+        float s = 0.0f;
+        for (int j = 0; j < QUANT_BLOCK; j++)
+            s += x[QUANT_BLOCK * b + j];
+        xsum[b] = s;
+    }
 }
+
+/* ---- unpacking one block into low/high 16 stored values (AVX2 level) ---- */
 
 /* 32 bytes, byte j = 0xff when bit j of the 32-bit word at p is set (llama.cpp's trick). */
 TARGET_AVX2 static inline __m256i bits_avx2(const uint8_t *p)
@@ -72,42 +78,45 @@ TARGET_AVX2 static inline __m256i bits_avx2(const uint8_t *p)
     return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
 
-TARGET_AVX2 static inline __m256i unpack_avx2_q5(enum gguf_tensor_type t, const uint8_t *b)
+/* Stored values of elements 0..15 (lo) and 16..31 (hi); Q8_0 values are signed. */
+TARGET_AVX2 static inline void unpack16x2(enum gguf_tensor_type t, const uint8_t *b, __m128i *lo,
+                                          __m128i *hi)
 {
-    const uint8_t *p = b + (t == GGUF_TENSOR_Q5_0 ? 2 : 4);
-    __m256i u = nibbles_avx2(p + 4);
+    __m128i m4 = _mm_set1_epi8(0x0f), v;
+    const uint8_t *qs;
 
-    return _mm256_or_si256(u, _mm256_and_si256(bits_avx2(p), _mm256_set1_epi8(0x10)));
+    if (t == GGUF_TENSOR_Q8_0) {
+        *lo = _mm_loadu_si128((const __m128i *)(b + 2));
+        *hi = _mm_loadu_si128((const __m128i *)(b + 18));
+        return;
+    }
+    qs = b + (t == GGUF_TENSOR_Q4_0 ? 2 : t == GGUF_TENSOR_Q4_1 ? 4 : t == GGUF_TENSOR_Q5_0 ? 6 : 8);
+    v = _mm_loadu_si128((const __m128i *)qs);
+    *lo = _mm_and_si128(v, m4);
+    *hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+    if (t == GGUF_TENSOR_Q5_0 || t == GGUF_TENSOR_Q5_1) {
+        __m256i h = _mm256_and_si256(bits_avx2(qs - 4), _mm256_set1_epi8(0x10));
+        *lo = _mm_or_si128(*lo, _mm256_castsi256_si128(h));
+        *hi = _mm_or_si128(*hi, _mm256_extracti128_si256(h, 1));
+    }
 }
 
-/* Unsigned values of one block in element order (Q8_0: flipped bytes); sets offset and min. */
-TARGET_AVX2 static inline __m256i unpack_avx2(enum gguf_tensor_type t, const uint8_t *b, int *off,
-                                              float *m)
+/* Block constants: scale d and the coefficient of the block sum (m - off * d). */
+TARGET_AVX2 static inline float block_consts(enum gguf_tensor_type t, const uint8_t *b, float *c)
 {
-    __m256i u;
+    float d = _cvtsh_ss(*(const uint16_t *)b);
 
-    *m = (t == GGUF_TENSOR_Q4_1 || t == GGUF_TENSOR_Q5_1) ? _cvtsh_ss(*(const uint16_t *)(b + 2))
-                                                          : 0.0f;
     switch (t) {
-    case GGUF_TENSOR_Q4_0:
-        *off = 8;
-        return nibbles_avx2(b + 2);
+    case GGUF_TENSOR_Q4_0: *c = -8.0f * d; break;
+    case GGUF_TENSOR_Q5_0: *c = -16.0f * d; break;
     case GGUF_TENSOR_Q4_1:
-        *off = 0;
-        return nibbles_avx2(b + 4);
-    case GGUF_TENSOR_Q5_0:
-    case GGUF_TENSOR_Q5_1: {
-        const uint8_t *p = b + (t == GGUF_TENSOR_Q5_0 ? 2 : 4);
-        *off = t == GGUF_TENSOR_Q5_0 ? 16 : 0;
-        u = nibbles_avx2(p + 4);
-        return _mm256_or_si256(u, _mm256_and_si256(bits_avx2(p), _mm256_set1_epi8(0x10)));
+    case GGUF_TENSOR_Q5_1: *c = _cvtsh_ss(*(const uint16_t *)(b + 2)); break;
+    default: *c = 0.0f;
     }
-    default:
-        *off = 128;
-        u = _mm256_loadu_si256((const __m256i *)(b + 2));
-        return _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80));
-    }
+    return d;
 }
+
+/* ---- AVX2 ---- */
 
 TARGET_AVX2 static inline float hsum_avx2(__m256 v)
 {
@@ -117,30 +126,29 @@ TARGET_AVX2 static inline float hsum_avx2(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-TARGET_AVX2 static inline float dot_avx2_t(enum gguf_tensor_type t, const uint8_t *p,
-                                           const struct quant_q8 *x)
+TARGET_AVX2 static inline __m256 widen256(enum gguf_tensor_type t, __m128i v)
 {
-    size_t bs = gguf_type_size(t), nb = x->n / QUANT_BLOCK;
-    __m256 acc = _mm256_setzero_ps();
-    __m256i ones = _mm256_set1_epi16(1);
-    float corr = 0.0f;
+    __m256i w = t == GGUF_TENSOR_Q8_0 ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
+    return _mm256_cvtepi32_ps(w);
+}
 
-    for (size_t b = 0; b < nb; b++, p += bs) {
-        __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + QUANT_BLOCK * b)), u, s16;
-        float d = _cvtsh_ss(*(const uint16_t *)p), m;
-        int off;
-        if (t == GGUF_TENSOR_Q8_0) {
-            __m256i w = _mm256_loadu_si256((const __m256i *)(p + 2));
-            s16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w));
-            off = 0;
-            m = 0.0f;
-        } else {
-            u = unpack_avx2(t, p, &off, &m);
-            s16 = _mm256_maddubs_epi16(u, xq);
-        }
-        __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
-        acc = _mm256_fmadd_ps(f, _mm256_set1_ps(d * x->d[b]), acc);
-        corr += (m - (float)off * d) * x->sx[b];
+TARGET_AVX2 static inline float dot_avx2_t(enum gguf_tensor_type t, const uint8_t *p,
+                                           const float *x, const float *xsum, size_t nb)
+{
+    size_t bs = gguf_type_size(t);
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0.0f, c;
+
+    for (size_t b = 0; b < nb; b++, p += bs, x += 32) {
+        __m128i lo, hi;
+        float d = block_consts(t, p, &c);
+        unpack16x2(t, p, &lo, &hi);
+        __m256 s = _mm256_mul_ps(widen256(t, lo), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(widen256(t, _mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(widen256(t, hi), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(widen256(t, _mm_srli_si128(hi, 8)), _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(s, _mm256_set1_ps(d), acc);
+        corr += c * xsum[b];
     }
     return hsum_avx2(acc) + corr;
 }
@@ -159,29 +167,36 @@ TARGET_AVX2 static float dot_f32_avx2(const float *a, const float *b, size_t n)
     return s;
 }
 
-/* ---- AVX-512 (VNNI on 256-bit registers) ---- */
+/* ---- AVX-512 ---- */
+
+TARGET_AVX512 static inline __m512 widen512(enum gguf_tensor_type t, __m128i v)
+{
+    __m512i w = t == GGUF_TENSOR_Q8_0 ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+    return _mm512_cvtepi32_ps(w);
+}
 
 TARGET_AVX512 static inline float dot_avx512_t(enum gguf_tensor_type t, const uint8_t *p,
-                                               const struct quant_q8 *x)
+                                               const float *x, const float *xsum, size_t nb)
 {
-    size_t bs = gguf_type_size(t), nb = x->n / QUANT_BLOCK;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float corr = 0.0f;
+    size_t bs = gguf_type_size(t);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    float corr0 = 0.0f, corr1 = 0.0f, c;
 
-    for (size_t b = 0; b < nb; b++, p += bs) {
-        __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + QUANT_BLOCK * b));
-        float d = _cvtsh_ss(*(const uint16_t *)p), m;
-        int off;
-        __m256i u = unpack_avx2(t, p, &off, &m);
-        __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xq);
-        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * x->d[b]));
-        if (b & 1)
-            acc1 = _mm256_add_ps(acc1, f);
-        else
-            acc0 = _mm256_add_ps(acc0, f);
-        corr += (m - (float)off * d) * x->sx[b];
+    for (size_t b = 0; b < nb; b++, p += bs, x += 32) {
+        __m128i lo, hi;
+        float d = block_consts(t, p, &c);
+        unpack16x2(t, p, &lo, &hi);
+        __m512 s = _mm512_mul_ps(widen512(t, lo), _mm512_loadu_ps(x));
+        s = _mm512_fmadd_ps(widen512(t, hi), _mm512_loadu_ps(x + 16), s);
+        if (b & 1) {
+            acc1 = _mm512_fmadd_ps(s, _mm512_set1_ps(d), acc1);
+            corr1 += c * xsum[b];
+        } else {
+            acc0 = _mm512_fmadd_ps(s, _mm512_set1_ps(d), acc0);
+            corr0 += c * xsum[b];
+        }
     }
-    return hsum_avx2(_mm256_add_ps(acc0, acc1)) + corr;
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + corr0 + corr1;
 }
 
 TARGET_AVX512 static float dot_f32_avx512(const float *a, const float *b, size_t n)
@@ -198,99 +213,50 @@ TARGET_AVX512 static float dot_f32_avx512(const float *a, const float *b, size_t
     return s;
 }
 
-/* ---- float activations: d * sum(u * x) + (m - off * d) * sum(x) per block ---- */
+/* ---- dispatch ---- */
 
-/* Low and high 16 unsigned values of a 4/5-bit or Q8_0 block (Q8_0 signed: *sgn = 1). */
-TARGET_AVX2 static inline void unpack16x2(enum gguf_tensor_type t, const uint8_t *b, __m128i *lo,
-                                          __m128i *hi)
-{
-    __m128i m4 = _mm_set1_epi8(0x0f), v;
+typedef float block_dot_fn(const uint8_t *row, const float *x, const float *xsum, size_t nb);
 
-    if (t == GGUF_TENSOR_Q8_0) {
-        *lo = _mm_loadu_si128((const __m128i *)(b + 2));
-        *hi = _mm_loadu_si128((const __m128i *)(b + 18));
-        return;
-    }
-    if (t == GGUF_TENSOR_Q4_0 || t == GGUF_TENSOR_Q4_1) {
-        v = _mm_loadu_si128((const __m128i *)(b + (t == GGUF_TENSOR_Q4_0 ? 2 : 4)));
-        *lo = _mm_and_si128(v, m4);
-        *hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-        return;
-    }
-    __m256i u = unpack_avx2_q5(t, b);
-    *lo = _mm256_castsi256_si128(u);
-    *hi = _mm256_extracti128_si256(u, 1);
-}
-
-TARGET_AVX512 static inline __m512 widen512(enum gguf_tensor_type t, __m128i v)
-{
-    __m512i w = t == GGUF_TENSOR_Q8_0 ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
-    return _mm512_cvtepi32_ps(w);
-}
-
-TARGET_AVX512 static inline float dotf_avx512_t(enum gguf_tensor_type t, const uint8_t *p,
-                                                const float *x, const float *xsum, size_t nb)
-{
-    size_t bs = gguf_type_size(t);
-    int off = t == GGUF_TENSOR_Q4_0 ? 8 : t == GGUF_TENSOR_Q5_0 ? 16 : 0;
-    int has_m = t == GGUF_TENSOR_Q4_1 || t == GGUF_TENSOR_Q5_1;
-    __m512 acc = _mm512_setzero_ps();
-    float corr = 0.0f;
-
-    for (size_t b = 0; b < nb; b++, p += bs, x += 32) {
-        __m128i lo, hi;
-        float d = _cvtsh_ss(*(const uint16_t *)p);
-        unpack16x2(t, p, &lo, &hi);
-        __m512 s = _mm512_mul_ps(widen512(t, lo), _mm512_loadu_ps(x));
-        s = _mm512_fmadd_ps(widen512(t, hi), _mm512_loadu_ps(x + 16), s);
-        acc = _mm512_fmadd_ps(s, _mm512_set1_ps(d), acc);
-        if (has_m || off)
-            corr += ((has_m ? _cvtsh_ss(*(const uint16_t *)(p + 2)) : 0.0f) - (float)off * d) *
-                    xsum[b];
-    }
-    return _mm512_reduce_add_ps(acc) + corr;
-}
-
-typedef float dot8_fn(const uint8_t *row, const struct quant_q8 *x);
-
-#define DOT_VARIANTS(attr, isa, fn)                                                                      \
-    attr static float isa##_q4_0(const uint8_t *r, const struct quant_q8 *x)                            \
+#define DOT_VARIANTS(attr, isa, fn)                                                                \
+    attr static float isa##_q4_0(const uint8_t *r, const float *x, const float *s, size_t nb)     \
     {                                                                                              \
-        return fn(GGUF_TENSOR_Q4_0, r, x);                                                         \
+        return fn(GGUF_TENSOR_Q4_0, r, x, s, nb);                                                  \
     }                                                                                              \
-    attr static float isa##_q4_1(const uint8_t *r, const struct quant_q8 *x)                            \
+    attr static float isa##_q4_1(const uint8_t *r, const float *x, const float *s, size_t nb)     \
     {                                                                                              \
-        return fn(GGUF_TENSOR_Q4_1, r, x);                                                         \
+        return fn(GGUF_TENSOR_Q4_1, r, x, s, nb);                                                  \
     }                                                                                              \
-    attr static float isa##_q5_0(const uint8_t *r, const struct quant_q8 *x)                            \
+    attr static float isa##_q5_0(const uint8_t *r, const float *x, const float *s, size_t nb)     \
     {                                                                                              \
-        return fn(GGUF_TENSOR_Q5_0, r, x);                                                         \
+        return fn(GGUF_TENSOR_Q5_0, r, x, s, nb);                                                  \
     }                                                                                              \
-    attr static float isa##_q5_1(const uint8_t *r, const struct quant_q8 *x)                            \
+    attr static float isa##_q5_1(const uint8_t *r, const float *x, const float *s, size_t nb)     \
     {                                                                                              \
-        return fn(GGUF_TENSOR_Q5_1, r, x);                                                         \
+        return fn(GGUF_TENSOR_Q5_1, r, x, s, nb);                                                  \
     }                                                                                              \
-    attr static float isa##_q8_0(const uint8_t *r, const struct quant_q8 *x)                            \
+    attr static float isa##_q8_0(const uint8_t *r, const float *x, const float *s, size_t nb)     \
     {                                                                                              \
-        return fn(GGUF_TENSOR_Q8_0, r, x);                                                         \
+        return fn(GGUF_TENSOR_Q8_0, r, x, s, nb);                                                  \
     }
 
 DOT_VARIANTS(TARGET_AVX2, avx2, dot_avx2_t)
 DOT_VARIANTS(TARGET_AVX512, avx512, dot_avx512_t)
 
-static dot8_fn *dot8_for(enum quant_isa isa, enum gguf_tensor_type t)
+/* The SIMD block kernel for (isa, type), or NULL for the dequantize-then-dot path. */
+static block_dot_fn *block_dot_for(enum quant_isa isa, enum gguf_tensor_type t)
 {
-    static dot8_fn *const table[2][5] = {
+    static block_dot_fn *const table[2][5] = {
         { avx2_q4_0, avx2_q4_1, avx2_q5_0, avx2_q5_1, avx2_q8_0 },
         { avx512_q4_0, avx512_q4_1, avx512_q5_0, avx512_q5_1, avx512_q8_0 },
     };
-    int i = t == GGUF_TENSOR_Q4_0 ? 0
-          : t == GGUF_TENSOR_Q4_1 ? 1
-          : t == GGUF_TENSOR_Q5_0 ? 2
-          : t == GGUF_TENSOR_Q5_1 ? 3
-                                  : 4;
+    int i = t == GGUF_TENSOR_Q4_0   ? 0
+            : t == GGUF_TENSOR_Q4_1 ? 1
+            : t == GGUF_TENSOR_Q5_0 ? 2
+            : t == GGUF_TENSOR_Q5_1 ? 3
+            : t == GGUF_TENSOR_Q8_0 ? 4
+                                    : -1;
 
-    if (isa == QUANT_ISA_SCALAR)
+    if (isa == QUANT_ISA_SCALAR || i < 0)
         return NULL;
     return table[isa == QUANT_ISA_AVX512][i];
 }
@@ -309,23 +275,20 @@ float quant_dot_f32(enum quant_isa isa, const float *a, const float *b, size_t n
 }
 
 float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row, size_t n,
-                const struct quant_q8 *x8, const float *xf, float *tmp)
+                const float *x, const float *xsum, float *tmp)
 {
-    dot8_fn *fn;
+    block_dot_fn *fn = block_dot_for(isa, type);
 
-    if (quant_type_int8(type)) {
-        fn = dot8_for(isa, type);
-        return fn ? fn(row, x8) : quant_dot_int8_scalar(type, row, x8);
-    }
+    if (fn)
+        return fn(row, x, xsum, n / QUANT_BLOCK);
     if (type == GGUF_TENSOR_F32)
-        return quant_dot_f32(isa, row, xf, n);
+        return quant_dot_f32(isa, row, x, n);
     quant_dequant_row(type, row, tmp, n);
-    return quant_dot_f32(isa, tmp, xf, n);
+    return quant_dot_f32(isa, tmp, x, n);
 }
 
-void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats,
-                  const struct quant_q8 *x8, const float *x, float *const *y, float *tmp,
-                  int n_threads)
+void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats, const float *x,
+                  const float *xsum, float *const *y, float *tmp, int n_threads)
 {
     size_t total = 0;
 
@@ -334,21 +297,18 @@ void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats,
 #pragma omp parallel num_threads(n_threads)
     {
         float *t = tmp + (size_t)omp_get_thread_num() * w[0].n;
-        size_t k = 0, base = 0;
-        dot8_fn *fn = NULL;
-        ptrdiff_t cur = -1;
+        size_t k = 0, base = 0, nb = w[0].n / QUANT_BLOCK;
+        block_dot_fn *fn = block_dot_for(isa, w[0].type);
 #pragma omp for schedule(static)
         for (size_t r = 0; r < total; r++) {
-            while (r >= base + w[k].rows)
-                base += w[k++].rows;
-            while (r < base)
-                base -= w[--k].rows;
-            if (cur != (ptrdiff_t)k) {
-                cur = (ptrdiff_t)k;
-                fn = quant_type_int8(w[k].type) ? dot8_for(isa, w[k].type) : NULL;
+            if (r < base || r >= base + w[k].rows) {
+                for (k = 0, base = 0; r >= base + w[k].rows; k++)
+                    base += w[k].rows;
+                fn = block_dot_for(isa, w[k].type);
             }
             const uint8_t *row = w[k].data + (r - base) * w[k].row_bytes;
-            y[k][r - base] = fn ? fn(row, x8) : quant_dot(isa, w[k].type, row, w[k].n, x8, x, t);
+            y[k][r - base] = fn ? fn(row, x, xsum, nb)
+                                : quant_dot(isa, w[k].type, row, w[k].n, x, xsum, t);
         }
     }
 }
@@ -387,9 +347,4 @@ void quant_matmat(const struct quant_mat *w, const float *x, size_t ldx, size_t 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)(r1 - r0),
                     (int)w->n, 1.0f, x, (int)ldx, b, (int)w->n, 0.0f, y + r0, (int)ldy);
     }
-}
-TARGET_AVX512 float dotf_q41(const uint8_t *p, const float *x, const float *xs, size_t nb);
-TARGET_AVX512 float dotf_q41(const uint8_t *p, const float *x, const float *xs, size_t nb)
-{
-    return dotf_avx512_t(GGUF_TENSOR_Q4_1, p, x, xs, nb);
 }

@@ -287,9 +287,7 @@ static void layout(struct gen_model *m, struct carver *c)
     a->tmp = carve(c, nt * QUANT_TILE_ROWS * wmax);
     a->rope_cos = carve(c, in->n_ctx * m->n_rot / 2);
     a->rope_sin = carve(c, in->n_ctx * m->n_rot / 2);
-    a->x8.q = (int8_t *)carve(c, wmax / 4);
-    a->x8.d = carve(c, wmax / QUANT_BLOCK);
-    a->x8.sx = carve(c, wmax / QUANT_BLOCK);
+    a->xsum = carve(c, wmax / QUANT_BLOCK);
 }
 
 static void rope_table(struct gen_model *m)
@@ -342,7 +340,6 @@ static int load(struct gen_model *m, const struct gen_model_opts *o, struct rag_
     rc = load_vec(m, "output_norm.weight", m->info.dim, true, &m->output_norm, err);
     if (rc)
         return rc;
-    m->act.x8.n = width_max(m);
     rope_table(m);
     m->isa = quant_isa_best();
     return 0;

@@ -36,7 +36,7 @@ struct model_act {
     float *scores;       /* (n_threads, MODEL_ATT_ROWS, n_ctx) */
     float *tmp;          /* (n_threads, QUANT_TILE_ROWS, max(dim, q_dim, ffn_dim)) */
     float *rope_cos, *rope_sin; /* (n_ctx, n_rot / 2) */
-    struct quant_q8 x8;  /* width max(dim, q_dim, ffn_dim) */
+    float *xsum;         /* (max(dim, q_dim, ffn_dim) / 32) block sums of a matvec input */
 };
 
 struct gen_model {

@@ -1,15 +1,11 @@
 /*
  * generation/quant.c - scalar reference code for the GGUF block formats:
  * half-precision conversions, dequantization of every supported type
- * (formulas in docs MODELS.md §2.4, after ggml-quants.c), quantization of
- * activations to 8 bits and the scalar integer dot products that the SIMD
- * kernels in matmul.c must reproduce exactly.
- *
- * Integer dot products treat every weight as an unsigned byte u minus an
- * offset (8 for Q4_0, 16 for Q5_0, 128 for Q8_0 whose bytes are flipped
- * with ^0x80, 0 for Q4_1/Q5_1), so one block contributes
- *     d_w * d_x * sum(u * q) + (m_w - off * d_w) * sx
- * where sx = d_x * sum(q). This is the form the VNNI kernel computes.
+ * (formulas in docs MODELS.md §2.4, after ggml-quants.c). This is the
+ * reference that the SIMD kernels of matmul.c and the prefill tiles use.
+ * The 32-element types are unpacked to unsigned values u and an offset
+ * (8 for Q4_0, 16 for Q5_0, 128 for Q8_0 whose bytes are flipped with ^0x80,
+ * 0 for Q4_1/Q5_1): y = (u - off) * d + m.
  */
 #include "generation/quant.h"
 
@@ -216,49 +212,4 @@ void quant_dequant_row(enum gguf_tensor_type type, const void *src, float *dst, 
         for (size_t i = 0; i < nb; i++, p += bs)
             dequant_small(type, p, dst + 32 * i);
     }
-}
-
-int quant_type_int8(enum gguf_tensor_type type)
-{
-    return type == GGUF_TENSOR_Q4_0 || type == GGUF_TENSOR_Q4_1 || type == GGUF_TENSOR_Q5_0 ||
-           type == GGUF_TENSOR_Q5_1 || type == GGUF_TENSOR_Q8_0;
-}
-
-void quant_q8_row(const float *x, struct quant_q8 *y)
-{
-    for (size_t b = 0; b < y->n / QUANT_BLOCK; b++) {
-        const float *xb = x + QUANT_BLOCK * b;
-        float amax = 0.0f, d, id;
-        int sum = 0;
-        for (int j = 0; j < QUANT_BLOCK; j++)
-            amax = fmaxf(amax, fabsf(xb[j]));
-        d = amax / 127.0f;
-        id = d > 0.0f ? 1.0f / d : 0.0f;
-        for (int j = 0; j < QUANT_BLOCK; j++) {
-            int q = (int)nearbyintf(xb[j] * id);
-            y->q[QUANT_BLOCK * b + j] = (int8_t)q;
-            sum += q;
-        }
-        y->d[b] = d;
-        y->sx[b] = d * (float)sum;
-    }
-}
-
-/* Scalar reference of the integer dot product (see the file comment). */
-float quant_dot_int8_scalar(enum gguf_tensor_type type, const void *row,
-                            const struct quant_q8 *x)
-{
-    const uint8_t *p = row;
-    size_t bs = gguf_type_size(type);
-    float acc = 0.0f;
-    uint8_t u[32];
-
-    for (size_t b = 0; b < x->n / QUANT_BLOCK; b++, p += bs) {
-        int off = unpack32(type, p, u), isum = 0;
-        float d = f16_at(p), m = has_min(type) ? f16_at(p + 2) : 0.0f;
-        for (int j = 0; j < 32; j++)
-            isum += u[j] * x->q[QUANT_BLOCK * b + j];
-        acc += d * x->d[b] * (float)isum + (m - (float)off * d) * x->sx[b];
-    }
-    return acc;
 }

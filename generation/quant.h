@@ -4,13 +4,11 @@
  * read quantized weights in place (internal to generation/; tests may include
  * it).
  *
- * Matrix-vector products (decode) quantize the activation vector once to
- * 8 bits per 32-element block (scale d = max|x| / 127, like llama.cpp's
- * q8_1) and take integer dot products against the weight blocks. Weight
- * types Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 use this integer path, with SIMD
- * kernels chosen at run time (AVX-512 VNNI, AVX2, scalar reference); the
- * other types (F32, F16, BF16, Q4_K, Q5_K, Q6_K) dequantize each row to fp32
- * and take a float dot product against the unquantized activations.
+ * Matrix-vector products (decode) read the weight blocks in place and
+ * multiply them with fp32 activations (no activation quantization), with
+ * SIMD kernels chosen at run time (AVX-512, AVX2, scalar reference) for
+ * Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0; the other types (F16, BF16, Q4_K, Q5_K,
+ * Q6_K) dequantize each row to fp32 and use a SIMD fp32 dot product.
  * Matrix-matrix products (prefill) dequantize tiles of weight rows to fp32
  * and call OpenBLAS sgemm, so their accuracy is that of fp32.
  */
@@ -34,25 +32,8 @@ float quant_bf16_to_f32(uint16_t h);
  */
 void quant_dequant_row(enum gguf_tensor_type type, const void *src, float *dst, size_t n);
 
-/* True for the types that take the integer (8-bit activation) path. */
-int quant_type_int8(enum gguf_tensor_type type);
-
-/*
- * An activation vector of n elements (n a multiple of 32) quantized per
- * block b: x[i] ~= d[b] * q[i]; sx[b] = d[b] * sum of q over the block.
- * The arrays are caller-owned, n, n/32 and n/32 long.
- */
-struct quant_q8 {
-    int8_t *q;
-    float *d;
-    float *sx;
-    size_t n;
-};
-
-void quant_q8_row(const float *x, struct quant_q8 *y);
-
-/* Scalar reference of the integer dot product of one row with x (quant.c). */
-float quant_dot_int8_scalar(enum gguf_tensor_type type, const void *row, const struct quant_q8 *x);
+/* Sums of x over each block of 32: xsum[b] = x[32b] + ... + x[32b + 31] (n % 32 == 0). */
+void quant_block_sums(const float *x, size_t n, float *xsum);
 
 /* Instruction set levels, in increasing order. */
 enum quant_isa { QUANT_ISA_SCALAR, QUANT_ISA_AVX2, QUANT_ISA_AVX512 };
@@ -62,12 +43,12 @@ enum quant_isa quant_isa_best(void);
 const char *quant_isa_name(enum quant_isa isa);
 
 /*
- * Dot product of one weight row (n elements) with an activation: x8 for the
- * int8 types, xf (fp32) for the others, in which case tmp (n floats) is used
- * as scratch. isa must be <= quant_isa_best().
+ * Dot product of one weight row of n elements with x (xsum = its block sums).
+ * tmp (n floats) is scratch for the types without a SIMD kernel. isa must be
+ * <= quant_isa_best(); QUANT_ISA_SCALAR is the reference.
  */
 float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row, size_t n,
-                const struct quant_q8 *x8, const float *xf, float *tmp);
+                const float *x, const float *xsum, float *tmp);
 
 /* Dot product of two fp32 vectors with the isa's SIMD width. */
 float quant_dot_f32(enum quant_isa isa, const float *a, const float *b, size_t n);
@@ -82,13 +63,11 @@ struct quant_mat {
 
 /*
  * y_k[r] = row r of w_k · x for k < n_mats, all matrices sharing the input
- * width; the rows of all matrices are spread over n_threads OpenMP threads.
- * x8 must hold x quantized when any matrix has an int8 type. tmp holds
- * n_threads × (width) floats of scratch.
+ * width n; the rows of all matrices are spread over n_threads OpenMP threads.
+ * xsum holds quant_block_sums(x); tmp holds n_threads × n floats of scratch.
  */
-void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats,
-                  const struct quant_q8 *x8, const float *x, float *const *y, float *tmp,
-                  int n_threads);
+void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats, const float *x,
+                  const float *xsum, float *const *y, float *tmp, int n_threads);
 
 /*
  * Switch OpenBLAS to one thread for the whole process (once; later calls are

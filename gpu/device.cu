@@ -178,3 +178,13 @@ int gpu_cuda_sync(struct gpu *g, struct rag_err *err)
         return gpu_cuda_errf(err, e, "gpu sync");
     return 0;
 }
+
+int gpu_cuda_copy_device(struct gpu *g, void *dst, const void *src, size_t bytes,
+                         struct rag_err *err)
+{
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_of(g));
+
+    if (e != cudaSuccess)
+        return gpu_cuda_errf(err, e, "gpu copy %zu bytes on the device", bytes);
+    return 0;
+}

@@ -112,6 +112,32 @@ int gpu_download(struct gpu *g, void *dst, const struct gpu_buf *src, size_t byt
 /* Wait for the stream; RAG_EGPU with the CUDA message when a kernel failed. */
 int gpu_sync(struct gpu *g, struct rag_err *err);
 
+/* Copy bytes between two device buffers, asynchronously, on the stream. */
+int gpu_copy(struct gpu *g, struct gpu_buf *dst, const struct gpu_buf *src, size_t bytes,
+             struct rag_err *err);
+
+/* Launch one empty kernel: the launch-overhead floor, for benchmarks. */
+int gpu_noop(struct gpu *g, struct rag_err *err);
+
+/*
+ * CUDA graphs (gpu/graph.cu). Between gpu_capture_begin() and
+ * gpu_capture_end() the kernel functions below are recorded instead of run;
+ * the graph then replays them with gpu_graph_launch() at the cost of one
+ * launch. Kernels read their arguments when they run, so values kept in
+ * device memory (positions, lengths, block tables) may change between
+ * replays; host-side arguments (pointers, shapes) are frozen at capture.
+ * gpu_upload(), gpu_download(), gpu_sync() and gpu_buf_alloc() are refused
+ * with RAG_EINVAL while capturing. A capture in which a launch failed gives
+ * RAG_EGPU at gpu_capture_end(). Free graphs with gpu_graph_free() before
+ * gpu_close().
+ */
+struct gpu_graph; /* opaque: an instantiated cudaGraphExec */
+
+int gpu_capture_begin(struct gpu *g, struct rag_err *err);
+int gpu_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *err);
+int gpu_graph_launch(struct gpu *g, const struct gpu_graph *graph, struct rag_err *err);
+void gpu_graph_free(struct gpu *g, struct gpu_graph *graph); /* NULL is a no-op */
+
 /* ---- vector kernels (gpu/vec.cu), asynchronous, fp32 ---- */
 
 /* y[i] = a * x[i] + y[i] for i < n. x and y are (n); they must not overlap. */
@@ -133,5 +159,162 @@ int gpu_l2_normalize_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf
  */
 int gpu_dot(struct gpu *g, size_t n, const struct gpu_buf *x, const struct gpu_buf *y,
             struct gpu_buf *out, struct rag_err *err);
+
+/*
+ * ---- model kernels, asynchronous ----
+ *
+ * Element types. bf16 and fp16 values are stored as 16-bit words (the upper
+ * half of an fp32 for bf16; IEEE binary16 for fp16); conversions round to
+ * nearest even. int32 arrays (token ids, positions, slots, lengths, block
+ * tables) are plain int32_t.
+ */
+enum gpu_dtype { GPU_F32, GPU_BF16, GPU_F16 };
+
+/* Bytes of one element: 4 or 2. */
+size_t gpu_dtype_size(enum gpu_dtype type);
+
+/* dst[i] = src[i] converted, for i < n (gpu/convert.cu); any pair of types. */
+int gpu_convert(struct gpu *g, const struct gpu_buf *src, enum gpu_dtype src_type,
+                struct gpu_buf *dst, enum gpu_dtype dst_type, size_t n, struct rag_err *err);
+
+/*
+ * Linear layer through cuBLASLt (gpu/gemm.cu), row-major:
+ *   c[i][j] = sum_l a[i][l] * w[j][l] + bias[j] + beta * c[i][j]
+ * that is C = A * W^T + bias + beta * C, for a (m, k) and w (n, k) in bf16,
+ * c (m, n) in c_type (GPU_F32 or GPU_BF16). w is stored as (out, in) rows,
+ * like a PyTorch Linear weight or a GGUF matrix (ne0 = in). bias is NULL or
+ * (n) of c_type. Products are accumulated in fp32. beta = 1 adds the old c
+ * (a residual connection); with beta = 0 c is only written. The first call
+ * for a shape asks cuBLASLt for an algorithm and caches it in the context
+ * with its descriptors (the workspace is allocated once, at gpu_open()), so
+ * calls in a token loop allocate nothing and can be captured in a graph.
+ */
+int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
+             const struct gpu_buf *bias, struct gpu_buf *c, enum gpu_dtype c_type, size_t m,
+             size_t n, size_t k, float beta, struct rag_err *err);
+
+/*
+ * RMSNorm with an optional residual add (gpu/rmsnorm.cu), per row of dim:
+ *   when r != NULL: x[i] += r[i]  (x is the residual stream, written back)
+ *   out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]
+ * x (n_rows, dim) and w (dim) fp32, r NULL or (n_rows, dim) fp32, out
+ * (n_rows, dim) in out_type (GPU_F32 or GPU_BF16: bf16 feeds gpu_gemm()).
+ */
+int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r,
+                const struct gpu_buf *w, struct gpu_buf *out, enum gpu_dtype out_type,
+                size_t n_rows, size_t dim, float eps, struct rag_err *err);
+
+/*
+ * out[i][j] = silu(gu[i][j]) * gu[i][ff + j], silu(x) = x / (1 + e^-x)
+ * (gpu/swiglu.cu). gu (n_rows, 2 * ff) holds each row's gate then up, as
+ * one GEMM with the gate and up weights stacked gives it; gu_type and
+ * out_type are GPU_F32 or GPU_BF16; out is (n_rows, ff).
+ */
+int gpu_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
+               struct gpu_buf *out, enum gpu_dtype out_type, size_t n_rows, size_t ff,
+               struct rag_err *err);
+
+/* y[i] = softmax(scale * x[i]) per row of n fp32 (gpu/softmax.cu); y may equal x. */
+int gpu_softmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *y, size_t n_rows,
+                     size_t n, float scale, struct rag_err *err);
+
+/*
+ * ids[i] = the lowest index of the largest value of row i (n fp32); NaN is
+ * never chosen and a row with nothing above -inf gives 0. ids is int32
+ * (n_rows), n <= INT32_MAX.
+ */
+int gpu_argmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *ids, size_t n_rows,
+                    size_t n, struct rag_err *err);
+
+/*
+ * out[t][j] = scale * table[ids[t]][j] (gpu/embed.cu): table (n_vocab, dim)
+ * in table_type, ids int32 (n_ids) in device memory, out (n_ids, dim) fp32.
+ * An id outside [0, n_vocab) cannot be reported from the device: its row is
+ * written as NaN, which shows in every later result.
+ */
+int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype table_type,
+                   size_t n_vocab, size_t dim, const struct gpu_buf *ids, size_t n_ids,
+                   float scale, struct gpu_buf *out, struct rag_err *err);
+
+/*
+ * ---- paged KV cache and attention ----
+ *
+ * A layer's cache is n_blocks physical blocks of GPU_KV_BLOCK tokens, for K
+ * and for V, each block laid out (n_kv_heads, GPU_KV_BLOCK, head_dim). Token
+ * p of a sequence lives in physical block table[p / GPU_KV_BLOCK] at offset
+ * p % GPU_KV_BLOCK; its slot is block * GPU_KV_BLOCK + offset. Block tables
+ * and lengths are device memory, so one captured graph serves every step.
+ * Indices that only the device sees (a slot or block outside the cache, a
+ * length outside the table) cannot be returned as errors: the results they
+ * touch are written as NaN instead. head_dim is 64 or 128 (32 for encoders).
+ */
+#define GPU_KV_BLOCK 16
+
+struct gpu_kv_cache {
+    struct gpu_buf k, v;  /* each (n_blocks, n_kv_heads, GPU_KV_BLOCK, head_dim) */
+    enum gpu_dtype type;  /* GPU_F32 or GPU_BF16 */
+    size_t n_blocks, n_kv_heads, head_dim;
+};
+
+/* A batch of sequences, one row of the block table each. */
+struct gpu_seqs {
+    struct gpu_buf block_tables; /* int32 (n_seqs, max_blocks): physical block ids */
+    struct gpu_buf lens;         /* int32 (n_seqs): tokens in the cache, 0..max_blocks*16 */
+    size_t n_seqs, max_blocks;
+};
+
+enum gpu_rope_type {
+    GPU_ROPE_NORM, /* rotate adjacent pairs (x[2i], x[2i+1]): GGUF llama */
+    GPU_ROPE_NEOX, /* rotate halves (x[i], x[i + head_dim/2]): HF llama, qwen2, gemma */
+};
+
+/*
+ * RoPE on Q and K, and K and V written into the cache (gpu/rope_kv.cu).
+ * qkv (n_tokens, (n_heads + 2 * n_kv_heads) * head_dim) fp32 holds each
+ * token's Q heads, then K heads, then V heads (one stacked QKV GEMM). Token t
+ * at position pos[t] turns pair i by the angle pos[t] * inv_freq[i], with
+ * inv_freq (head_dim / 2) fp32, usually base^(-2i / head_dim) computed by
+ * the caller (so scaled variants need no new kernel). Rotated Q goes to
+ * q_out (n_tokens, n_heads, head_dim) fp32; rotated K and plain V go to
+ * cache slot slots[t]. pos and slots are int32 (n_tokens); a negative slot
+ * writes nothing (padding); a slot past the cache or a negative position
+ * turns the token's q_out row into NaN.
+ */
+int gpu_rope_kv(struct gpu *g, const struct gpu_buf *qkv, size_t n_tokens, size_t n_heads,
+                enum gpu_rope_type type, const struct gpu_buf *inv_freq,
+                const struct gpu_buf *pos, const struct gpu_buf *slots, struct gpu_buf *q_out,
+                struct gpu_kv_cache *kv, struct rag_err *err);
+
+/*
+ * Decode attention, one query token per sequence (gpu/attn_decode.cu):
+ *   out[s][h] = sum_t softmax_t(scale * q[s][h] . K[s][t]) V[s][t]
+ * over the lens[s] cached tokens of sequence s, reading K and V of kv head
+ * h / (n_heads / n_kv_heads) (grouped-query attention). q (n_seqs, n_heads,
+ * head_dim) fp32, out the same shape in out_type (GPU_F32 or GPU_BF16). The
+ * tokens are split over thread blocks (flash-decoding) whose partial
+ * maxima, sums and outputs go to work, which must hold
+ * gpu_attn_decode_workspace() bytes; the split depends only on the shapes
+ * and max_blocks, so one capture fits any lens. A length of 0 gives zeros.
+ */
+size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads,
+                                 const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs);
+int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
+                    const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs, float scale,
+                    struct gpu_buf *work, struct gpu_buf *out, enum gpu_dtype out_type,
+                    struct rag_err *err);
+
+/*
+ * Causal prefill attention for n_tokens new tokens of one sequence, at
+ * positions pos0 .. pos0 + n_tokens - 1, already written to the cache with
+ * gpu_rope_kv() after pos0 earlier tokens (gpu/attn_prefill.cu). Query t
+ * attends to cached tokens 0 .. pos0 + t. Tiles of keys are streamed with an
+ * online softmax, so no score matrix is stored. block_table int32 holds at
+ * least ceil((pos0 + n_tokens) / GPU_KV_BLOCK) physical block ids; q and
+ * out as for gpu_attn_decode() with n_tokens rows.
+ */
+int gpu_attn_prefill(struct gpu *g, const struct gpu_buf *q, size_t n_tokens, size_t n_heads,
+                     size_t pos0, const struct gpu_kv_cache *kv,
+                     const struct gpu_buf *block_table, float scale, struct gpu_buf *out,
+                     enum gpu_dtype out_type, struct rag_err *err);
 
 #endif

@@ -21,6 +21,7 @@ extern "C" {
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gpu/gpu.h"
 
@@ -33,7 +34,37 @@ struct gpu {
     int device;
     void *stream;         /* cudaStream_t, non-blocking; every copy and kernel runs on it */
     float *scratch;       /* (GPU_SCRATCH_FLOATS) device memory owned by the context */
+    void *gemm;           /* gemm.cu's state: cuBLASLt handle, workspace, plan cache */
+    bool capturing;       /* between gpu_capture_begin() and gpu_capture_end() */
     struct gpu_info info; /* properties read at open; mem_free is refreshed by gpu_info() */
+};
+
+/* Arguments of gpu_cuda_rope_kv(), checked by gpu/launch.c. */
+struct gpu_cuda_rope {
+    const float *qkv;
+    float *q_out;
+    const int32_t *pos, *slots;
+    const float *inv_freq;
+    void *k_cache, *v_cache;
+    enum gpu_dtype kv_type;
+    enum gpu_rope_type rope_type;
+    size_t n_tokens, n_heads, n_kv_heads, head_dim, n_blocks;
+};
+
+/* Arguments of the attention launchers, checked by gpu/launch.c. */
+struct gpu_cuda_attn {
+    const float *q;
+    const void *k_cache, *v_cache;
+    enum gpu_dtype kv_type;
+    const int32_t *block_tables; /* decode: (n_seqs, max_blocks); prefill: one table */
+    const int32_t *lens;         /* decode only */
+    void *out;
+    enum gpu_dtype out_type;
+    float *work; /* decode only */
+    size_t n_seqs, max_blocks;   /* decode only */
+    size_t n_tokens, pos0;       /* prefill only */
+    size_t n_heads, n_kv_heads, head_dim, n_blocks;
+    float scale;
 };
 
 /* ---- gpu/device.cu: runtime, memory, copies ---- */
@@ -57,6 +88,16 @@ void gpu_cuda_free(struct gpu *g, void *p);
 int gpu_cuda_copy(struct gpu *g, void *dst, const void *src, size_t bytes, bool to_device,
                   struct rag_err *err);
 int gpu_cuda_sync(struct gpu *g, struct rag_err *err);
+int gpu_cuda_copy_device(struct gpu *g, void *dst, const void *src, size_t bytes,
+                         struct rag_err *err);
+
+/* ---- gpu/graph.cu: stream capture, one empty kernel ---- */
+
+int gpu_cuda_noop(struct gpu *g, struct rag_err *err);
+int gpu_cuda_capture_begin(struct gpu *g, struct rag_err *err);
+int gpu_cuda_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *err);
+int gpu_cuda_graph_launch(struct gpu *g, const struct gpu_graph *graph, struct rag_err *err);
+void gpu_cuda_graph_free(struct gpu *g, struct gpu_graph *graph);
 
 /* ---- gpu/vec.cu: vector kernels (shapes are documented in gpu.h) ---- */
 
@@ -65,6 +106,35 @@ int gpu_cuda_l2_normalize_rows(struct gpu *g, const float *x, float *y, size_t n
                                struct rag_err *err);
 int gpu_cuda_dot(struct gpu *g, size_t n, const float *x, const float *y, float *out,
                  struct rag_err *err);
+
+/* ---- model kernels (shapes are documented in gpu.h, checked in launch.c) ---- */
+
+/* gpu/gemm.cu: cuBLASLt handle and workspace, made at gpu_open(). */
+int gpu_cuda_gemm_init(struct gpu *g, struct rag_err *err);
+void gpu_cuda_gemm_release(struct gpu *g);
+int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, const void *bias, void *c,
+                  enum gpu_dtype c_type, size_t m, size_t n, size_t k, float beta,
+                  struct rag_err *err);
+int gpu_cuda_convert(struct gpu *g, const void *src, enum gpu_dtype src_type, void *dst,
+                     enum gpu_dtype dst_type, size_t n, struct rag_err *err);
+int gpu_cuda_rmsnorm(struct gpu *g, float *x, const float *r, const float *w, void *out,
+                     enum gpu_dtype out_type, size_t n_rows, size_t dim, float eps,
+                     struct rag_err *err);
+int gpu_cuda_swiglu(struct gpu *g, const void *gu, enum gpu_dtype gu_type, void *out,
+                    enum gpu_dtype out_type, size_t n_rows, size_t ff, struct rag_err *err);
+int gpu_cuda_softmax_rows(struct gpu *g, const float *x, float *y, size_t n_rows, size_t n,
+                          float scale, struct rag_err *err);
+int gpu_cuda_argmax_rows(struct gpu *g, const float *x, int32_t *ids, size_t n_rows, size_t n,
+                         struct rag_err *err);
+int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_type,
+                        size_t n_vocab, size_t dim, const int32_t *ids, size_t n_ids,
+                        float scale, float *out, struct rag_err *err);
+int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_err *err);
+/* Tokens per split of gpu_cuda_attn_decode(); the workspace follows from it. */
+size_t gpu_cuda_decode_split(const struct gpu *g, size_t n_heads, size_t n_kv_heads,
+                             size_t n_seqs, size_t max_blocks);
+int gpu_cuda_attn_decode(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err);
+int gpu_cuda_attn_prefill(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err);
 
 #ifdef __cplusplus
 }

@@ -25,18 +25,9 @@
  * Versions: these are the first (v1) kernels, bandwidth-bound by design;
  * faster variants will be timed under bench/gpu/ against these.
  */
-#include <cuda_runtime.h>
-
-#include "gpu/gpu_cuda.h"
+#include "gpu/cuda_util.cuh"
 
 #define VEC_THREADS 256
-#define WARP        32
-#define FULL_MASK   0xffffffffu
-
-static cudaStream_t stream_of(const struct gpu *g)
-{
-    return (cudaStream_t)g->stream;
-}
 
 static unsigned grid_for(const struct gpu *g, size_t work, unsigned per_block)
 {
@@ -46,36 +37,6 @@ static unsigned grid_for(const struct gpu *g, size_t work, unsigned per_block)
     if (blocks > cap)
         blocks = cap;
     return blocks ? (unsigned)blocks : 1;
-}
-
-/* Make g's device current before a launch. */
-static int use_device(const struct gpu *g, const char *what, struct rag_err *err)
-{
-    cudaError_t e = cudaSetDevice(g->device);
-
-    if (e != cudaSuccess)
-        return gpu_cuda_errf(err, e, "gpu device %d: launch '%s'", g->device, what);
-    return 0;
-}
-
-/* Report a failed launch (bad configuration, no kernel image for this device). */
-static int launched(const struct gpu *g, const char *what, struct rag_err *err)
-{
-    cudaError_t e = cudaGetLastError();
-
-    if (e != cudaSuccess)
-        return gpu_cuda_errf(err, e, "gpu device %d: launch '%s'", g->device, what);
-    return 0;
-}
-
-static __device__ size_t thread_index(void)
-{
-    return (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-}
-
-static __device__ size_t thread_count(void)
-{
-    return (size_t)gridDim.x * blockDim.x;
 }
 
 static __global__ void axpy_scalar(size_t n, float a, const float *__restrict__ x,
@@ -125,13 +86,6 @@ int gpu_cuda_axpy(struct gpu *g, size_t n, float a, const float *x, float *y, st
         axpy_scalar<<<grid, VEC_THREADS, 0, stream_of(g)>>>(n, a, x, y);
     }
     return launched(g, "axpy", err);
-}
-
-static __device__ float warp_sum(float v)
-{
-    for (int offset = WARP / 2; offset > 0; offset /= 2)
-        v += __shfl_xor_sync(FULL_MASK, v, offset);
-    return v;
 }
 
 static __global__ void l2_rows(const float *x, float *y, size_t n_rows, size_t dim)

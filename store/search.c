@@ -242,7 +242,8 @@ static int rank(struct store *s, const struct buf *expr, size_t k, struct store_
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         VEC_RESERVE(out, out->n + 1);
         out->item[out->n] = (struct store_hit){ .chunk_id = sqlite3_column_int64(st, 0),
-                                                .score = -sqlite3_column_double(st, 1) };
+                                                .score = -sqlite3_column_double(st, 1),
+                                                .snippet = "" };
         out->n++;
     }
     rc = rc == SQLITE_DONE ? 0 : store_db_err(s, err, "full-text search");
@@ -260,13 +261,23 @@ int store_search_bm25(struct store *s, const char *query, size_t k, struct store
     store_fts_query(s, query, &expr);
     if (expr.len > 0 && k > 0)
         rc = rank(s, &expr, k, out, err);
-    for (size_t i = first; i < out->n && !rc; i++) {
+    for (size_t i = first; i < out->n && !rc; i++)
         rc = hit_info(s, &out->item[i], &out->arena, err);
-        if (!rc)
-            rc = hit_snippet(s, &expr, &out->item[i], &out->arena, err);
-    }
     if (rc)
         out->n = first;
+    buf_release(&expr);
+    return rc;
+}
+
+int store_hit_snippets(struct store *s, const char *query, struct store_hit_list *l, size_t from,
+                       struct rag_err *err)
+{
+    struct buf expr = BUF_INIT;
+    int rc = 0;
+
+    store_fts_query(s, query, &expr);
+    for (size_t i = from; i < l->n && !rc && expr.len; i++)
+        rc = hit_snippet(s, &expr, &l->item[i], &l->arena, err);
     buf_release(&expr);
     return rc;
 }

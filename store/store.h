@@ -138,7 +138,7 @@ struct store_hit {
     int64_t chunk_id, doc_id;
     const char *doc_path;
     const char *heading_path; /* "" when none */
-    const char *snippet;      /* about 32 tokens around the matches, no markup */
+    const char *snippet;      /* "" until store_hit_snippets fills it */
     int page_start, page_end;
     size_t ord, byte_start, byte_end;
     double score; /* -bm25(chunks_fts): positive, higher is better */
@@ -162,6 +162,13 @@ void store_hit_list_release(struct store_hit_list *l);
  */
 int store_search_bm25(struct store *s, const char *query, size_t k, struct store_hit_list *out,
                       struct rag_err *err);
+/*
+ * Fill the snippet of hits l->item[from..n) for query: about 32 tokens around
+ * the matches, no markup, white space collapsed. Separate from the search
+ * because each snippet costs a full-text lookup and rankers need none.
+ */
+int store_hit_snippets(struct store *s, const char *query, struct store_hit_list *l, size_t from,
+                       struct rag_err *err);
 /* The FTS5 expression built from query (appended to out); for tests and traces. */
 void store_fts_query(struct store *s, const char *query, struct buf *out);
 

@@ -793,7 +793,10 @@ START_TEST(test_invalid_utf8_repaired)
                                "\xef\xbf\xbd\xef\xbf\xbd end \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
                                " \xc3\xa9\n";
     static char big[9000];
+    const char *dir = test_tmpdir();
+    char path[4200];
     struct chunk_doc d;
+    FILE *f;
 
     parse_ok(&d, bad, CHUNK_FORMAT_TEXT);
     ck_assert_str_eq(d.text, want);
@@ -802,6 +805,17 @@ START_TEST(test_invalid_utf8_repaired)
     parse_ok(&d, bad, CHUNK_FORMAT_MARKDOWN);
     ck_assert_uint_eq(d.n_repaired, 8);
     chunk_doc_release(&d);
+    /* the same through a file, behind a byte order mark */
+    snprintf(path, sizeof(path), "%s/bad.md", dir);
+    test_write_file(path, "\xef\xbb\xbf", 3);
+    f = fopen(path, "ab");
+    ck_assert_uint_eq(fwrite(bad, 1, sizeof(bad) - 1, f), sizeof(bad) - 1);
+    fclose(f);
+    ck_assert(!chunk_doc_read(&d, path, 0, NULL));
+    ck_assert_str_eq(d.text, want);
+    ck_assert_uint_eq(d.n_repaired, 8);
+    chunk_doc_release(&d);
+    test_rmtree(dir);
     /* a NUL past the sniffed prefix is replaced, not kept in the text */
     memset(big, 'a', sizeof(big) - 1);
     big[8500] = '\0';

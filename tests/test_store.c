@@ -632,6 +632,8 @@ START_TEST(test_bm25_scores)
     }
     ck_assert_str_eq(l.item[0].doc_path, "/bm25/4");
     ck_assert_str_eq(l.item[0].heading_path, "H > I");
+    ck_assert_str_eq(l.item[0].snippet, ""); /* rankers get no snippets */
+    ck_assert_int_eq(store_hit_snippets(st, "Apple, LEMON!", &l, 0, &err), 0);
     ck_assert_str_eq(l.item[0].snippet, "mango kiwi lemon lemon apple");
     ck_assert_int_eq(l.item[0].page_start, 1);
     ck_assert_int_eq(l.item[0].page_end, 2);
@@ -731,6 +733,7 @@ START_TEST(test_long_query_and_snippet)
     ck_assert_uint_eq(l.n, 0); /* word3 is past the first 64 terms */
     ck_assert_int_eq(store_search_bm25(st, "needle", 5, &l, &err), 0);
     ck_assert_uint_eq(l.n, 1);
+    ck_assert_int_eq(store_hit_snippets(st, "needle", &l, 0, &err), 0);
     ck_assert_ptr_nonnull(strstr(l.item[0].snippet, "needle"));
     ck_assert_ptr_null(strchr(l.item[0].snippet, '['));
     size_t words = 1;

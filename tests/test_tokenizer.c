@@ -20,6 +20,12 @@
 
 static struct rag_err err;
 
+/* memcmp that accepts NULL for empty arrays. */
+static bool same(const void *a, const void *b, size_t n)
+{
+    return n == 0 || !memcmp(a, b, n);
+}
+
 /* ---- a hand-made vocabulary ---- */
 
 enum {
@@ -663,12 +669,12 @@ static void check_case(char **f, size_t *len, struct buf *text, struct gen_token
     hex_decode(f[3], len[3], text);
     parse_ids(f[4], len[4], want);
     gen_tokenize(t, text->data, text->len, special ? GEN_TOKENIZE_SPECIAL : 0, &got);
-    ck_assert_msg(got.n == want->n && !memcmp(got.item, want->item, got.n * sizeof(int32_t)),
+    ck_assert_msg(got.n == want->n && same(got.item, want->item, got.n * sizeof(int32_t)),
                   "pre %.*s special %d: '%s': %zu ids, want %zu", (int)len[0], f[0], special,
                   text->data, got.n, want->n);
     if (rt) {
         gen_detokenize(t, got.item, got.n, GEN_DETOK_SPECIAL, &back);
-        ck_assert_msg(back.len == text->len && !memcmp(back.data, text->data, back.len),
+        ck_assert_msg(back.len == text->len && same(back.data, text->data, back.len),
                       "round trip of '%s'", text->data);
         (*n_rt)++;
     }
@@ -731,9 +737,9 @@ static double check_corpus_file(struct gen_tokenizer *t, char **f, size_t *len, 
     ck_assert_msg(ids.n == strtoul(f[2], NULL, 10) && !memcmp(hex, f[3], 64),
                   "%s: %zu tokens, sha256 %s; want %.*s", rel, ids.n, hex, (int)len[2], f[2]);
     gen_tokenize(t, doc.data, doc.len, 0, &again);
-    ck_assert(again.n == ids.n && !memcmp(again.item, ids.item, ids.n * sizeof(int32_t)));
+    ck_assert(again.n == ids.n && same(again.item, ids.item, ids.n * sizeof(int32_t)));
     gen_detokenize(t, ids.item, ids.n, 0, &back);
-    ck_assert(back.len == doc.len && !memcmp(back.data, doc.data, doc.len));
+    ck_assert(back.len == doc.len && same(back.data, doc.data, doc.len));
     ck_assert_uint_eq(gen_count_tokens(t, doc.data, doc.len), ids.n);
     *bytes += doc.len;
     *tokens += ids.n;
@@ -825,7 +831,7 @@ START_TEST(test_model_chat_golden)
         ck_assert_str_eq(buf_cstr(&got), buf_cstr(&want));
         ids.n = 0;
         gen_tokenize(t, got.data, got.len, GEN_TOKENIZE_SPECIAL | GEN_TOKENIZE_ADD_BOS, &ids);
-        ck_assert(ids.n == want_ids.n && !memcmp(ids.item, want_ids.item, ids.n * sizeof(int32_t)));
+        ck_assert(ids.n == want_ids.n && same(ids.item, want_ids.item, ids.n * sizeof(int32_t)));
         n_cases++;
     }
     ck_assert_uint_ge(n_cases, 10);
@@ -870,6 +876,31 @@ START_TEST(test_model_stream)
 }
 END_TEST
 
+/* Invalid UTF-8 is never an error: invalid bytes are pieces of their own. */
+START_TEST(test_model_invalid_utf8)
+{
+    static const char truncated[] = "abc \xe2\x82";
+    struct gen_tokenizer *t = smol();
+    struct gen_tokens a = { 0 }, b = { 0 };
+    struct buf back = BUF_INIT;
+
+    gen_tokenize(t, truncated, sizeof(truncated) - 1, 0, &a);
+    gen_detokenize(t, a.item, a.n, 0, &back);
+    ck_assert_uint_eq(back.len, sizeof(truncated) - 1);
+    ck_assert(same(back.data, truncated, back.len));
+    /* 0xff has no token: dropped, and the text around it is cut there */
+    a.n = 0;
+    gen_tokenize(t, "hello \xff world", 13, 0, &a);
+    gen_tokenize(t, "hello ", 6, 0, &b);
+    gen_tokenize(t, " world", 6, 0, &b);
+    ck_assert(a.n == b.n && same(a.item, b.item, a.n * sizeof(int32_t)));
+    ck_assert_uint_eq(gen_count_tokens(t, "\xff\xfe\xc0", 3), 0);
+    buf_release(&back);
+    gen_tokens_release(&a);
+    gen_tokens_release(&b);
+}
+END_TEST
+
 static Suite *tokenizer_suite(void)
 {
     Suite *s = suite_create("tokenizer");
@@ -896,6 +927,7 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(model, test_model_corpus);
     tcase_add_test(model, test_model_chat_golden);
     tcase_add_test(model, test_model_stream);
+    tcase_add_test(model, test_model_invalid_utf8);
     suite_add_tcase(s, model);
     return s;
 }

@@ -12,7 +12,7 @@ and tests/golden/generation/hf_greedy.txt, for 4 prompts:
     greedy <64 ids> (greedy continuation, model.generate(do_sample=False))
 
 Usage: python3 scripts/golden/make_generation_golden.py MODEL.gguf OUTDIR
-(requires: pip install torch transformers gguf numpy; only to produce golden files).
+(requires: pip install torch transformers accelerate gguf numpy; only to produce golden files).
 """
 import os
 import sys

@@ -1,0 +1,132 @@
+/*
+ * gpu/cuda_util.cuh - internal to the .cu files of gpu/: launch helpers
+ * (device selection, launch check), warp reductions and element loads and
+ * stores for the three element types of enum gpu_dtype. Everything here is
+ * static inline, so each .cu file compiles its own copy and no symbol leaks.
+ *
+ * The CUDA headers come first, then gpu_cuda.h, whose base/banned.h macros
+ * must follow the C++ headers (see gpu_cuda.h).
+ */
+#ifndef GPU_CUDA_UTIL_CUH
+#define GPU_CUDA_UTIL_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+#include <stdint.h>
+
+#include "gpu/gpu_cuda.h"
+
+#define WARP      32
+#define FULL_MASK 0xffffffffu
+
+static inline cudaStream_t stream_of(const struct gpu *g)
+{
+    return (cudaStream_t)g->stream;
+}
+
+/*
+ * Make g's device current before a launch. cudaSetDevice() is called only
+ * when another device is current, so a launch inside a stream capture makes
+ * no call but the launch itself.
+ */
+static inline int use_device(const struct gpu *g, const char *what, struct rag_err *err)
+{
+    int cur = -1;
+    cudaError_t e = cudaGetDevice(&cur);
+
+    if (e == cudaSuccess && cur != g->device)
+        e = cudaSetDevice(g->device);
+    if (e != cudaSuccess)
+        return gpu_cuda_errf(err, e, "gpu device %d: launch '%s'", g->device, what);
+    return 0;
+}
+
+/* Report a failed launch (bad configuration, no kernel image for this device). */
+static inline int launched(const struct gpu *g, const char *what, struct rag_err *err)
+{
+    cudaError_t e = cudaGetLastError();
+
+    if (e != cudaSuccess)
+        return gpu_cuda_errf(err, e, "gpu device %d: launch '%s'", g->device, what);
+    return 0;
+}
+
+static __device__ inline float warp_sum(float v)
+{
+    for (int offset = WARP / 2; offset > 0; offset /= 2)
+        v += __shfl_xor_sync(FULL_MASK, v, offset);
+    return v;
+}
+
+static __device__ inline float warp_max(float v)
+{
+    for (int offset = WARP / 2; offset > 0; offset /= 2)
+        v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
+    return v;
+}
+
+/*
+ * Reduce over the block with op (sum or max); every thread gets the result.
+ * blockDim.x is a multiple of 32 and at most 1024; red holds 32 floats of
+ * shared memory and may be reused once the call has returned.
+ */
+static __device__ inline float block_reduce(float v, float *red, bool is_max)
+{
+    unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    unsigned n_warps = blockDim.x / WARP;
+
+    v = is_max ? warp_max(v) : warp_sum(v);
+    __syncthreads(); /* red may still be read by a previous call */
+    if (lane == 0)
+        red[warp] = v;
+    __syncthreads();
+    v = lane < n_warps ? red[lane] : (is_max ? -INFINITY : 0.0f);
+    return is_max ? warp_max(v) : warp_sum(v);
+}
+
+static __device__ inline size_t thread_index(void)
+{
+    return (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+}
+
+static __device__ inline size_t thread_count(void)
+{
+    return (size_t)gridDim.x * blockDim.x;
+}
+
+/* ---- element access: T is float, __nv_bfloat16 or __half ---- */
+
+static __device__ inline float to_float(float v)
+{
+    return v;
+}
+
+static __device__ inline float to_float(__nv_bfloat16 v)
+{
+    return __bfloat162float(v);
+}
+
+static __device__ inline float to_float(__half v)
+{
+    return __half2float(v);
+}
+
+static __device__ inline void store(float *p, float v)
+{
+    *p = v;
+}
+
+static __device__ inline void store(__nv_bfloat16 *p, float v)
+{
+    *p = __float2bfloat16_rn(v);
+}
+
+static __device__ inline void store(__half *p, float v)
+{
+    *p = __float2half_rn(v);
+}
+
+#endif
