@@ -17,9 +17,8 @@
 #include "chunking/split.h"
 
 static const char *const kind_names[] = {
-    [CHUNKER_FIXED] = "fixed",         [CHUNKER_SENTENCE] = "sentence",
-    [CHUNKER_RECURSIVE] = "recursive", [CHUNKER_PAGE] = "page",
-    [CHUNKER_STRUCTURE] = "structure", [CHUNKER_PARAGRAPH] = "paragraph",
+    [CHUNKER_FIXED] = "fixed", [CHUNKER_SENTENCE] = "sentence",   [CHUNKER_RECURSIVE] = "recursive",
+    [CHUNKER_PAGE] = "page",   [CHUNKER_STRUCTURE] = "structure", [CHUNKER_PARAGRAPH] = "paragraph",
     [CHUNKER_AUTO] = "auto",
 };
 #define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
@@ -83,8 +82,8 @@ static int check_span(const struct chunk_doc *d, const char *what, size_t i, siz
         return rag_errf(err, RAG_EINVAL, "document %s %zu [%zu, %zu) is out of range or order",
                         what, i, start, end);
     if (!on_char(d, start) || !on_char(d, end))
-        return rag_errf(err, RAG_EINVAL, "document %s %zu [%zu, %zu) cuts a UTF-8 character",
-                        what, i, start, end);
+        return rag_errf(err, RAG_EINVAL, "document %s %zu [%zu, %zu) cuts a UTF-8 character", what,
+                        i, start, end);
     return 0;
 }
 
@@ -235,9 +234,8 @@ void split_raw(const struct split_ctx *c, enum chunker_kind k, size_t size, stru
     }
 }
 
-int chunk_split(const struct chunk_doc *doc, const struct chunker_opts *opts,
-                struct arena *arena, struct chunk_list *out, enum chunker_kind *ret_kind,
-                struct rag_err *err)
+int chunk_split(const struct chunk_doc *doc, const struct chunker_opts *opts, struct arena *arena,
+                struct chunk_list *out, enum chunker_kind *ret_kind, struct rag_err *err)
 {
     struct span_list spans = { 0 };
     enum chunker_kind kind = opts->kind;
@@ -264,8 +262,7 @@ out:
 }
 
 int chunk_score(const struct chunk_doc *doc, const struct chunker_opts *opts,
-                const struct chunk *chunks, size_t n, struct chunk_scores *ret,
-                struct rag_err *err)
+                const struct chunk *chunks, size_t n, struct chunk_scores *ret, struct rag_err *err)
 {
     struct span_list spans = { 0 };
     struct split_ctx c;

@@ -166,8 +166,7 @@ void post_regularise(const struct split_ctx *c, struct span_list *spans,
 }
 
 /* The chunk text: the span, after the header row for a table continuation. */
-static struct chunk make_chunk(const struct split_ctx *c, const struct span *s,
-                               struct arena *arena)
+static struct chunk make_chunk(const struct split_ctx *c, const struct span *s, struct arena *arena)
 {
     const char *t = c->doc->text;
     size_t hlen = s->hdr_end - s->hdr_start, len = s->end - s->start;

@@ -107,8 +107,8 @@ static void push_cut(struct rsplit *r, size_t p)
 static size_t match_at(const struct rsplit *r, int sep, size_t p, size_t b, uint32_t flags)
 {
     pcre2_match_data *md = r->c->match;
-    int rc = pcre2_match(sep_code[sep], (PCRE2_SPTR)r->text, b, p, flags | PCRE2_NO_UTF_CHECK,
-                         md, NULL);
+    int rc =
+        pcre2_match(sep_code[sep], (PCRE2_SPTR)r->text, b, p, flags | PCRE2_NO_UTF_CHECK, md, NULL);
 
     if (rc < 0) {
         if (rc != PCRE2_ERROR_NOMATCH)
@@ -206,8 +206,7 @@ static void push_leaf(struct span_list *leaves, size_t a, size_t b, size_t n_tok
 }
 
 /* Separator 14: binary search the longest prefix that fits, at least 1 character. */
-static void split_chars(struct rsplit *r, struct span_list *leaves, size_t a, size_t b,
-                        size_t max)
+static void split_chars(struct rsplit *r, struct span_list *leaves, size_t a, size_t b, size_t max)
 {
     while (a < b) {
         size_t e = tokmap_fit(r->m, a, b, max, false);
@@ -286,8 +285,8 @@ static size_t overlap_start(struct rsplit *r, const struct span_list *lv, size_t
 }
 
 /* Pass 2: pack leaves forward into chunks of at most size tokens. */
-static void merge_leaves(struct rsplit *r, const struct span_list *lv, size_t size,
-                         size_t overlap, struct span_list *out)
+static void merge_leaves(struct rsplit *r, const struct span_list *lv, size_t size, size_t overlap,
+                         struct span_list *out)
 {
     size_t i = 0, cs = lv->item[0].start, cur = r->m->base;
 

@@ -17,11 +17,11 @@
 
 /* Lowercase, without the final period; matched against the word before '.'. */
 static const char *const abbrevs[] = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "e.g", "i.e", "u.s", "u.k",
-    "a.m", "p.m", "fig", "figs", "no", "nos", "al", "approx", "dept", "est", "gen", "gov",
-    "lt", "col", "capt", "sgt", "rev", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr",
-    "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "vol", "p", "pp", "ed", "eq",
-    "cf", "ca", "resp",
+    "mr",   "mrs", "ms",  "dr",  "prof", "sr",   "jr",  "st",  "vs",  "e.g",    "i.e",
+    "u.s",  "u.k", "a.m", "p.m", "fig",  "figs", "no",  "nos", "al",  "approx", "dept",
+    "est",  "gen", "gov", "lt",  "col",  "capt", "sgt", "rev", "inc", "ltd",    "co",
+    "corp", "jan", "feb", "mar", "apr",  "jun",  "jul", "aug", "sep", "sept",   "oct",
+    "nov",  "dec", "vol", "p",   "pp",   "ed",   "eq",  "cf",  "ca",  "resp",
 };
 
 static bool is_abbrev(const char *t, size_t word_start, size_t dot)
@@ -103,8 +103,9 @@ static size_t sentence_end_at(const char *t, size_t len, size_t lo, size_t p)
         return ws < len && t[ws] == '\n' ? p : 0;
     }
     if ((unsigned char)t[p] >= 0x80) { /* 。！？ end a sentence by themselves */
-        if (p + 3 <= len && (!memcmp(t + p, "\xe3\x80\x82", 3) || !memcmp(t + p, "\xef\xbc\x81", 3) ||
-                             !memcmp(t + p, "\xef\xbc\x9f", 3)))
+        if (p + 3 <= len &&
+            (!memcmp(t + p, "\xe3\x80\x82", 3) || !memcmp(t + p, "\xef\xbc\x81", 3) ||
+             !memcmp(t + p, "\xef\xbc\x9f", 3)))
             return p + 3;
         return 0;
     }

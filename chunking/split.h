@@ -32,7 +32,7 @@ struct tokmap {
     const char *text;
     size_t len;
     struct chunk_tokenizer tok;
-    size_t base; /* count of the empty string (special tokens a counter adds) */
+    size_t base;            /* count of the empty string (special tokens a counter adds) */
     struct tokmap_seg *seg; /* n + 1 boundaries, seg[0].pos == 0, seg[n].pos == len */
     size_t n;
     bool exact; /* no segments: every query calls the counter */

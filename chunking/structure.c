@@ -42,8 +42,8 @@ static void add_item(struct items *l, size_t start, size_t end, enum item_kind k
 }
 
 /* Recursive pieces of text[a, b) at size tokens as items of one kind. */
-static void add_pieces(const struct split_ctx *c, struct items *l, size_t a, size_t b,
-                       size_t size, enum item_kind kind)
+static void add_pieces(const struct split_ctx *c, struct items *l, size_t a, size_t b, size_t size,
+                       enum item_kind kind)
 {
     struct span_list pieces = { 0 };
 
@@ -112,8 +112,7 @@ struct pack {
     bool body;   /* cur has a body item before that run */
 };
 
-static void emit(struct span_list *out, size_t start, size_t end, size_t hdr_start,
-                 size_t hdr_end)
+static void emit(struct span_list *out, size_t start, size_t end, size_t hdr_start, size_t hdr_end)
 {
     if (end <= start)
         return;

@@ -355,15 +355,15 @@ size_t tokmap_fit(const struct tokmap *m, size_t a, size_t b, size_t budget, boo
     }
     j = lo;
     hi = j < m->n && m->seg[j + 1].pos < b ? m->seg[j + 1].pos : b;
-    return fit_fine(m, m->seg[j].pos, m->seg[j].pos, hi, b,
-                    head + m->seg[j].cum - m->seg[i].cum, budget, at_words);
+    return fit_fine(m, m->seg[j].pos, m->seg[j].pos, hi, b, head + m->seg[j].cum - m->seg[i].cum,
+                    budget, at_words);
 }
 
 void span_push(struct span_list *l, size_t start, size_t end)
 {
     VEC_RESERVE(l, l->n + 1);
-    l->item[l->n++] = (struct span){ .start = start, .end = end, .hdr_start = start,
-                                     .hdr_end = start };
+    l->item[l->n++] =
+        (struct span){ .start = start, .end = end, .hdr_start = start, .hdr_end = start };
 }
 
 void span_list_release(struct span_list *l)

@@ -67,6 +67,7 @@ static const char re_numeric[] = "[" NUMERIC "]";
 #define CACHE_MAX     (1u << 14) /* entries before the cache is cleared */
 #define CACHE_MAX_KEY 48         /* longer pieces are not cached */
 #define CACHE_MAX_IDS (1u << 18)
+#define BPE_MAX_PIECE (1u << 30) /* a longer piece is merged in slices of this size */
 
 static int compile(struct gen_tokenizer *t, const char *pattern, void **ret, struct rag_err *err)
 {
@@ -220,6 +221,8 @@ static void bpe(struct gen_tokenizer *t, const char *s, size_t n, struct gen_tok
 {
     struct tok_sym *sym;
 
+    for (; n > BPE_MAX_PIECE; s += BPE_MAX_PIECE, n -= BPE_MAX_PIECE)
+        bpe(t, s, BPE_MAX_PIECE, out); /* symbol indices are int32 */
     if (!init_symbols(t, s, n))
         return;
     sym = t->sym.item;
@@ -294,9 +297,11 @@ static void cache_put(struct tok_cache *c, const char *s, size_t n, uint32_t h, 
                                   .ids_off = (uint32_t)c->ids.n,
                                   .n_ids = (uint32_t)n_ids };
     buf_append(&c->key_pool, s, n);
-    VEC_RESERVE(&c->ids, c->ids.n + n_ids);
-    memcpy(c->ids.item + c->ids.n, ids, n_ids * sizeof(*ids));
-    c->ids.n += n_ids;
+    if (n_ids) { /* pieces of dropped bytes have no ids */
+        VEC_RESERVE(&c->ids, c->ids.n + n_ids);
+        memcpy(c->ids.item + c->ids.n, ids, n_ids * sizeof(*ids));
+        c->ids.n += n_ids;
+    }
     c->n_used++;
 }
 
@@ -323,6 +328,8 @@ static void encode_piece(struct gen_tokenizer *t, const char *s, size_t n, struc
     h = hash_piece(s, n);
     if (c->slot) {
         const struct tok_cache_slot *e = cache_slot(c, s, n, h);
+        if (e->key_len && !e->n_ids)
+            return;
         if (e->key_len) {
             VEC_RESERVE(out, out->n + e->n_ids);
             memcpy(out->item + out->n, c->ids.item + e->ids_off, e->n_ids * sizeof(int32_t));

@@ -120,26 +120,51 @@ const char *gen_chat_default_system(const struct gen_tokenizer *t)
     return t->chat_system;
 }
 
-static void chatml_turn(struct buf *out, const char *role, const char *content)
+/* The prompt being built, with the spans of caller text (roles and contents). */
+struct render {
+    struct buf *out;
+    struct {
+        size_t *item; /* start, end pairs */
+        size_t n, cap;
+    } span;
+};
+
+static void put(struct render *r, const char *s)
 {
-    buf_appendf(out, "<|im_start|>%s\n", role);
-    buf_appends(out, content);
-    buf_appends(out, "<|im_end|>\n");
+    buf_appends(r->out, s);
+}
+
+/* Caller text: plain text when tokenized by gen_chat_tokenize. */
+static void put_plain(struct render *r, const char *s, size_t n)
+{
+    VEC_RESERVE(&r->span, r->span.n + 2);
+    r->span.item[r->span.n++] = r->out->len;
+    buf_append(r->out, s, n);
+    r->span.item[r->span.n++] = r->out->len;
+}
+
+static void chatml_turn(struct render *r, const char *role, const char *content)
+{
+    put(r, "<|im_start|>");
+    put_plain(r, role, strlen(role));
+    put(r, "\n");
+    put_plain(r, content, strlen(content));
+    put(r, "<|im_end|>\n");
 }
 
 static void chatml(const struct gen_tokenizer *t, const struct gen_chat_msg *msg, size_t n,
-                   bool add_generation_prompt, struct buf *out)
+                   bool add_generation_prompt, struct render *r)
 {
     if (n && t->chat_system && strcmp(msg[0].role, "system"))
-        chatml_turn(out, "system", t->chat_system);
+        chatml_turn(r, "system", t->chat_system);
     for (size_t i = 0; i < n; i++)
-        chatml_turn(out, msg[i].role, msg[i].content);
+        chatml_turn(r, msg[i].role, msg[i].content);
     if (add_generation_prompt)
-        buf_appends(out, "<|im_start|>assistant\n");
+        put(r, "<|im_start|>assistant\n");
 }
 
 /* Append s with leading and trailing whitespace removed (Jinja's trim). */
-static void append_trimmed(struct buf *out, const char *s)
+static void put_trimmed(struct render *r, const char *s)
 {
     const char *e = s + strlen(s);
 
@@ -147,40 +172,42 @@ static void append_trimmed(struct buf *out, const char *s)
         s++;
     while (e > s && strchr(" \t\n\r\f\v", e[-1]))
         e--;
-    buf_append(out, s, (size_t)(e - s));
+    put_plain(r, s, (size_t)(e - s));
 }
 
-static void llama3_header(struct buf *out, const char *role)
+static void llama3_header(struct render *r, const char *role)
 {
-    buf_appendf(out, "<|start_header_id|>%s<|end_header_id|>\n\n", role);
+    put(r, "<|start_header_id|>");
+    put_plain(r, role, strlen(role));
+    put(r, "<|end_header_id|>\n\n");
 }
 
 static void llama3(const struct gen_tokenizer *t, const struct gen_chat_msg *msg, size_t n,
-                   bool add_generation_prompt, struct buf *out)
+                   bool add_generation_prompt, struct render *r)
 {
     size_t len, i = 0;
     const char *bos = t->bos_id >= 0 ? tok_text(t, t->bos_id, &len) : NULL;
 
     if (bos)
-        buf_append(out, bos, len);
+        buf_append(r->out, bos, len);
     if (t->llama31) {
-        llama3_header(out, "system");
-        buf_appends(out, llama31_preamble);
+        llama3_header(r, "system");
+        put(r, llama31_preamble);
         if (n && !strcmp(msg[0].role, "system"))
-            append_trimmed(out, msg[i++].content);
-        buf_appends(out, "<|eot_id|>");
+            put_trimmed(r, msg[i++].content);
+        put(r, "<|eot_id|>");
     }
     for (; i < n; i++) {
-        llama3_header(out, msg[i].role);
-        append_trimmed(out, msg[i].content);
-        buf_appends(out, "<|eot_id|>");
+        llama3_header(r, msg[i].role);
+        put_trimmed(r, msg[i].content);
+        put(r, "<|eot_id|>");
     }
     if (add_generation_prompt)
-        llama3_header(out, "assistant");
+        llama3_header(r, "assistant");
 }
 
-int gen_chat_apply(const struct gen_tokenizer *t, const struct gen_chat_msg *msg, size_t n,
-                   bool add_generation_prompt, struct buf *out, struct rag_err *err)
+static int render(const struct gen_tokenizer *t, const struct gen_chat_msg *msg, size_t n,
+                  bool add_generation_prompt, struct render *r, struct rag_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (!msg[i].role || !*msg[i].role)
@@ -190,13 +217,38 @@ int gen_chat_apply(const struct gen_tokenizer *t, const struct gen_chat_msg *msg
                             msg[i].role);
     }
     if (t->chat == GEN_CHAT_CHATML)
-        chatml(t, msg, n, add_generation_prompt, out);
+        chatml(t, msg, n, add_generation_prompt, r);
     else if (t->chat == GEN_CHAT_LLAMA3)
-        llama3(t, msg, n, add_generation_prompt, out);
+        llama3(t, msg, n, add_generation_prompt, r);
     else
         return rag_errf(err, RAG_EFORMAT, "'%s': no supported chat template (ChatML or Llama 3)",
                         t->name);
     return 0;
+}
+
+int gen_chat_apply(const struct gen_tokenizer *t, const struct gen_chat_msg *msg, size_t n,
+                   bool add_generation_prompt, struct buf *out, struct rag_err *err)
+{
+    struct render r = { .out = out };
+    int rc = render(t, msg, n, add_generation_prompt, &r, err);
+
+    free(r.span.item);
+    return rc;
+}
+
+int gen_chat_tokenize(struct gen_tokenizer *t, const struct gen_chat_msg *msg, size_t n,
+                      bool add_generation_prompt, struct gen_tokens *out, struct rag_err *err)
+{
+    struct buf text = BUF_INIT;
+    struct render r = { .out = &text };
+    int rc = render(t, msg, n, add_generation_prompt, &r, err);
+
+    if (!rc)
+        gen_tok_encode_spans(t, text.data, text.len, GEN_TOKENIZE_SPECIAL, r.span.item,
+                             r.span.n / 2, out);
+    free(r.span.item);
+    buf_release(&text);
+    return rc;
 }
 
 bool gen_tok_is_stop(const struct gen_tokenizer *t, int32_t id)

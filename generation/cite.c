@@ -135,6 +135,16 @@ static size_t dash_len(const char *a, size_t len, size_t i)
     return 0;
 }
 
+/* a[i] is the '(' after "]": the end of a link target "(url)" (no blanks), or 0. */
+static size_t link_end(const char *a, size_t len, size_t i)
+{
+    for (size_t j = i + 1; j < len && !is_space(a[j]); j++) {
+        if (a[j] == ')')
+            return j + 1;
+    }
+    return 0;
+}
+
 /* a[i] is '[': parse "[1]", "[2, 3]", "[1-3]"; returns the end after ']', or 0. */
 static size_t parse_bracket(const char *a, size_t len, size_t i, struct range *r, size_t *ret_n)
 {
@@ -158,7 +168,7 @@ static size_t parse_bracket(const char *a, size_t len, size_t i, struct range *r
         if (i >= len || (a[i] != ',' && a[i] != ';'))
             break;
     }
-    if (i >= len || a[i] != ']' || (i + 1 < len && a[i + 1] == '('))
+    if (i >= len || a[i] != ']' || (i + 1 < len && a[i + 1] == '(' && link_end(a, len, i + 1)))
         return 0; /* not closed, or a Markdown link "[1](url)" */
     *ret_n = n;
     return i + 1;
@@ -217,7 +227,7 @@ static void add_group(struct gen_cite_report *r, struct scan *s, size_t start, s
     s->groups.item[s->groups.n++] = g;
 }
 
-/* If a quotation opens at a[i] and closes in the same paragraph, record it; returns its end or 0. */
+/* Record a quotation that opens at a[i] and closes in its paragraph; returns its end or 0. */
 static size_t quote_at(const char *a, size_t len, size_t i, struct scan *s)
 {
     const char *close = "\"";
@@ -241,16 +251,6 @@ static size_t quote_at(const char *a, size_t len, size_t i, struct scan *s)
     return 0;
 }
 
-/* a[i] is the '(' after "]": the end of the link target, or i + 1 if it is not one. */
-static size_t link_end(const char *a, size_t len, size_t i)
-{
-    for (size_t j = i + 1; j < len && a[j] != '\n' && !is_space(a[j]); j++) {
-        if (a[j] == ')')
-            return j + 1;
-    }
-    return i + 1;
-}
-
 static void scan(const char *a, size_t len, struct gen_cite_report *r, struct scan *s)
 {
     struct range range[MAX_ITEMS];
@@ -261,8 +261,9 @@ static void scan(const char *a, size_t len, struct gen_cite_report *r, struct sc
             i = code_span_end(a, len, i);
             continue;
         }
-        if (a[i] == '(' && i > 0 && a[i - 1] == ']') {
-            i = link_end(a, len, i);
+        end = a[i] == '(' && i > 0 && a[i - 1] == ']' ? link_end(a, len, i) : 0;
+        if (end) {
+            i = end;
             continue;
         }
         end = a[i] == '[' ? parse_bracket(a, len, i, range, &n) : 0;

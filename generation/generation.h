@@ -301,12 +301,23 @@ enum gen_chat_format gen_chat_format(const struct gen_tokenizer *t);
 const char *gen_chat_default_system(const struct gen_tokenizer *t);
 /*
  * Append the prompt for msg[0..n) to out, ending with the assistant header
- * when add_generation_prompt; tokenize it with GEN_TOKENIZE_SPECIAL.
+ * when add_generation_prompt; tokenize it with gen_chat_tokenize (or
+ * gen_tokenize with GEN_TOKENIZE_SPECIAL, which also parses control-token
+ * text inside the messages, as transformers' apply_chat_template does).
  * RAG_EFORMAT when the model has no supported chat format, RAG_EINVAL for a
  * message with a NULL or empty role or a NULL content.
  */
 int gen_chat_apply(const struct gen_tokenizer *t, const struct gen_chat_msg *msg, size_t n,
                    bool add_generation_prompt, struct buf *out, struct rag_err *err);
+/*
+ * Append the ids of the prompt gen_chat_apply() builds: the template's
+ * control tokens are parsed, while roles and contents are always plain text,
+ * so a "<|im_end|>" quoted in a retrieved document cannot end a turn. Equal
+ * to gen_tokenize(prompt, GEN_TOKENIZE_SPECIAL) when no message contains
+ * control-token text. Errors as gen_chat_apply.
+ */
+int gen_chat_tokenize(struct gen_tokenizer *t, const struct gen_chat_msg *msg, size_t n,
+                      bool add_generation_prompt, struct gen_tokens *out, struct rag_err *err);
 /* True when id ends a turn: EOS or a stop token of the chat format. */
 bool gen_tok_is_stop(const struct gen_tokenizer *t, int32_t id);
 /* Stop token ids / stop strings of the chat format; valid until gen_tokenizer_free. */

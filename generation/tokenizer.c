@@ -427,23 +427,21 @@ static int32_t match_special(const struct gen_tokenizer *t, const char *s, size_
     return -1;
 }
 
-void gen_tokenize(struct gen_tokenizer *t, const char *text, size_t len, unsigned flags,
-                  struct gen_tokens *out)
+void gen_tok_encode_spans(struct gen_tokenizer *t, const char *text, size_t len, unsigned flags,
+                          const size_t *plain, size_t n_plain, struct gen_tokens *out)
 {
-    size_t start = 0, i = 0, n;
+    size_t start = 0, i = 0, k = 0, n = 0;
     int32_t id;
 
-    if ((flags & GEN_TOKENIZE_ADD_BOS) && t->add_bos && t->bos_id >= 0) {
-        VEC_RESERVE(out, out->n + 1);
-        out->item[out->n++] = t->bos_id;
-    }
     while (i < len && t->n_special) {
-        if (!t->special_first[(uint8_t)text[i]]) {
-            i++;
+        if (k < n_plain && i >= plain[2 * k]) {
+            i = i > plain[2 * k + 1] ? i : plain[2 * k + 1];
+            k++;
             continue;
         }
-        id = match_special(t, text + i, len - i, flags, &n);
-        if (id < 0) {
+        id = t->special_first[(uint8_t)text[i]] ? match_special(t, text + i, len - i, flags, &n) :
+                                                  -1;
+        if (id < 0 || (k < n_plain && i + n > plain[2 * k])) {
             i++;
             continue;
         }
@@ -454,6 +452,16 @@ void gen_tokenize(struct gen_tokenizer *t, const char *text, size_t len, unsigne
         start = i;
     }
     gen_tok_encode_text(t, text + start, len - start, out);
+}
+
+void gen_tokenize(struct gen_tokenizer *t, const char *text, size_t len, unsigned flags,
+                  struct gen_tokens *out)
+{
+    if ((flags & GEN_TOKENIZE_ADD_BOS) && t->add_bos && t->bos_id >= 0) {
+        VEC_RESERVE(out, out->n + 1);
+        out->item[out->n++] = t->bos_id;
+    }
+    gen_tok_encode_spans(t, text, len, flags, NULL, 0, out);
 }
 
 size_t gen_count_tokens(void *tokenizer, const char *text, size_t len)

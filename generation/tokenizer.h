@@ -122,6 +122,14 @@ int32_t gen_tok_lookup(const struct gen_tokenizer *t, const char *s, size_t n);
 int gen_tok_vocab_load(struct gen_tok_vocab *v, const struct gguf *g, struct rag_err *err);
 void gen_tok_vocab_release(struct gen_tok_vocab *v);
 
+/*
+ * Encode text[0..len) as gen_tokenize without BOS, except that no special
+ * token is matched inside the n_plain spans text[plain[2k] .. plain[2k + 1])
+ * (sorted, disjoint): their text is always plain.
+ */
+void gen_tok_encode_spans(struct gen_tokenizer *t, const char *text, size_t len, unsigned flags,
+                          const size_t *plain, size_t n_plain, struct gen_tokens *out);
+
 /* bpe.c: compile the patterns for t->pre (pcre2 errors are RAG_EFORMAT). */
 int gen_tok_pre_init(struct gen_tokenizer *t, struct rag_err *err);
 void gen_tok_pre_release(struct gen_tokenizer *t);

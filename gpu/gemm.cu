@@ -85,12 +85,14 @@ int gpu_cuda_gemm_init(struct gpu *g, struct rag_err *err)
 
 static void plan_release(struct plan *p)
 {
-    if (!p->used)
-        return;
-    (void)cublasLtMatrixLayoutDestroy(p->lw);
-    (void)cublasLtMatrixLayoutDestroy(p->la);
-    (void)cublasLtMatrixLayoutDestroy(p->lc);
-    (void)cublasLtMatmulDescDestroy(p->op);
+    if (p->lw)
+        (void)cublasLtMatrixLayoutDestroy(p->lw);
+    if (p->la)
+        (void)cublasLtMatrixLayoutDestroy(p->la);
+    if (p->lc)
+        (void)cublasLtMatrixLayoutDestroy(p->lc);
+    if (p->op)
+        (void)cublasLtMatmulDescDestroy(p->op);
     memset(p, 0, sizeof(*p));
 }
 
@@ -219,7 +221,7 @@ static int plan_get(struct gemm_state *s, const struct plan *key, const void *bi
     *p = *key;
     st = plan_describe(p, bias);
     rc = st == CUBLAS_STATUS_SUCCESS ? plan_choose(s, p, err) : lt_errf(err, st, "describe");
-    p->used = true; /* so that plan_release() frees what was made */
+    p->used = true;
     if (rc) {
         plan_release(p);
         return rc;

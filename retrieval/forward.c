@@ -54,18 +54,49 @@ RETR_SIMD static void gelu(float *x, size_t n)
     }
 }
 
+/* Sum of x[0..n) in 16 independent lanes, so it vectorizes without -ffast-math. */
+static inline float sum16(const float *x, size_t n)
+{
+    float acc[16] = { 0 }, sum = 0;
+    size_t j = 0;
+
+    for (; j + 16 <= n; j += 16)
+        for (size_t l = 0; l < 16; l++)
+            acc[l] += x[j + l];
+    for (; j < n; j++)
+        sum += x[j];
+    for (size_t l = 0; l < 16; l++)
+        sum += acc[l];
+    return sum;
+}
+
+/* Maximum of x[0..n), n > 0, in 16 lanes like sum16. */
+static inline float max16(const float *x, size_t n)
+{
+    float acc[16], max = x[0];
+    size_t j = 0;
+
+    for (size_t l = 0; l < 16; l++)
+        acc[l] = x[0];
+    for (; j + 16 <= n; j += 16)
+        for (size_t l = 0; l < 16; l++)
+            acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+    for (; j < n; j++)
+        max = x[j] > max ? x[j] : max;
+    for (size_t l = 0; l < 16; l++)
+        max = acc[l] > max ? acc[l] : max;
+    return max;
+}
+
 RETR_SIMD static void softmax_row(float *s, size_t n)
 {
-    float max = s[0], sum = 0;
+    float max = max16(s, n), inv;
 
-    for (size_t j = 1; j < n; j++)
-        max = s[j] > max ? s[j] : max;
-    for (size_t j = 0; j < n; j++) {
-        s[j] = fast_expf(s[j] - max);
-        sum += s[j];
-    }
     for (size_t j = 0; j < n; j++)
-        s[j] /= sum;
+        s[j] = fast_expf(s[j] - max);
+    inv = 1.0f / sum16(s, n);
+    for (size_t j = 0; j < n; j++)
+        s[j] *= inv;
 }
 
 /* h = LN(h + t) * g + b over one row of d values (t may be NULL). */

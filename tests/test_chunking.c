@@ -381,8 +381,10 @@ START_TEST(test_count_known)
         { "1234567", 4 }, /* 7 digits: 7 - 3 */
         { "covid19", 2 },
         { "caf\xc3\xa9 cr\xc3\xa8me", 2 },
-        { "\xe4\xb8\xad\xe6\x96\x87", 2 },     /* two CJK characters */
-        { "I\xe2\x80\x99" "d", 3 },            /* I'd with a curly apostrophe */
+        { "\xe4\xb8\xad\xe6\x96\x87", 2 }, /* two CJK characters */
+        { "I\xe2\x80\x99"
+          "d",
+          3 },                                     /* I'd with a curly apostrophe */
         { "\xf0\x9f\x98\x80\xf0\x9f\x98\x80", 2 }, /* two emoji */
         { "a - b", 3 },
     };
@@ -430,8 +432,19 @@ static size_t reference_count(const unsigned char *p, size_t n)
 START_TEST(test_count_reference)
 {
     static const char *const atoms[] = {
-        "a", "Z", "7", " ", "\n", ".", ",", "'", "\xc3\xa9", "\xe4\xb8\xad", "\xe2\x80\x94",
-        "\xf0\x9f\x98\x80", "\t",
+        "a",
+        "Z",
+        "7",
+        " ",
+        "\n",
+        ".",
+        ",",
+        "'",
+        "\xc3\xa9",
+        "\xe4\xb8\xad",
+        "\xe2\x80\x94",
+        "\xf0\x9f\x98\x80",
+        "\t",
     };
     unsigned seed = 12345;
 
@@ -465,8 +478,8 @@ START_TEST(test_count_additive)
     while (p < d.len) {
         size_t q = p + 700 < d.len ? p + 700 : d.len;
 
-        while (q < d.len && !(isspace((unsigned char)d.text[q - 1]) &&
-                              !isspace((unsigned char)d.text[q])))
+        while (q < d.len &&
+               !(isspace((unsigned char)d.text[q - 1]) && !isspace((unsigned char)d.text[q])))
             q++;
         sum += chunk_count_approx(NULL, d.text + p, q - p);
         p = q;
@@ -610,8 +623,7 @@ static void code_doc(struct chunk_doc *d, int n_lines)
     buf_release(&md);
 }
 
-static const struct chunk_block *block_of_kind(const struct chunk_doc *d,
-                                               enum chunk_block_kind k)
+static const struct chunk_block *block_of_kind(const struct chunk_doc *d, enum chunk_block_kind k)
 {
     for (size_t i = 0; i < d->blocks.n; i++) {
         if (d->blocks.item[i].kind == k)
@@ -772,23 +784,31 @@ static void check_sep_case(const struct sep_case *sc)
 START_TEST(test_separators)
 {
     static const struct sep_case cases[] = {
-        { "Intro text here.\n# One\nalpha beta gamma.\n# Two\ndelta epsilon zeta.", 6,
+        { "Intro text here.\n# One\nalpha beta gamma.\n# Two\ndelta epsilon zeta.",
+          6,
           { "Intro", "# One", "# Two" } },
         { "Steps to follow now:\n1. open the box\n2. take it out\n\t3) close the box\n"
           "(iv) check the box",
-          6, { "Steps", "1. open", "2. take", "3) close", "(iv) check" } },
+          6,
+          { "Steps", "1. open", "2. take", "3) close", "(iv) check" } },
         { "Things to pack now:\n- first item here\n\xe2\x80\xa2 second item here\n"
           "\xe2\x80\x93 third item here\n* fourth item here",
-          5, { "Things", "- first", "\xe2\x80\xa2 second", "\xe2\x80\x93 third", "* fourth" } },
-        { "First paragraph is here.\n\nSecond paragraph is here.\n\n\nThird one is here.", 6,
+          5,
+          { "Things", "- first", "\xe2\x80\xa2 second", "\xe2\x80\x93 third", "* fourth" } },
+        { "First paragraph is here.\n\nSecond paragraph is here.\n\n\nThird one is here.",
+          6,
           { "First", "Second", "Third" } },
-        { "First line is here.\nSecond line is here.\nThird line is here.", 5,
+        { "First line is here.\nSecond line is here.\nThird line is here.",
+          5,
           { "First", "Second", "Third" } },
-        { "First sentence is here. Second sentence is here! Third sentence is here?", 6,
+        { "First sentence is here. Second sentence is here! Third sentence is here?",
+          6,
           { "First", ". Second", "! Third" } },
-        { "first clause is here, second clause is here, third clause here", 5,
+        { "first clause is here, second clause is here, third clause here",
+          5,
           { "first", ", second", ", third" } },
-        { "extraordinary remarkable unbelievable fantastical", 2,
+        { "extraordinary remarkable unbelievable fantastical",
+          2,
           { "extraordinary", "remarkable", "unbelievable", "fantastical" } },
     };
     struct buf text = BUF_INIT;
@@ -803,7 +823,8 @@ START_TEST(test_separators)
         memset(mark, '#', (size_t)level);
         mark[level] = '\0';
         buf_reset(&text);
-        buf_appendf(&text, "Intro text here.\n%s One\nalpha beta gamma.\n%s Two\ndelta epsilon zeta.",
+        buf_appendf(&text,
+                    "Intro text here.\n%s One\nalpha beta gamma.\n%s Two\ndelta epsilon zeta.",
                     mark, mark);
         snprintf(one, sizeof(one), "%s One\n", mark);
         snprintf(two, sizeof(two), "%s Two\n", mark);
@@ -944,11 +965,13 @@ START_TEST(test_sentences)
      * before it, and a missed boundary would merge two sentences.
      */
     static const char *const sentences[] = {
-        "Hello there my friend.", "We met Dr. Who there.", "Hello there my friend.",
-        "We then saw Mr. Jones.", "Hello there my friend.", "In the U.S. Army.",
-        "Hello there my friend.", "We like e.g. Paris.", "Hello there my friend.",
-        "Ask J. Doe about it now.", "Hello there my friend.",
-        "\xe2\x80\x9cYes,\xe2\x80\x9d he said to me.", "new paragraph starts here",
+        "Hello there my friend.",    "We met Dr. Who there.",
+        "Hello there my friend.",    "We then saw Mr. Jones.",
+        "Hello there my friend.",    "In the U.S. Army.",
+        "Hello there my friend.",    "We like e.g. Paris.",
+        "Hello there my friend.",    "Ask J. Doe about it now.",
+        "Hello there my friend.",    "\xe2\x80\x9cYes,\xe2\x80\x9d he said to me.",
+        "new paragraph starts here",
     };
     struct chunker_opts o = opts_of(CHUNKER_SENTENCE, 11, 0, 40, 0);
     size_t n = sizeof(sentences) / sizeof(sentences[0]), p = 0;

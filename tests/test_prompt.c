@@ -543,6 +543,11 @@ START_TEST(test_cite_not_citations)
     ck_assert_uint_eq(r.cites.n, 1);
     ck_assert_uint_eq(r.cites.item[0].offset, 6);
     gen_cite_report_release(&r);
+    /* Parentheses with blanks after a citation are not a link target. */
+    check("Denver [1](in 2016) won.", 3, &r);
+    ck_assert_uint_eq(r.cites.n, 1);
+    ck_assert_uint_eq(r.cites.item[0].offset, 7);
+    gen_cite_report_release(&r);
 }
 END_TEST
 

@@ -7,7 +7,15 @@ RAG=$1
 
 c="$T/corpus"
 mkdir -p "$c/sub"
-printf '# Alpha guide\n\nThe zebrafish swims in alphaland.\n\n## Setup\n\nInstall the quokka package.\n' >"$c/a.md"
+{
+    printf '# Alpha guide\n\nThe zebrafish swims in alphaland.\n\n## Setup\n\n'
+    i=0
+    while [ $i -lt 60 ]; do
+        printf 'Step %d of the setup checks the cables, the fuses and the lights again.\n\n' $i
+        i=$((i + 1))
+    done
+    printf 'Finally install the quokka package.\n'
+} >"$c/a.md"
 printf 'Plain text about the narwhal and its tusk.\n\nA second paragraph on glaciers.\n' >"$c/b.txt"
 printf '<html><head><title>Gamma</title><script>var hidden = "scriptword";</script></head><body><h1>Gamma page</h1><p>The axolotl regrows limbs.</p><nav>navword menu</nav></body></html>\n' >"$c/c.html"
 printf 'Deep file mentioning the pangolin.\n' >"$c/sub/d.txt"

@@ -1,0 +1,82 @@
+/*
+ * gpu/rope_kv.cu - rotary position embedding of Q and K, fused with the
+ * write of K and V into the paged KV cache.
+ *
+ * Input: qkv (n_tokens, (n_heads + 2 n_kv_heads) head_dim) fp32, each row
+ * Q heads, K heads, V heads, as one stacked QKV GEMM writes it. Token t at
+ * position p = pos[t] turns each pair (x0, x1) of every Q and K head by
+ * a = p * inv_freq[i] (one fp32 multiply, then sincosf):
+ *   y0 = x0 cos a - x1 sin a,  y1 = x0 sin a + x1 cos a
+ * with the pairs (x[2i], x[2i+1]) for GPU_ROPE_NORM (GGUF llama) or
+ * (x[i], x[i + head_dim/2]) for GPU_ROPE_NEOX (qwen2, HF llama), i <
+ * head_dim/2. Rotated Q goes to q_out (n_tokens, n_heads, head_dim) fp32;
+ * rotated K and unrotated V go to cache slot s = slots[t]: physical block
+ * s / 16, offset s % 16, element ((block * n_kv_heads + h) * 16 + offset)
+ * * head_dim + d of k_cache / v_cache (fp32 or bf16, rounded to nearest).
+ *
+ * Bad device-side values: s < 0 is padding (nothing written); s past the
+ * cache or p < 0 writes no K/V and turns the token's q_out row into NaN.
+ *
+ * Launch: one block of 128 threads per token; the block's threads walk the
+ * token's (n_heads + n_kv_heads) head_dim/2 pairs and then its n_kv_heads
+ * head_dim V elements, so neighbouring threads touch neighbouring elements.
+ * sincosf is the accurate one (no fast-math), so angles of thousands of
+ * radians keep about 1e-7 absolute error; the angle's own fp32 rounding is
+ * the same as on the CPU when both multiply p by the same inv_freq table.
+ */
+#include "gpu/cuda_util.cuh"
+
+#define ROPE_THREADS 128
+
+template <typename T>
+static __global__ void rope_kv_kernel(struct gpu_cuda_rope a)
+{
+    size_t t = blockIdx.x, hd = a.head_dim, half = hd / 2;
+    size_t n_pairs = (a.n_heads + a.n_kv_heads) * half, n_v = a.n_kv_heads * hd;
+    const float *row = a.qkv + t * (a.n_heads + 2 * a.n_kv_heads) * hd;
+    float *q_row = a.q_out + t * a.n_heads * hd;
+    int32_t p = a.pos[t], s = a.slots[t];
+    bool bad = p < 0 || (s >= 0 && (size_t)s >= a.n_blocks * GPU_KV_BLOCK);
+    bool write_kv = s >= 0 && !bad;
+    size_t cache_tok = write_kv ? ((size_t)s / GPU_KV_BLOCK) * a.n_kv_heads * GPU_KV_BLOCK : 0;
+    size_t off = write_kv ? (size_t)s % GPU_KV_BLOCK : 0;
+
+    for (size_t e = threadIdx.x; e < n_pairs + n_v; e += blockDim.x) {
+        if (e >= n_pairs) { /* V: copy */
+            size_t h = (e - n_pairs) / hd, d = (e - n_pairs) % hd;
+            if (write_kv)
+                store(&((T *)a.v_cache)[((cache_tok + h * GPU_KV_BLOCK + off) * hd) + d],
+                      row[(a.n_heads + a.n_kv_heads + h) * hd + d]);
+            continue;
+        }
+        size_t h = e / half, i = e % half;
+        size_t d0 = a.rope_type == GPU_ROPE_NEOX ? i : 2 * i;
+        size_t d1 = a.rope_type == GPU_ROPE_NEOX ? i + half : 2 * i + 1;
+        float x0 = row[h * hd + d0], x1 = row[h * hd + d1], sn, cs;
+
+        sincosf((float)p * a.inv_freq[i], &sn, &cs);
+        float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
+        if (h < a.n_heads) {
+            q_row[h * hd + d0] = bad ? NAN : y0;
+            q_row[h * hd + d1] = bad ? NAN : y1;
+        } else if (write_kv) {
+            T *k = (T *)a.k_cache + (cache_tok + (h - a.n_heads) * GPU_KV_BLOCK + off) * hd;
+            store(&k[d0], y0);
+            store(&k[d1], y1);
+        }
+    }
+}
+
+int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_err *err)
+{
+    if (a->n_tokens == 0)
+        return 0;
+    if (use_device(g, "rope_kv", err))
+        return RAG_EGPU;
+    if (a->kv_type == GPU_BF16)
+        rope_kv_kernel<__nv_bfloat16>
+            <<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
+    else
+        rope_kv_kernel<float><<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
+    return launched(g, "rope_kv", err);
+}
