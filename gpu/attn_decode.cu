@@ -26,11 +26,12 @@
  *   over the ceil(L / split) splits that had tokens (the log-sum-exp merge
  *   of llama.cpp's flash_attn_combine_results and vLLM's v2 kernel).
  *
- * Split size: a multiple of 16 chosen from the shapes alone (never from
- * lens), so that about 2 blocks per SM run when every sequence is as long
- * as the table allows, at most 512 and at most 6144 / G tokens (the score
- * table stays under 24 KiB). Splits past a sequence's length return at once;
- * one captured graph therefore serves every step of a decode loop.
+ * Split size: a multiple of 16 chosen by gpu/launch.c from the shapes
+ * alone (never from lens), so that about 2 blocks per SM run when every
+ * sequence is as long as the table allows, at most 512 and at most
+ * 6144 / G tokens (the score table stays under 24 KiB). Splits past a
+ * sequence's length return at once; one captured graph therefore serves
+ * every step of a decode loop.
  *
  * Bad device-side values: a length outside [0, max_blocks * 16] gives NaN
  * for that sequence; a block id outside the cache gives NaN scores and
@@ -38,27 +39,7 @@
  */
 #include "gpu/cuda_util.cuh"
 
-#define DEC_THREADS     128
-#define DEC_SPLIT_MAX   512
-#define DEC_SCORE_BUDGET 6144 /* floats of the G x split score table */
-
-size_t gpu_cuda_decode_split(const struct gpu *g, size_t n_heads, size_t n_kv_heads,
-                             size_t n_seqs, size_t max_blocks)
-{
-    size_t group = n_heads / n_kv_heads, max_len = max_blocks * GPU_KV_BLOCK;
-    size_t target = 2 * (size_t)(g->info.n_sm > 0 ? g->info.n_sm : 1);
-    size_t cap = DEC_SCORE_BUDGET / group / GPU_KV_BLOCK * GPU_KV_BLOCK;
-    size_t split = CEIL_DIV(max_len * n_kv_heads * n_seqs, target);
-
-    if (cap > DEC_SPLIT_MAX)
-        cap = DEC_SPLIT_MAX;
-    if (cap < GPU_KV_BLOCK)
-        cap = GPU_KV_BLOCK;
-    split = CEIL_DIV(split, (size_t)GPU_KV_BLOCK) * GPU_KV_BLOCK;
-    if (split < GPU_KV_BLOCK)
-        split = GPU_KV_BLOCK;
-    return split < cap ? split : cap;
-}
+#define DEC_THREADS 128
 
 /* Whether lens value len is one the table can hold. */
 static __device__ inline bool len_ok(int32_t len, size_t max_blocks)
@@ -223,8 +204,7 @@ static void launch_hd(const struct gpu *g, const struct gpu_cuda_attn *a, size_t
 
 int gpu_cuda_attn_decode(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err)
 {
-    size_t split = gpu_cuda_decode_split(g, a->n_heads, a->n_kv_heads, a->n_seqs, a->max_blocks);
-    size_t n_splits = CEIL_DIV(a->max_blocks * GPU_KV_BLOCK, split);
+    size_t split = a->split, n_splits = a->n_splits;
 
     if (a->n_seqs == 0)
         return 0;

@@ -62,6 +62,7 @@ struct gpu_cuda_attn {
     enum gpu_dtype out_type;
     float *work; /* decode only */
     size_t n_seqs, max_blocks;   /* decode only */
+    size_t split, n_splits;      /* decode only: tokens per split, splits per sequence */
     size_t n_tokens, pos0;       /* prefill only */
     size_t n_heads, n_kv_heads, head_dim, n_blocks;
     float scale;
@@ -130,9 +131,6 @@ int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_t
                         size_t n_vocab, size_t dim, const int32_t *ids, size_t n_ids,
                         float scale, float *out, struct rag_err *err);
 int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_err *err);
-/* Tokens per split of gpu_cuda_attn_decode(); the workspace follows from it. */
-size_t gpu_cuda_decode_split(const struct gpu *g, size_t n_heads, size_t n_kv_heads,
-                             size_t n_seqs, size_t max_blocks);
 int gpu_cuda_attn_decode(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err);
 int gpu_cuda_attn_prefill(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err);
 
