@@ -72,7 +72,8 @@ int main(int argc, char **argv)
 {
     size_t threads, repeat;
 
-    if (argc != 5 || parse_size(argv[3], 1, 256, &threads) || parse_size(argv[4], 1, 1000, &repeat)) {
+    if (argc != 5 || parse_size(argv[3], 1, 256, &threads) ||
+        parse_size(argv[4], 1, 1000, &repeat)) {
         fprintf(stderr, "usage: embed_cpu MODEL_DIR TEXTS_FILE N_THREADS REPEAT\n");
         return 2;
     }

@@ -111,6 +111,7 @@ static __global__ void __launch_bounds__(PRE_WARPS *WARP)
         sm.q[i / HD][i % HD] = tq < a.n_tokens ? a.q[(tq * a.n_heads + h) * HD + i % HD] * a.scale
                                                : 0.0f;
     }
+#pragma unroll
     for (int r = 0; r < PRE_PER_WARP; r++) {
         st[r].m = -INFINITY;
         st[r].l = 0.0f;
@@ -121,12 +122,14 @@ static __global__ void __launch_bounds__(PRE_WARPS *WARP)
         __syncthreads(); /* the previous tile is consumed */
         stage_tile<HD, KV>(a, tile, kvh, kv_end, sm);
         __syncthreads();
-        for (int r = 0; r < PRE_PER_WARP; r++) {
+    #pragma unroll
+    for (int r = 0; r < PRE_PER_WARP; r++) {
             size_t row = warp * PRE_PER_WARP + r;
             if (q0 + row < a.n_tokens)
                 fold_tile<HD>(sm, row, a.pos0 + q0 + row, tile, st[r]);
         }
     }
+#pragma unroll
     for (int r = 0; r < PRE_PER_WARP; r++) {
         size_t tq = q0 + warp * PRE_PER_WARP + r;
         if (tq >= a.n_tokens)

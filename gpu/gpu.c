@@ -8,7 +8,10 @@
  * unreachable, yet every caller links and runs the same code either way.
  *
  * All checks that do not need the device (sizes, overflow, alignment, pool
- * room) are made here, once, so the .cu launchers receive valid shapes.
+ * room) are made here, once, so the .cu launchers receive valid shapes; the
+ * model kernels' checks are in gpu/launch.c. Graph capture state lives in
+ * the context, so calls that would break a capture (copies, syncs,
+ * allocations) are refused here before CUDA sees them.
  */
 #include "gpu/gpu.h"
 
@@ -113,6 +116,109 @@ int gpu_cuda_dot(struct gpu *g, size_t n, const float *x, const float *y, float 
     (void)out;
     return no_cuda(err);
 }
+
+/* The rest are unreachable without a context; only their names must link. */
+# pragma GCC diagnostic push
+# pragma GCC diagnostic ignored "-Wunused-parameter"
+int gpu_cuda_copy_device(struct gpu *g, void *dst, const void *src, size_t bytes,
+                         struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_noop(struct gpu *g, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_capture_begin(struct gpu *g, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_graph_launch(struct gpu *g, const struct gpu_graph *graph, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+void gpu_cuda_graph_free(struct gpu *g, struct gpu_graph *graph)
+{
+}
+
+int gpu_cuda_gemm_init(struct gpu *g, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+void gpu_cuda_gemm_release(struct gpu *g)
+{
+}
+
+int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, const void *bias, void *c,
+                  enum gpu_dtype c_type, size_t m, size_t n, size_t k, float beta,
+                  struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_convert(struct gpu *g, const void *src, enum gpu_dtype src_type, void *dst,
+                     enum gpu_dtype dst_type, size_t n, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_rmsnorm(struct gpu *g, float *x, const float *r, const float *w, void *out,
+                     enum gpu_dtype out_type, size_t n_rows, size_t dim, float eps,
+                     struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_swiglu(struct gpu *g, const void *gu, enum gpu_dtype gu_type, void *out,
+                    enum gpu_dtype out_type, size_t n_rows, size_t ff, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_softmax_rows(struct gpu *g, const float *x, float *y, size_t n_rows, size_t n,
+                          float scale, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_argmax_rows(struct gpu *g, const float *x, int32_t *ids, size_t n_rows, size_t n,
+                         struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_type,
+                        size_t n_vocab, size_t dim, const int32_t *ids, size_t n_ids,
+                        float scale, float *out, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_attn_decode(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
+int gpu_cuda_attn_prefill(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+# pragma GCC diagnostic pop
 #endif
 
 int gpu_count(void)
@@ -143,6 +249,8 @@ int gpu_open(struct gpu **ret, int device, struct rag_err *err)
                         n, n == 1 ? "" : "s");
     g = xcalloc(1, sizeof(*g));
     rc = gpu_cuda_init(g, device, err);
+    if (!rc)
+        rc = gpu_cuda_gemm_init(g, err);
     if (rc) {
         gpu_close(g);
         return rc;
@@ -157,13 +265,14 @@ void gpu_close(struct gpu *g)
 {
     if (!g)
         return;
+    gpu_cuda_gemm_release(g);
     gpu_cuda_release(g);
     free(g);
 }
 
 int gpu_info(struct gpu *g, struct gpu_info *ret, struct rag_err *err)
 {
-    size_t free_bytes, total;
+    size_t free_bytes = 0, total = 0;
     int rc;
 
     assert(g);
@@ -175,12 +284,19 @@ int gpu_info(struct gpu *g, struct gpu_info *ret, struct rag_err *err)
     return 0;
 }
 
+static int not_while_capturing(const char *op, struct rag_err *err)
+{
+    return rag_errf(err, RAG_EINVAL, "%s: not allowed while a graph is being captured", op);
+}
+
 int gpu_buf_alloc(struct gpu *g, size_t bytes, struct gpu_buf *ret, struct rag_err *err)
 {
-    void *p;
+    void *p = NULL;
     int rc;
 
     assert(g);
+    if (g->capturing)
+        return not_while_capturing("gpu_buf_alloc", err);
     if (bytes == 0) {
         *ret = (struct gpu_buf){ 0 };
         return 0;
@@ -232,6 +348,8 @@ int gpu_upload(struct gpu *g, struct gpu_buf *dst, const void *src, size_t bytes
     int rc;
 
     assert(g);
+    if (g->capturing)
+        return not_while_capturing("gpu_upload", err);
     rc = check_copy("gpu_upload", dst, src, bytes, err);
     if (rc || bytes == 0)
         return rc;
@@ -244,6 +362,8 @@ int gpu_download(struct gpu *g, void *dst, const struct gpu_buf *src, size_t byt
     int rc;
 
     assert(g);
+    if (g->capturing)
+        return not_while_capturing("gpu_download", err);
     rc = check_copy("gpu_download", src, dst, bytes, err);
     if (rc || bytes == 0)
         return rc;
@@ -253,7 +373,74 @@ int gpu_download(struct gpu *g, void *dst, const struct gpu_buf *src, size_t byt
 int gpu_sync(struct gpu *g, struct rag_err *err)
 {
     assert(g);
+    if (g->capturing)
+        return not_while_capturing("gpu_sync", err);
     return gpu_cuda_sync(g, err);
+}
+
+int gpu_copy(struct gpu *g, struct gpu_buf *dst, const struct gpu_buf *src, size_t bytes,
+             struct rag_err *err)
+{
+    uintptr_t d, s;
+
+    assert(g);
+    if (bytes > dst->bytes || bytes > src->bytes)
+        return rag_errf(err, RAG_EINVAL, "gpu_copy: %zu bytes do not fit the %zu-byte %s buffer",
+                        bytes, bytes > dst->bytes ? dst->bytes : src->bytes,
+                        bytes > dst->bytes ? "target" : "source");
+    if (bytes == 0)
+        return 0;
+    if (!dst->ptr || !src->ptr)
+        return rag_errf(err, RAG_EINVAL, "gpu_copy: %zu bytes with a NULL pointer", bytes);
+    d = (uintptr_t)dst->ptr;
+    s = (uintptr_t)src->ptr;
+    if (d < s + bytes && s < d + bytes)
+        return rag_errf(err, RAG_EINVAL, "gpu_copy: source and target overlap");
+    return gpu_cuda_copy_device(g, dst->ptr, src->ptr, bytes, err);
+}
+
+int gpu_noop(struct gpu *g, struct rag_err *err)
+{
+    assert(g);
+    return gpu_cuda_noop(g, err);
+}
+
+int gpu_capture_begin(struct gpu *g, struct rag_err *err)
+{
+    int rc;
+
+    assert(g);
+    if (g->capturing)
+        return rag_errf(err, RAG_EINVAL, "gpu_capture_begin: a capture is already running");
+    rc = gpu_cuda_capture_begin(g, err);
+    if (!rc)
+        g->capturing = true;
+    return rc;
+}
+
+int gpu_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *err)
+{
+    assert(g);
+    if (!g->capturing)
+        return rag_errf(err, RAG_EINVAL, "gpu_capture_end: no capture is running");
+    g->capturing = false;
+    return gpu_cuda_capture_end(g, ret, err);
+}
+
+int gpu_graph_launch(struct gpu *g, const struct gpu_graph *graph, struct rag_err *err)
+{
+    assert(g && graph);
+    if (g->capturing)
+        return not_while_capturing("gpu_graph_launch", err);
+    return gpu_cuda_graph_launch(g, graph, err);
+}
+
+void gpu_graph_free(struct gpu *g, struct gpu_graph *graph)
+{
+    if (!graph)
+        return;
+    assert(g);
+    gpu_cuda_graph_free(g, graph);
 }
 
 /* The n floats of buffer name fit b, which is 4-byte aligned. */

@@ -126,7 +126,7 @@ int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
              size_t n, size_t k, float beta, struct rag_err *err)
 {
     const char *op = "gpu_gemm";
-    size_t mk, nk, mn, cs = gpu_dtype_size(c_type);
+    size_t mk = 0, nk = 0, mn = 0, cs = gpu_dtype_size(c_type);
     int rc;
 
     assert(g);
@@ -164,7 +164,7 @@ int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r,
                 size_t n_rows, size_t dim, float eps, struct rag_err *err)
 {
     const char *op = "gpu_rmsnorm";
-    size_t n, os = gpu_dtype_size(out_type);
+    size_t n = 0, os = gpu_dtype_size(out_type);
     int rc;
 
     assert(g);
@@ -202,7 +202,7 @@ int gpu_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
                struct rag_err *err)
 {
     const char *op = "gpu_swiglu";
-    size_t n_in, n_out;
+    size_t n_in = 0, n_out;
     int rc;
 
     assert(g);
@@ -228,7 +228,7 @@ int gpu_softmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *y, 
                      size_t n, float scale, struct rag_err *err)
 {
     const char *op = "gpu_softmax_rows";
-    size_t total;
+    size_t total = 0;
     int rc;
 
     assert(g);
@@ -252,7 +252,7 @@ int gpu_argmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *ids,
                     size_t n, struct rag_err *err)
 {
     const char *op = "gpu_argmax_rows";
-    size_t total;
+    size_t total = 0;
     int rc;
 
     assert(g);
@@ -277,7 +277,7 @@ int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype ta
                    float scale, struct gpu_buf *out, struct rag_err *err)
 {
     const char *op = "gpu_embed_rows";
-    size_t n_table, n_out;
+    size_t n_table = 0, n_out = 0;
     int rc = 0;
 
     assert(g);
@@ -309,7 +309,7 @@ int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype ta
 static int check_kv(const char *op, const struct gpu_kv_cache *kv, size_t n_heads,
                     struct rag_err *err)
 {
-    size_t n;
+    size_t n = 0;
     int rc;
 
     if (kv->head_dim != 32 && kv->head_dim != 64 && kv->head_dim != 128)
@@ -344,7 +344,7 @@ static int check_rope_rows(const char *op, const struct gpu_buf *qkv, const stru
                            size_t n_tokens, size_t n_heads, const struct gpu_kv_cache *kv,
                            struct rag_err *err)
 {
-    size_t n_qkv, n_q;
+    size_t n_qkv = 0, n_q = 0;
     int rc;
 
     rc = product(op, "qkv size", n_tokens, n_heads + 2 * kv->n_kv_heads, kv->head_dim, &n_qkv,
@@ -391,4 +391,146 @@ int gpu_rope_kv(struct gpu *g, const struct gpu_buf *qkv, size_t n_tokens, size_
         .n_kv_heads = kv->n_kv_heads, .head_dim = kv->head_dim, .n_blocks = kv->n_blocks,
     };
     return gpu_cuda_rope_kv(g, &a, err);
+}
+
+/* Tokens per decode split (attn_decode.cu explains the choice). */
+static size_t decode_split(const struct gpu *g, size_t group, size_t n_kv_heads, size_t n_seqs,
+                           size_t max_blocks)
+{
+    size_t target = 2 * (size_t)(g->info.n_sm > 0 ? g->info.n_sm : 1);
+    size_t cap = DEC_SCORE_BUDGET / group / GPU_KV_BLOCK * GPU_KV_BLOCK;
+    size_t split = CEIL_DIV(max_blocks * GPU_KV_BLOCK * n_kv_heads * n_seqs, target);
+
+    if (cap > DEC_SPLIT_MAX)
+        cap = DEC_SPLIT_MAX;
+    split = CEIL_DIV(split, (size_t)GPU_KV_BLOCK) * GPU_KV_BLOCK;
+    if (split < GPU_KV_BLOCK)
+        split = GPU_KV_BLOCK;
+    return split < cap ? split : cap;
+}
+
+size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads,
+                                 const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs)
+{
+    size_t split, n_splits, floats = 0;
+
+    assert(g);
+    if (!kv->n_kv_heads || !n_heads || n_heads % kv->n_kv_heads || !seqs->max_blocks ||
+        n_heads / kv->n_kv_heads > GROUP_MAX || seqs->max_blocks > INT32_MAX / GPU_KV_BLOCK ||
+        seqs->n_seqs > GRID_YZ_MAX || n_heads > GRID_YZ_MAX)
+        return 0;
+    split = decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs,
+                         seqs->max_blocks);
+    n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, split);
+    if (product("", "", seqs->n_seqs * n_heads, n_splits, kv->head_dim + 2, &floats, NULL) ||
+        floats > SIZE_MAX / sizeof(float))
+        return SIZE_MAX;
+    return floats * sizeof(float);
+}
+
+/* The batch's tables and lengths, and q and out of n_rows query tokens. */
+static int check_queries(const char *op, const struct gpu_buf *q, const struct gpu_buf *out,
+                         enum gpu_dtype out_type, size_t n_rows, size_t n_heads, size_t head_dim,
+                         struct rag_err *err)
+{
+    size_t n = 0;
+    int rc;
+
+    rc = check_type(op, "out", out_type, err);
+    if (!rc)
+        rc = product(op, "q size", n_rows, n_heads, head_dim, &n, err);
+    if (!rc)
+        rc = check_buf(op, "q", q, n, 4, err);
+    if (!rc)
+        rc = check_buf(op, "out", out, n, gpu_dtype_size(out_type), err);
+    if (!rc)
+        rc = no_overlap(op, "out", out, n * gpu_dtype_size(out_type), "q", q, n * 4, err);
+    return rc;
+}
+
+static int check_seqs(const char *op, const struct gpu_seqs *seqs, struct rag_err *err)
+{
+    size_t n = 0;
+    int rc;
+
+    if (seqs->max_blocks == 0)
+        return rag_errf(err, RAG_EINVAL, "%s: max_blocks is 0", op);
+    rc = check_count(op, "n_seqs", seqs->n_seqs, GRID_YZ_MAX, err);
+    if (!rc)
+        rc = check_count(op, "max_blocks", seqs->max_blocks, INT32_MAX / GPU_KV_BLOCK, err);
+    if (!rc)
+        rc = product(op, "block table size", seqs->n_seqs, seqs->max_blocks, 1, &n, err);
+    if (!rc)
+        rc = check_buf(op, "block_tables", &seqs->block_tables, n, 4, err);
+    if (!rc)
+        rc = check_buf(op, "lens", &seqs->lens, seqs->n_seqs, 4, err);
+    return rc;
+}
+
+int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
+                    const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs, float scale,
+                    struct gpu_buf *work, struct gpu_buf *out, enum gpu_dtype out_type,
+                    struct rag_err *err)
+{
+    const char *op = "gpu_attn_decode";
+    size_t ws;
+    int rc;
+
+    assert(g);
+    rc = check_kv(op, kv, n_heads, err);
+    if (!rc)
+        rc = check_seqs(op, seqs, err);
+    if (!rc)
+        rc = check_queries(op, q, out, out_type, seqs->n_seqs, n_heads, kv->head_dim, err);
+    ws = gpu_attn_decode_workspace(g, n_heads, kv, seqs);
+    if (!rc)
+        rc = check_buf(op, "work", work, ws / 4, 4, err);
+    if (!rc && !isfinite(scale))
+        rc = rag_errf(err, RAG_EINVAL, "%s: scale is not finite", op);
+    if (rc)
+        return rc;
+    struct gpu_cuda_attn a = {
+        .q = q->ptr, .k_cache = kv->k.ptr, .v_cache = kv->v.ptr, .kv_type = kv->type,
+        .block_tables = seqs->block_tables.ptr, .lens = seqs->lens.ptr, .out = out->ptr,
+        .out_type = out_type, .work = work->ptr, .n_seqs = seqs->n_seqs,
+        .max_blocks = seqs->max_blocks, .n_heads = n_heads, .n_kv_heads = kv->n_kv_heads,
+        .head_dim = kv->head_dim, .n_blocks = kv->n_blocks, .scale = scale,
+    };
+    a.split = decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs,
+                           seqs->max_blocks);
+    a.n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, a.split);
+    return gpu_cuda_attn_decode(g, &a, err);
+}
+
+int gpu_attn_prefill(struct gpu *g, const struct gpu_buf *q, size_t n_tokens, size_t n_heads,
+                     size_t pos0, const struct gpu_kv_cache *kv,
+                     const struct gpu_buf *block_table, float scale, struct gpu_buf *out,
+                     enum gpu_dtype out_type, struct rag_err *err)
+{
+    const char *op = "gpu_attn_prefill";
+    int rc;
+
+    assert(g);
+    rc = check_kv(op, kv, n_heads, err);
+    if (!rc)
+        rc = check_count(op, "pos0", pos0, INT32_MAX, err);
+    if (!rc && n_tokens > INT32_MAX - pos0)
+        rc = rag_errf(err, RAG_EINVAL, "%s: pos0 %zu + n_tokens %zu exceed %d", op, pos0,
+                      n_tokens, INT32_MAX);
+    if (!rc)
+        rc = check_queries(op, q, out, out_type, n_tokens, n_heads, kv->head_dim, err);
+    if (!rc)
+        rc = check_buf(op, "block_table", block_table,
+                       CEIL_DIV(pos0 + n_tokens, (size_t)GPU_KV_BLOCK), 4, err);
+    if (!rc && !isfinite(scale))
+        rc = rag_errf(err, RAG_EINVAL, "%s: scale is not finite", op);
+    if (rc)
+        return rc;
+    struct gpu_cuda_attn a = {
+        .q = q->ptr, .k_cache = kv->k.ptr, .v_cache = kv->v.ptr, .kv_type = kv->type,
+        .block_tables = block_table->ptr, .out = out->ptr, .out_type = out_type,
+        .n_tokens = n_tokens, .pos0 = pos0, .n_heads = n_heads, .n_kv_heads = kv->n_kv_heads,
+        .head_dim = kv->head_dim, .n_blocks = kv->n_blocks, .scale = scale,
+    };
+    return gpu_cuda_attn_prefill(g, &a, err);
 }

@@ -28,22 +28,22 @@ struct retr_bert_config {
 };
 
 struct retr_bert_layer {
-    float *wqkv;         /* (3 * dim, dim): query, key, value rows */
-    float *bqkv;         /* (3 * dim) */
-    float *wo, *bo;      /* (dim, dim), (dim) */
+    float *wqkv;          /* (3 * dim, dim): query, key, value rows */
+    float *bqkv;          /* (3 * dim) */
+    float *wo, *bo;       /* (dim, dim), (dim) */
     float *ln1_g, *ln1_b; /* (dim) */
-    float *w1, *b1;      /* (ffn, dim), (ffn) */
-    float *w2, *b2;      /* (dim, ffn), (dim) */
+    float *w1, *b1;       /* (ffn, dim), (ffn) */
+    float *w2, *b2;       /* (dim, ffn), (dim) */
     float *ln2_g, *ln2_b; /* (dim) */
 };
 
 struct retr_bert {
     struct retr_bert_config c;
-    float *weights;  /* the one allocation */
-    float *tok_emb;  /* (vocab, dim) */
-    float *pos_emb;  /* (n_pos, dim) */
-    float *type_emb; /* (n_types, dim) */
-    float *emb_ln_g, *emb_ln_b; /* (dim) */
+    float *weights;                /* the one allocation */
+    float *tok_emb;                /* (vocab, dim) */
+    float *pos_emb;                /* (n_pos, dim) */
+    float *type_emb;               /* (n_types, dim) */
+    float *emb_ln_g, *emb_ln_b;    /* (dim) */
     struct retr_bert_layer *layer; /* (n_layers) */
 };
 

@@ -115,11 +115,13 @@ static int read_settings(struct retr_embedder *e, const char *dir, struct rag_er
     int rc = read_json(e, dir, "tokenizer_config.json", false, &tok, err);
 
     e->info.lowercase = true;
-    rc = rc ? rc : retr_json_get_bool(tok, "do_lower_case", "tokenizer_config.json",
-                                      &e->info.lowercase, err);
+    rc = rc ? rc :
+              retr_json_get_bool(tok, "do_lower_case", "tokenizer_config.json", &e->info.lowercase,
+                                 err);
     rc = rc ? rc : read_json(e, dir, "sentence_bert_config.json", false, &sbert, err);
-    rc = rc ? rc : retr_json_get_size(sbert, "max_seq_length", "sentence_bert_config.json",
-                                      false, &max_seq, err);
+    rc = rc ? rc :
+              retr_json_get_size(sbert, "max_seq_length", "sentence_bert_config.json", false,
+                                 &max_seq, err);
     rc = rc ? rc : read_json(e, dir, "config.json", true, &cfg, err);
     rc = rc ? rc : retr_json_get_str(cfg, "_name_or_path", "config.json", &arch_name, err);
     rc = rc ? rc : read_pooling(e, dir, err);

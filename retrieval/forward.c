@@ -45,9 +45,9 @@ RETR_SIMD static void gelu(float *x, size_t n)
     for (size_t i = 0; i < n; i++) {
         float z = x[i] * 0.70710678f, a = fabsf(z);
         float t = 1.0f / (1.0f + 0.3275911f * a);
-        float poly = t * (0.254829592f +
-                          t * (-0.284496736f + t * (1.421413741f +
-                                                    t * (-1.453152027f + t * 1.061405429f))));
+        float poly =
+            t * (0.254829592f +
+                 t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
         float e = 1.0f - poly * fast_expf(-a * a);
 
         x[i] = 0.5f * x[i] * (1.0f + (z < 0 ? -e : e));
@@ -129,8 +129,8 @@ static void linear_block(const float *x, size_t in, const float *w, const float 
 }
 
 /* y (n, out) = x (n, in) W^T + b, W (out, in), split over nt threads. */
-static void linear(const float *x, size_t n, size_t in, const float *w, const float *b,
-                   size_t out, float *y, size_t nt)
+static void linear(const float *x, size_t n, size_t in, const float *w, const float *b, size_t out,
+                   float *y, size_t nt)
 {
     bool by_rows = n >= MIN_ROWS_PER_THREAD * nt;
     size_t total = by_rows ? n : out, step = (total + nt - 1) / nt;
@@ -161,8 +161,7 @@ static void attend(const struct retr_bert *m, struct retr_bert_run *r, size_t s0
     for (size_t i = 0; i < len; i++)
         softmax_row(scores + i * len, len);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)hd, (int)len, 1.0f,
-                scores, (int)len, q + 2 * d, (int)(3 * d), 0.0f, r->ctx + s0 * d + h * hd,
-                (int)d);
+                scores, (int)len, q + 2 * d, (int)(3 * d), 0.0f, r->ctx + s0 * d + h * hd, (int)d);
 }
 
 static void attention(const struct retr_bert *m, struct retr_bert_run *r, const size_t *start,
@@ -251,8 +250,8 @@ void retr_bert_run_init(struct retr_bert_run *r, const struct retr_bert *m, size
     r->max_tokens = max_tokens;
     r->max_seq = max_seq;
     r->n_threads = n_threads ? n_threads : (size_t)omp_get_max_threads();
-    r->mem = xmalloc_array(t * (6 * d + m->c.ffn) + r->n_threads * max_seq * max_seq,
-                           sizeof(float));
+    r->mem =
+        xmalloc_array(t * (6 * d + m->c.ffn) + r->n_threads * max_seq * max_seq, sizeof(float));
     r->h = r->mem;
     r->qkv = r->h + t * d;
     r->ctx = r->qkv + t * 3 * d;

@@ -62,8 +62,7 @@ static int check_opts(size_t n_lists, const struct retr_fuse_opts *o, struct rag
         return rag_errf(err, RAG_EINVAL, "fusion: bad rrf constant %g", o->k);
     for (size_t i = 0; i < n_lists; i++)
         if (!isfinite(o->weight[i]) || o->weight[i] < 0)
-            return rag_errf(err, RAG_EINVAL, "fusion: bad weight %g for list %zu", o->weight[i],
-                            i);
+            return rag_errf(err, RAG_EINVAL, "fusion: bad weight %g for list %zu", o->weight[i], i);
     return 0;
 }
 

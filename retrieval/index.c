@@ -116,8 +116,7 @@ int retr_index_search(const struct retr_index *x, const float *queries, size_t n
     return 0;
 }
 
-int retr_index_set_param(struct retr_index *x, const char *name, double value,
-                         struct rag_err *err)
+int retr_index_set_param(struct retr_index *x, const char *name, double value, struct rag_err *err)
 {
     return retr_vindex_set_param(x->v, name, value, err);
 }

@@ -27,11 +27,11 @@ enum retr_json_type {
 
 struct retr_json {
     enum retr_json_type type;
-    const char *key;  /* member name inside an object, else NULL */
-    const char *str;  /* decoded string, or the number's source text */
-    size_t len;       /* bytes in str */
-    bool b;           /* RETR_JSON_BOOL */
-    size_t n;         /* children of an array or object */
+    const char *key;                /* member name inside an object, else NULL */
+    const char *str;                /* decoded string, or the number's source text */
+    size_t len;                     /* bytes in str */
+    bool b;                         /* RETR_JSON_BOOL */
+    size_t n;                       /* children of an array or object */
     struct retr_json *child, *next; /* first child; next sibling */
 };
 

@@ -43,8 +43,8 @@ struct retr_embedder_info {
 };
 
 struct retr_embedder_opts {
-    size_t n_threads;    /* 0: OpenMP's default */
-    size_t batch_tokens; /* tokens per forward batch (memory is planned for it); 0: 4096 */
+    size_t n_threads;          /* 0: OpenMP's default */
+    size_t batch_tokens;       /* tokens per forward batch (memory is planned for it); 0: 4096 */
     rag_progress_fn *progress; /* optional: texts done of total, after each batch */
     void *progress_ctx;
 };
@@ -140,8 +140,7 @@ int retr_index_remove(struct retr_index *x, const int64_t *ids, size_t n, size_t
 int retr_index_search(const struct retr_index *x, const float *queries, size_t n_q, size_t k,
                       int64_t *ids, float *scores, struct rag_err *err);
 /* Set a search parameter by name ("efSearch", "nprobe"); RAG_EINDEX when unknown. */
-int retr_index_set_param(struct retr_index *x, const char *name, double value,
-                         struct rag_err *err);
+int retr_index_set_param(struct retr_index *x, const char *name, double value, struct rag_err *err);
 /* Write to path through path.tmp, fsync and rename. RAG_EIO or RAG_EINDEX. */
 int retr_index_save(const struct retr_index *x, const char *path, struct rag_err *err);
 
@@ -166,7 +165,7 @@ int retr_index_sync(struct retr_index **ret, const char *path, struct store *s, 
 /* ---- rank fusion ---- */
 
 #define RETR_FUSE_MAX_LISTS 4
-#define RETR_RRF_K 60.0
+#define RETR_RRF_K          60.0
 
 struct retr_ranked {
     int64_t id;

@@ -73,8 +73,8 @@ static int bad(const struct retr_st *st, const char *name, const char *why, stru
 }
 
 /* Shape of entry e into t; checks the element count does not overflow. */
-static int read_shape(const struct retr_st *st, const struct retr_json *e,
-                      struct retr_st_tensor *t, struct rag_err *err)
+static int read_shape(const struct retr_st *st, const struct retr_json *e, struct retr_st_tensor *t,
+                      struct rag_err *err)
 {
     const struct retr_json *shape = retr_json_get(e, "shape");
     uint64_t d;
@@ -220,8 +220,8 @@ static void convert(const struct retr_st_tensor *t, float *out)
     }
 }
 
-int retr_st_read_f32(const struct retr_st *st, const char *name, const size_t *shape,
-                     size_t n_dims, float *out, struct rag_err *err)
+int retr_st_read_f32(const struct retr_st *st, const char *name, const size_t *shape, size_t n_dims,
+                     float *out, struct rag_err *err)
 {
     const struct retr_st_tensor *t = retr_st_find(st, name);
     bool same;

@@ -58,7 +58,7 @@ const struct retr_st_tensor *retr_st_find(const struct retr_st *st, const char *
  * RAG_EFORMAT names the file and the tensor when it is missing, has another
  * shape or an unsupported dtype.
  */
-int retr_st_read_f32(const struct retr_st *st, const char *name, const size_t *shape,
-                     size_t n_dims, float *out, struct rag_err *err);
+int retr_st_read_f32(const struct retr_st *st, const char *name, const size_t *shape, size_t n_dims,
+                     float *out, struct rag_err *err);
 
 #endif

@@ -20,10 +20,10 @@
 struct rebuild {
     struct retr_index *x;
     size_t dim, n;
-    int64_t *ids;  /* (cap) */
-    float *vecs;   /* (cap, dim) */
+    int64_t *ids; /* (cap) */
+    float *vecs;  /* (cap, dim) */
     size_t cap;
-    bool gather;   /* untrained index: collect everything, train, then add */
+    bool gather; /* untrained index: collect everything, train, then add */
     struct rag_err *err;
 };
 

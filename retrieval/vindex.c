@@ -48,8 +48,7 @@ static int faiss_fail(struct rag_err *err, const char *what, const char *subject
     return rag_errf(err, RAG_EINDEX, "%s '%s': %s", what, subject, line);
 }
 
-int retr_vindex_new(struct retr_vindex **ret, size_t dim, const char *factory,
-                    struct rag_err *err)
+int retr_vindex_new(struct retr_vindex **ret, size_t dim, const char *factory, struct rag_err *err)
 {
     FaissIndex *inner = NULL;
     FaissIndexIDMap2 *map = NULL;
@@ -81,8 +80,7 @@ int retr_vindex_read(struct retr_vindex **ret, const char *path, struct rag_err 
     return 0;
 }
 
-int retr_vindex_write(const struct retr_vindex *x, FILE *f, const char *path,
-                      struct rag_err *err)
+int retr_vindex_write(const struct retr_vindex *x, FILE *f, const char *path, struct rag_err *err)
 {
     if (faiss_write_index(cfx(x), f))
         return faiss_fail(err, "write index", path);

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#define WP_MAX_WORD 100 /* longer words become [UNK] (max_input_chars_per_word) */
+#define WP_MAX_WORD   100 /* longer words become [UNK] (max_input_chars_per_word) */
 #define WP_MAX_DECOMP 8
 
 struct retr_wp_slot {
@@ -38,7 +38,7 @@ struct word {
     char bytes[WP_MAX_WORD * 4];
     uint16_t cb[WP_MAX_WORD + 1]; /* byte offset of char i in bytes */
     size_t src_start[WP_MAX_WORD], src_end[WP_MAX_WORD];
-    size_t n_chars; /* may exceed WP_MAX_WORD: then only counted */
+    size_t n_chars;     /* may exceed WP_MAX_WORD: then only counted */
     size_t first, last; /* source span of the whole word */
 };
 
@@ -197,8 +197,8 @@ static bool is_space(uint32_t c)
 {
     if (c < 0x80)
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-    return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+    return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
 static bool is_punct(uint32_t c)
@@ -232,8 +232,7 @@ static size_t normalize(const struct retr_wp *wp, uint32_t c, uint32_t out[WP_MA
         out[0] = wp->lowercase && c >= 'A' && c <= 'Z' ? c + 32 : c;
         return 1;
     }
-    nd = utf8proc_decompose_char((utf8proc_int32_t)c, d, WP_MAX_DECOMP, UTF8PROC_DECOMPOSE,
-                                 &bound);
+    nd = utf8proc_decompose_char((utf8proc_int32_t)c, d, WP_MAX_DECOMP, UTF8PROC_DECOMPOSE, &bound);
     if (nd <= 0 || nd > WP_MAX_DECOMP) {
         d[0] = (utf8proc_int32_t)c;
         nd = 1;

@@ -18,11 +18,11 @@
 struct retr_wp_slot;
 
 struct retr_wp {
-    char *text;     /* vocab.txt contents; entries point into it */
-    size_t n_vocab; /* ids are 0..n_vocab-1, the line numbers */
+    char *text;         /* vocab.txt contents; entries point into it */
+    size_t n_vocab;     /* ids are 0..n_vocab-1, the line numbers */
     const char **token; /* (n_vocab) NUL-terminated token strings */
     struct retr_wp_slot *slot;
-    size_t mask; /* slots - 1, a power of two minus one */
+    size_t mask;      /* slots - 1, a power of two minus one */
     size_t max_piece; /* longest entry in bytes, without "##" */
     int32_t cls, sep, pad, unk;
     int32_t special[5]; /* ids of the special tokens matched literally in text */

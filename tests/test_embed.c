@@ -138,13 +138,13 @@ static void check_tokens(struct retr_embedder *e, const struct golden *g, unsign
         struct rag_err err;
         size_t n;
 
-        ck_assert_msg(retr_tokenize(e, it->text, it->len, f, ids, NULL, 1024, &n, &err) == 0,
-                      "%s", err.msg);
+        ck_assert_msg(retr_tokenize(e, it->text, it->len, f, ids, NULL, 1024, &n, &err) == 0, "%s",
+                      err.msg);
         ck_assert_msg(n == it->n_ids, "text %zu: %zu ids, reference %zu", i, n, it->n_ids);
         for (size_t k = 0; k < n; k++)
-            ck_assert_msg(ids[k] == it->ids[k], "text %zu token %zu: %d ('%s'), reference %d ('%s')",
-                          i, k, ids[k], retr_token_text(e, ids[k]), it->ids[k],
-                          retr_token_text(e, it->ids[k]));
+            ck_assert_msg(ids[k] == it->ids[k],
+                          "text %zu token %zu: %d ('%s'), reference %d ('%s')", i, k, ids[k],
+                          retr_token_text(e, ids[k]), it->ids[k], retr_token_text(e, it->ids[k]));
         if (!flags)
             ck_assert_msg(retr_count_tokens(e, it->text, it->len) == it->n_full,
                           "text %zu: count %zu, reference %zu", i,
@@ -170,9 +170,9 @@ static void check_vectors(struct retr_embedder *e, const struct golden *g, unsig
                 texts[m] = g->item[i].text;
                 lens[m++] = g->item[i].len;
             }
-        ck_assert_msg(retr_embed(e, texts, lens, m, flags | (pass ? RETR_EMBED_TRUNCATE : 0), out,
-                                 &err) == 0,
-                      "%s", err.msg);
+        ck_assert_msg(
+            retr_embed(e, texts, lens, m, flags | (pass ? RETR_EMBED_TRUNCATE : 0), out, &err) == 0,
+            "%s", err.msg);
         for (size_t k = 0; k < m; k++) {
             const float *ref = g->item[where[k]].vec, *v = out + k * dim;
             double c = cosine(v, ref, dim);
@@ -289,14 +289,14 @@ START_TEST(test_no_silent_truncation)
     ck_assert_uint_gt(n_tok, 254);
     ck_assert_int_eq(retr_embed(e, texts, NULL, 3, 0, out, &err), RAG_EINVAL);
     snprintf(want, sizeof(want),
-             "text 1 has %zu tokens, more than the limit of 254 of model 'all-minilm-l6-v2'", n_tok);
+             "text 1 has %zu tokens, more than the limit of 254 of model 'all-minilm-l6-v2'",
+             n_tok);
     ck_assert_str_eq(err.msg, want);
     ck_assert_int_eq(retr_tokenize(e, text, strlen(text), 0, NULL, NULL, 0, &n, &err), RAG_EINVAL);
     /* explicit truncation: the first 254 pieces, same as embedding them alone */
     ck_assert_int_eq(retr_embed(e, texts, NULL, 3, RETR_EMBED_TRUNCATE, out, &err), 0);
-    ck_assert_int_eq(retr_tokenize(e, text, strlen(text), RETR_EMBED_TRUNCATE, NULL, NULL, 0, &n,
-                                   &err),
-                     0);
+    ck_assert_int_eq(
+        retr_tokenize(e, text, strlen(text), RETR_EMBED_TRUNCATE, NULL, NULL, 0, &n, &err), 0);
     ck_assert_uint_eq(n, 256);
     ck_assert_int_eq(retr_embed(e, texts, NULL, 1, 0, one, &err), 0);
     ck_assert_float_eq_tol(cosine(one, out, 384), 1.0, 1e-6);
@@ -418,15 +418,15 @@ END_TEST
  * positions. Weights are k/64 for small k, exact in F16 and BF16.
  */
 #define TINY_VOCAB "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\nworld\n##s\n,\n!\na\nb\n##c\n"
-#define TINY_CONFIG                                                                               \
-    "{\"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"                 \
-    " \"intermediate_size\": 16, \"vocab_size\": 12, \"max_position_embeddings\": 16,"          \
-    " \"type_vocab_size\": 2, \"layer_norm_eps\": 1e-12, \"hidden_act\": \"gelu\"}"
+#define TINY_CONFIG                                                                 \
+ "{\"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"       \
+ " \"intermediate_size\": 16, \"vocab_size\": 12, \"max_position_embeddings\": 16," \
+ " \"type_vocab_size\": 2, \"layer_norm_eps\": 1e-12, \"hidden_act\": \"gelu\"}"
 
 struct tiny_opts {
-    const char *dtype;    /* "F32", "F16", "BF16" */
-    const char *omit;     /* tensor left out */
-    const char *reshape;  /* tensor given a wrong shape */
+    const char *dtype;   /* "F32", "F16", "BF16" */
+    const char *omit;    /* tensor left out */
+    const char *reshape; /* tensor given a wrong shape */
     bool offsets_past_end;
 };
 
@@ -475,8 +475,8 @@ static void put_value(struct buf *data, const char *dtype, int k)
     } else { /* F16: exact for these normal values */
         int e = (int)((bits >> 23) & 0xff) - 127 + 15;
 
-        h = f == 0 ? 0
-                   : (uint16_t)((bits >> 16 & 0x8000) | (uint32_t)e << 10 | (bits >> 13 & 0x3ff));
+        h = f == 0 ? 0 :
+                     (uint16_t)((bits >> 16 & 0x8000) | (uint32_t)e << 10 | (bits >> 13 & 0x3ff));
     }
     buf_append(data, &h, 2);
 }
@@ -503,11 +503,12 @@ static void write_safetensors(const char *path, const struct tiny_opts *o)
                     o->dtype, d0);
         if (d1)
             buf_appendf(&head, ", %zu", d1);
-        buf_appendf(&head, "], \"data_offsets\": [%zu, %zu]}", begin,
-                    begin + (o->reshape && !strcmp(o->reshape, tiny_tensors[t].name)
-                                 ? count + d1
-                                 : count) * esize +
-                        (o->offsets_past_end && t == N_TINY - 1 ? 4096 : 0));
+        buf_appendf(
+            &head, "], \"data_offsets\": [%zu, %zu]}", begin,
+            begin +
+                (o->reshape && !strcmp(o->reshape, tiny_tensors[t].name) ? count + d1 : count) *
+                    esize +
+                (o->offsets_past_end && t == N_TINY - 1 ? 4096 : 0));
     }
     buf_appendc(&head, '}');
     while (head.len % 8)
@@ -683,9 +684,11 @@ START_TEST(test_bad_tensors)
 {
     struct tiny_opts past = { .dtype = "F32", .offsets_past_end = true };
     struct tiny_opts omit = { .dtype = "F32", .omit = "encoder.layer.0.output.dense.bias" };
-    struct tiny_opts shape = { .dtype = "F32", .reshape = "encoder.layer.0.attention.self.key.weight" };
+    struct tiny_opts shape = { .dtype = "F32",
+                               .reshape = "encoder.layer.0.attention.self.key.weight" };
     struct tiny_opts dtype = { .dtype = "F32" };
-    char *d1 = tiny_dir(&past), *d2 = tiny_dir(&omit), *d3 = tiny_dir(&shape), *d4 = tiny_dir(&dtype);
+    char *d1 = tiny_dir(&past), *d2 = tiny_dir(&omit), *d3 = tiny_dir(&shape),
+         *d4 = tiny_dir(&dtype);
     char *p = path_in(d1, "model.safetensors");
 
     expect_open_error(d1, RAG_EFORMAT, p,

@@ -1260,9 +1260,9 @@ END_TEST
  * Tolerance on next-token logits after a prefill (our fp32 path, sgemm on dequantized
  * weights, against PyTorch fp32 on the same dequantized weights): the five best ids must be
  * identical and in order, and every compared logit (top 10 and 255 samples) within
- * PARITY_TOL. Measured maximum: see the report in bench/gen_cpu.md.
+ * PARITY_TOL (the measured maximum over the 20 prompts is 9.2e-5).
  */
-#define PARITY_TOL 2e-3f
+#define PARITY_TOL 5e-4f
 
 static struct gen_model *default_model(void)
 {

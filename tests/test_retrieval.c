@@ -211,8 +211,9 @@ END_TEST
 static void store_fixture(struct store **ret, int64_t *ret_model, size_t n, const float *vecs)
 {
     struct store_model m = { .role = "embed", .name = "test", .sha256 = "00", .dim = DIM };
-    struct store_doc doc = { .path = "/doc.txt", .sha256 = "ab", .format = "text",
-                             .chunker = "fixed" };
+    struct store_doc doc = {
+        .path = "/doc.txt", .sha256 = "ab", .format = "text", .chunker = "fixed"
+    };
     struct store_chunk *c = xcalloc(n, sizeof(*c));
     int64_t *ids = xcalloc(n, sizeof(*ids));
     struct rag_err err;
@@ -227,8 +228,7 @@ static void store_fixture(struct store **ret, int64_t *ret_model, size_t n, cons
     ck_assert_int_eq(store_model_id(*ret, &m, ret_model, &err), 0);
     for (size_t i = 0; i < n; i++)
         ids[i] = c[i].id;
-    ck_assert_msg(store_put_vectors(*ret, *ret_model, ids, vecs, n, DIM, &err) == 0, "%s",
-                  err.msg);
+    ck_assert_msg(store_put_vectors(*ret, *ret_model, ids, vecs, n, DIM, &err) == 0, "%s", err.msg);
     free(c);
     free(ids);
 }
@@ -329,7 +329,7 @@ START_TEST(test_weighted)
     ck_assert_double_eq_tol(out[1].score, 0.5, 1e-12);
     ck_assert_int_eq(out[2].id, 2);
     ck_assert_double_eq_tol(out[2].score, 0.25, 1e-12);
-    ck_assert_int_eq(out[3].id, 4); /* 0, behind 2; tie-break by rank would not apply */
+    ck_assert_int_eq(out[3].id, 4);       /* 0, behind 2; tie-break by rank would not apply */
     o.weight[0] = 0.2, o.weight[1] = 0.8; /* 1: .2 + .4 = .6; 3: 0 + .8 = .8 */
     ck_assert_int_eq(retr_fuse(lists, 2, &o, out, &n, &err), 0);
     ck_assert_int_eq(out[0].id, 3);
