@@ -131,8 +131,8 @@ static void attention_tile(struct gen_model *m, const struct model_layer *L, siz
     float scale = 1.0f / sqrtf((float)hd);
 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)n_keys, (int)hd, scale,
-                m->act.q + t0 * m->q_dim + h * hd, (int)m->q_dim, L->k_cache + off,
-                (int)m->kv_dim, 0.0f, s, (int)n_keys);
+                m->act.q + t0 * m->q_dim + h * hd, (int)m->q_dim, L->k_cache + off, (int)m->kv_dim,
+                0.0f, s, (int)n_keys);
     for (size_t r = 0; r < nr; r++) {
         size_t visible = pos + t0 + r + 1;
         softmax(s + r * n_keys, visible);
@@ -143,8 +143,7 @@ static void attention_tile(struct gen_model *m, const struct model_layer *L, siz
                 m->act.att + t0 * m->q_dim + h * hd, (int)m->q_dim);
 }
 
-static void attention_batch(struct gen_model *m, const struct model_layer *L, size_t n,
-                            size_t pos)
+static void attention_batch(struct gen_model *m, const struct model_layer *L, size_t n, size_t pos)
 {
     size_t n_tiles = (n + MODEL_ATT_ROWS - 1) / MODEL_ATT_ROWS;
     size_t n_items = m->info.n_heads * n_tiles;
@@ -159,8 +158,7 @@ static void attention_batch(struct gen_model *m, const struct model_layer *L, si
     }
 }
 
-static void attention_block(struct gen_model *m, const struct model_layer *L, size_t n,
-                            size_t pos)
+static void attention_block(struct gen_model *m, const struct model_layer *L, size_t n, size_t pos)
 {
     struct model_act *a = &m->act;
     const struct quant_mat qkv[3] = { L->wq, L->wk, L->wv };
@@ -207,8 +205,7 @@ static void ffn_block(struct gen_model *m, const struct model_layer *L, size_t n
         a->x[i] += a->out[i];
 }
 
-void model_forward(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos,
-                   float *logits)
+void model_forward(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos, float *logits)
 {
     struct model_act *a = &m->act;
     size_t dim = m->info.dim;

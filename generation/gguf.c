@@ -600,60 +600,32 @@ static int wrong_type(const struct gguf *g, const struct kv *kv, const char *wan
                     gguf_value_type_name(kv->type), want);
 }
 
+static bool is_int_type(enum gguf_value_type t)
+{
+    return t <= GGUF_VALUE_INT32 || t == GGUF_VALUE_UINT64 || t == GGUF_VALUE_INT64;
+}
+
 /* Integer value of kv widened: sets *neg and *mag (|value|). */
 static int get_int(const struct gguf *g, const char *key, bool *neg, uint64_t *mag,
                    struct rag_err *err)
 {
     const struct kv *kv = lookup(g, key, err);
-    const uint8_t *p;
-    int64_t s = 0;
     uint64_t u = 0;
+    size_t size;
+    bool is_signed;
 
     if (!kv)
         return RAG_ENOTFOUND;
-    p = g->map + kv->val_off;
-    switch (kv->type) {
-    case GGUF_VALUE_UINT8:
-        u = p[0];
-        break;
-    case GGUF_VALUE_UINT16: {
-        uint16_t v;
-        memcpy(&v, p, 2);
-        u = v;
-        break;
-    }
-    case GGUF_VALUE_UINT32: {
-        uint32_t v;
-        memcpy(&v, p, 4);
-        u = v;
-        break;
-    }
-    case GGUF_VALUE_UINT64:
-        memcpy(&u, p, 8);
-        break;
-    case GGUF_VALUE_INT8:
-        s = (int8_t)p[0];
-        break;
-    case GGUF_VALUE_INT16: {
-        int16_t v;
-        memcpy(&v, p, 2);
-        s = v;
-        break;
-    }
-    case GGUF_VALUE_INT32: {
-        int32_t v;
-        memcpy(&v, p, 4);
-        s = v;
-        break;
-    }
-    case GGUF_VALUE_INT64:
-        memcpy(&s, p, 8);
-        break;
-    default:
+    if (!is_int_type(kv->type))
         return wrong_type(g, kv, "integer", err);
-    }
-    *neg = s < 0;
-    *mag = s < 0 ? (uint64_t)0 - (uint64_t)s : (u ? u : (uint64_t)s);
+    size = gguf_value_size(kv->type);
+    is_signed = kv->type == GGUF_VALUE_INT8 || kv->type == GGUF_VALUE_INT16 ||
+                kv->type == GGUF_VALUE_INT32 || kv->type == GGUF_VALUE_INT64;
+    memcpy(&u, g->map + kv->val_off, size); /* little-endian file and host */
+    if (is_signed && size < 8 && (u >> (8 * size - 1)) & 1)
+        u |= ~(uint64_t)0 << (8 * size); /* sign-extend */
+    *neg = is_signed && (u >> 63);
+    *mag = *neg ? (uint64_t)0 - u : u;
     return 0;
 }
 

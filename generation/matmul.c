@@ -90,7 +90,10 @@ TARGET_AVX2 static inline void unpack16x2(enum gguf_tensor_type t, const uint8_t
         *hi = _mm_loadu_si128((const __m128i *)(b + 18));
         return;
     }
-    qs = b + (t == GGUF_TENSOR_Q4_0 ? 2 : t == GGUF_TENSOR_Q4_1 ? 4 : t == GGUF_TENSOR_Q5_0 ? 6 : 8);
+    qs = b + (t == GGUF_TENSOR_Q4_0 ? 2 :
+              t == GGUF_TENSOR_Q4_1 ? 4 :
+              t == GGUF_TENSOR_Q5_0 ? 6 :
+                                      8);
     v = _mm_loadu_si128((const __m128i *)qs);
     *lo = _mm_and_si128(v, m4);
     *hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
@@ -107,11 +110,18 @@ TARGET_AVX2 static inline float block_consts(enum gguf_tensor_type t, const uint
     float d = _cvtsh_ss(*(const uint16_t *)b);
 
     switch (t) {
-    case GGUF_TENSOR_Q4_0: *c = -8.0f * d; break;
-    case GGUF_TENSOR_Q5_0: *c = -16.0f * d; break;
+    case GGUF_TENSOR_Q4_0:
+        *c = -8.0f * d;
+        break;
+    case GGUF_TENSOR_Q5_0:
+        *c = -16.0f * d;
+        break;
     case GGUF_TENSOR_Q4_1:
-    case GGUF_TENSOR_Q5_1: *c = _cvtsh_ss(*(const uint16_t *)(b + 2)); break;
-    default: *c = 0.0f;
+    case GGUF_TENSOR_Q5_1:
+        *c = _cvtsh_ss(*(const uint16_t *)(b + 2));
+        break;
+    default:
+        *c = 0.0f;
     }
     return d;
 }
@@ -217,27 +227,27 @@ TARGET_AVX512 static float dot_f32_avx512(const float *a, const float *b, size_t
 
 typedef float block_dot_fn(const uint8_t *row, const float *x, const float *xsum, size_t nb);
 
-#define DOT_VARIANTS(attr, isa, fn)                                                                \
-    attr static float isa##_q4_0(const uint8_t *r, const float *x, const float *s, size_t nb)     \
-    {                                                                                              \
-        return fn(GGUF_TENSOR_Q4_0, r, x, s, nb);                                                  \
-    }                                                                                              \
-    attr static float isa##_q4_1(const uint8_t *r, const float *x, const float *s, size_t nb)     \
-    {                                                                                              \
-        return fn(GGUF_TENSOR_Q4_1, r, x, s, nb);                                                  \
-    }                                                                                              \
-    attr static float isa##_q5_0(const uint8_t *r, const float *x, const float *s, size_t nb)     \
-    {                                                                                              \
-        return fn(GGUF_TENSOR_Q5_0, r, x, s, nb);                                                  \
-    }                                                                                              \
-    attr static float isa##_q5_1(const uint8_t *r, const float *x, const float *s, size_t nb)     \
-    {                                                                                              \
-        return fn(GGUF_TENSOR_Q5_1, r, x, s, nb);                                                  \
-    }                                                                                              \
-    attr static float isa##_q8_0(const uint8_t *r, const float *x, const float *s, size_t nb)     \
-    {                                                                                              \
-        return fn(GGUF_TENSOR_Q8_0, r, x, s, nb);                                                  \
-    }
+#define DOT_VARIANTS(attr, isa, fn)                                                        \
+ attr static float isa##_q4_0(const uint8_t *r, const float *x, const float *s, size_t nb) \
+ {                                                                                         \
+  return fn(GGUF_TENSOR_Q4_0, r, x, s, nb);                                                \
+ }                                                                                         \
+ attr static float isa##_q4_1(const uint8_t *r, const float *x, const float *s, size_t nb) \
+ {                                                                                         \
+  return fn(GGUF_TENSOR_Q4_1, r, x, s, nb);                                                \
+ }                                                                                         \
+ attr static float isa##_q5_0(const uint8_t *r, const float *x, const float *s, size_t nb) \
+ {                                                                                         \
+  return fn(GGUF_TENSOR_Q5_0, r, x, s, nb);                                                \
+ }                                                                                         \
+ attr static float isa##_q5_1(const uint8_t *r, const float *x, const float *s, size_t nb) \
+ {                                                                                         \
+  return fn(GGUF_TENSOR_Q5_1, r, x, s, nb);                                                \
+ }                                                                                         \
+ attr static float isa##_q8_0(const uint8_t *r, const float *x, const float *s, size_t nb) \
+ {                                                                                         \
+  return fn(GGUF_TENSOR_Q8_0, r, x, s, nb);                                                \
+ }
 
 DOT_VARIANTS(TARGET_AVX2, avx2, dot_avx2_t)
 DOT_VARIANTS(TARGET_AVX512, avx512, dot_avx512_t)
@@ -249,12 +259,12 @@ static block_dot_fn *block_dot_for(enum quant_isa isa, enum gguf_tensor_type t)
         { avx2_q4_0, avx2_q4_1, avx2_q5_0, avx2_q5_1, avx2_q8_0 },
         { avx512_q4_0, avx512_q4_1, avx512_q5_0, avx512_q5_1, avx512_q8_0 },
     };
-    int i = t == GGUF_TENSOR_Q4_0   ? 0
-            : t == GGUF_TENSOR_Q4_1 ? 1
-            : t == GGUF_TENSOR_Q5_0 ? 2
-            : t == GGUF_TENSOR_Q5_1 ? 3
-            : t == GGUF_TENSOR_Q8_0 ? 4
-                                    : -1;
+    int i = t == GGUF_TENSOR_Q4_0 ? 0 :
+            t == GGUF_TENSOR_Q4_1 ? 1 :
+            t == GGUF_TENSOR_Q5_0 ? 2 :
+            t == GGUF_TENSOR_Q5_1 ? 3 :
+            t == GGUF_TENSOR_Q8_0 ? 4 :
+                                    -1;
 
     if (isa == QUANT_ISA_SCALAR || i < 0)
         return NULL;
@@ -307,8 +317,8 @@ void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats, 
                 fn = block_dot_for(isa, w[k].type);
             }
             const uint8_t *row = w[k].data + (r - base) * w[k].row_bytes;
-            y[k][r - base] = fn ? fn(row, x, xsum, nb)
-                                : quant_dot(isa, w[k].type, row, w[k].n, x, xsum, t);
+            y[k][r - base] =
+                fn ? fn(row, x, xsum, nb) : quant_dot(isa, w[k].type, row, w[k].n, x, xsum, t);
         }
     }
 }
@@ -344,7 +354,7 @@ void quant_matmat(const struct quant_mat *w, const float *x, size_t ldx, size_t 
             dequant_rows(w, r0, r1, t);
             b = t;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)(r1 - r0),
-                    (int)w->n, 1.0f, x, (int)ldx, b, (int)w->n, 0.0f, y + r0, (int)ldy);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)(r1 - r0), (int)w->n,
+                    1.0f, x, (int)ldx, b, (int)w->n, 0.0f, y + r0, (int)ldy);
     }
 }

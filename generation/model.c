@@ -35,8 +35,7 @@ static int get_dim(const struct gguf *g, const char *arch, const char *key, bool
     if (rc)
         return rc;
     if (v == 0 || v > (1u << 24))
-        return rag_errf(err, RAG_EFORMAT, "'%s': key '%s' has bad value %u", gguf_path(g), full,
-                        v);
+        return rag_errf(err, RAG_EFORMAT, "'%s': key '%s' has bad value %u", gguf_path(g), full, v);
     *ret = v;
     return 0;
 }
@@ -65,8 +64,7 @@ static int read_arch(struct gen_model *m, struct rag_err *err)
     int rc = gguf_get_str(g, "general.architecture", &arch, NULL, err);
 
     if (rc == RAG_ENOTFOUND)
-        return rag_errf(err, RAG_EFORMAT, "'%s': missing key 'general.architecture'",
-                        gguf_path(g));
+        return rag_errf(err, RAG_EFORMAT, "'%s': missing key 'general.architecture'", gguf_path(g));
     if (rc)
         return rc;
     if (!strcmp(arch, "llama")) {
@@ -75,8 +73,8 @@ static int read_arch(struct gen_model *m, struct rag_err *err)
         m->info.arch = GEN_ARCH_QWEN2;
         m->rope_neox = true;
     } else {
-        return rag_errf(err, RAG_EFORMAT, "'%s': unsupported architecture '%.64s'",
-                        gguf_path(g), arch);
+        return rag_errf(err, RAG_EFORMAT, "'%s': unsupported architecture '%.64s'", gguf_path(g),
+                        arch);
     }
     m->info.arch_name = arch;
     m->info.name = gguf_get_str(g, "general.name", &name, NULL, NULL) ? "" : name;
@@ -111,8 +109,7 @@ static int read_hparams(struct gen_model *m, struct rag_err *err)
     m->n_rot = in->head_dim;
     if ((rc = get_dim(g, a, "rope.dimension_count", false, &m->n_rot, err)))
         return rc;
-    if (in->n_heads % in->n_kv_heads || m->n_rot > in->head_dim || m->n_rot % 2 ||
-        in->head_dim % 2)
+    if (in->n_heads % in->n_kv_heads || m->n_rot > in->head_dim || m->n_rot % 2 || in->head_dim % 2)
         return rag_errf(err, RAG_EFORMAT,
                         "'%s': inconsistent heads (%zu heads, %zu kv heads, head dim %zu, "
                         "rope dim %zu)",
@@ -122,8 +119,8 @@ static int read_hparams(struct gen_model *m, struct rag_err *err)
     return 0;
 }
 
-static int bad_shape(const struct gen_model *m, const struct gguf_tensor *t, size_t n,
-                     size_t rows, struct rag_err *err)
+static int bad_shape(const struct gen_model *m, const struct gguf_tensor *t, size_t n, size_t rows,
+                     struct rag_err *err)
 {
     return rag_errf(err, RAG_EFORMAT,
                     "'%s': tensor '%s' has shape [%llu, %llu, %llu, %llu], expected [%zu, %zu]",
@@ -141,8 +138,7 @@ static int bind_mat(const struct gen_model *m, const char *name, size_t n, size_
     if (!t && !required)
         return 0;
     if (!t)
-        return rag_errf(err, RAG_EFORMAT, "'%s': missing tensor '%s'", gguf_path(m->gguf),
-                        name);
+        return rag_errf(err, RAG_EFORMAT, "'%s': missing tensor '%s'", gguf_path(m->gguf), name);
     if (t->ne[0] != n || t->ne[1] != rows || t->ne[2] != 1 || t->ne[3] != 1)
         return bad_shape(m, t, n, rows, err);
     ret->type = t->type;
@@ -180,9 +176,9 @@ static int bind_layer(struct gen_model *m, size_t l, struct rag_err *err)
         struct quant_mat *w;
         size_t n, rows;
     } mats[] = {
-        { "attn_q", &L->wq, dim, m->q_dim },       { "attn_k", &L->wk, dim, m->kv_dim },
-        { "attn_v", &L->wv, dim, m->kv_dim },      { "attn_output", &L->wo, m->q_dim, dim },
-        { "ffn_gate", &L->w_gate, dim, ffn },      { "ffn_up", &L->w_up, dim, ffn },
+        { "attn_q", &L->wq, dim, m->q_dim },  { "attn_k", &L->wk, dim, m->kv_dim },
+        { "attn_v", &L->wv, dim, m->kv_dim }, { "attn_output", &L->wo, m->q_dim, dim },
+        { "ffn_gate", &L->w_gate, dim, ffn }, { "ffn_up", &L->w_up, dim, ffn },
         { "ffn_down", &L->w_down, ffn, dim },
     };
 
@@ -200,8 +196,8 @@ static int load_layer_vecs(struct gen_model *m, size_t l, struct rag_err *err)
     char name[96];
     int rc;
 
-#define LAYER_VEC(suffix, dst, n, req)                                                             \
-    (snprintf(name, sizeof(name), "blk.%zu.%s", l, suffix), load_vec(m, name, n, req, dst, err))
+#define LAYER_VEC(suffix, dst, n, req) \
+ (snprintf(name, sizeof(name), "blk.%zu.%s", l, suffix), load_vec(m, name, n, req, dst, err))
     if ((rc = LAYER_VEC("attn_norm.weight", &L->attn_norm, m->info.dim, true)) ||
         (rc = LAYER_VEC("ffn_norm.weight", &L->ffn_norm, m->info.dim, true)) ||
         (bias && (rc = LAYER_VEC("attn_q.bias", &L->bq, m->q_dim, true))) ||
@@ -309,8 +305,8 @@ static int check_opts(struct gen_model *m, const struct gen_model_opts *o, struc
     struct gen_model_info *in = &m->info;
     int max_threads = omp_get_max_threads();
 
-    in->n_ctx = o->n_ctx ? o->n_ctx : (in->n_ctx_train < DEFAULT_N_CTX ? in->n_ctx_train
-                                                                        : DEFAULT_N_CTX);
+    in->n_ctx =
+        o->n_ctx ? o->n_ctx : (in->n_ctx_train < DEFAULT_N_CTX ? in->n_ctx_train : DEFAULT_N_CTX);
     if (in->n_ctx > in->n_ctx_train)
         return rag_errf(err, RAG_EINVAL, "'%s': context of %zu tokens exceeds the model's %zu",
                         gguf_path(m->gguf), in->n_ctx, in->n_ctx_train);
@@ -326,8 +322,7 @@ static int load(struct gen_model *m, const struct gen_model_opts *o, struct rag_
     struct carver c = { 0 };
     int rc;
 
-    if ((rc = read_hparams(m, err)) || (rc = check_opts(m, o, err)) ||
-        (rc = bind_tensors(m, err)))
+    if ((rc = read_hparams(m, err)) || (rc = check_opts(m, o, err)) || (rc = bind_tensors(m, err)))
         return rc;
     layout(m, &c);
     m->mem = xmalloc_array(c.used + 16, sizeof(float));
@@ -359,8 +354,8 @@ int gen_model_open(struct gen_model **ret, const char *path, const struct gen_mo
         return rc;
     }
     RAG_DEBUG("model '%s': %s, %zu layers, dim %zu, n_ctx %zu, %d threads, %s kernels", path,
-              m->info.arch_name, m->info.n_layers, m->info.dim, m->info.n_ctx,
-              m->info.n_threads, quant_isa_name(m->isa));
+              m->info.arch_name, m->info.n_layers, m->info.dim, m->info.n_ctx, m->info.n_threads,
+              quant_isa_name(m->isa));
     *ret = m;
     return 0;
 }

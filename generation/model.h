@@ -18,8 +18,8 @@
 #define MODEL_ATT_ROWS 64
 
 struct model_layer {
-    struct quant_mat wq, wk, wv; /* (q_dim | kv_dim, dim) */
-    struct quant_mat wo;         /* (dim, q_dim) */
+    struct quant_mat wq, wk, wv;   /* (q_dim | kv_dim, dim) */
+    struct quant_mat wo;           /* (dim, q_dim) */
     struct quant_mat w_gate, w_up; /* (ffn_dim, dim) */
     struct quant_mat w_down;       /* (dim, ffn_dim) */
     float *attn_norm, *ffn_norm;   /* (dim) */
@@ -28,15 +28,15 @@ struct model_layer {
 };
 
 struct model_act {
-    float *x, *xn;       /* (ub, dim) */
-    float *q, *att;      /* (ub, q_dim) */
-    float *k, *v;        /* (ub, kv_dim) */
-    float *gate, *up;    /* (ub, ffn_dim) */
-    float *out;          /* (ub, dim) */
-    float *scores;       /* (n_threads, MODEL_ATT_ROWS, n_ctx) */
-    float *tmp;          /* (n_threads, QUANT_TILE_ROWS, max(dim, q_dim, ffn_dim)) */
+    float *x, *xn;              /* (ub, dim) */
+    float *q, *att;             /* (ub, q_dim) */
+    float *k, *v;               /* (ub, kv_dim) */
+    float *gate, *up;           /* (ub, ffn_dim) */
+    float *out;                 /* (ub, dim) */
+    float *scores;              /* (n_threads, MODEL_ATT_ROWS, n_ctx) */
+    float *tmp;                 /* (n_threads, QUANT_TILE_ROWS, max(dim, q_dim, ffn_dim)) */
     float *rope_cos, *rope_sin; /* (n_ctx, n_rot / 2) */
-    float *xsum;         /* (max(dim, q_dim, ffn_dim) / 32) block sums of a matvec input */
+    float *xsum;                /* (max(dim, q_dim, ffn_dim) / 32) block sums of a matvec input */
 };
 
 struct gen_model {
@@ -45,9 +45,9 @@ struct gen_model {
     size_t q_dim, kv_dim, n_rot, ub;
     bool rope_neox;
     struct model_layer *layer; /* (n_layers) */
-    struct quant_mat tok_embd;  /* (n_vocab, dim) */
-    struct quant_mat output;    /* (n_vocab, dim); tok_embd when tied */
-    float *output_norm;         /* (dim) */
+    struct quant_mat tok_embd; /* (n_vocab, dim) */
+    struct quant_mat output;   /* (n_vocab, dim); tok_embd when tied */
+    float *output_norm;        /* (dim) */
     struct model_act act;
     float *mem; /* the one allocation */
     enum quant_isa isa;
@@ -55,7 +55,6 @@ struct gen_model {
 };
 
 /* forward_cpu.c: evaluate tokens at pos (arguments already checked). */
-void model_forward(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos,
-                   float *logits);
+void model_forward(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos, float *logits);
 
 #endif

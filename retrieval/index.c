@@ -2,9 +2,16 @@
  * retrieval/index.c - the public vector index: a FAISS index whose ids are
  * chunk ids, saved atomically.
  *
- * Saving writes <path>.tmp, flushes and fsyncs it, renames it over path and
- * fsyncs the directory, so a reader sees either the old or the new file.
- * Searches map FAISS's "no result" (label -1) to id -1 with score 0.
+ * File format (little-endian), so that a truncated or damaged file is
+ * caught before FAISS parses it (FAISS 1.7.3 leaks, or worse, on bad input):
+ *  1. 8 bytes "RAGFAISS";
+ *  2. u32 version (1), u32 zero;
+ *  3. u64 payload length: the file size minus this 32-byte header;
+ *  4. u64 checksum of the payload (FNV-1a over 64-bit words, see checksum());
+ *  5. the payload, written by faiss_write_index.
+ * Saving writes <path>.tmp, fsyncs it, renames it over path and fsyncs the
+ * directory, so a reader sees either the old or the new file. Searches map
+ * FAISS's "no result" (label -1) to id -1 with score 0.
  */
 #include "retrieval/retrieval.h"
 
@@ -12,14 +19,83 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "retrieval/vindex.h"
 
+#define HEADER_LEN 32
+
 struct retr_index {
     struct retr_vindex *v;
 };
+
+static uint64_t checksum(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull, w;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+    }
+    for (; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void put_header(unsigned char *h, uint64_t len, uint64_t sum)
+{
+    uint32_t version = 1, zero = 0;
+
+    memcpy(h, "RAGFAISS", 8);
+    memcpy(h + 8, &version, 4);
+    memcpy(h + 12, &zero, 4);
+    memcpy(h + 16, &len, 8);
+    memcpy(h + 24, &sum, 8);
+}
+
+/* Checksum of the payload of the open file fd of size bytes. */
+static int payload_sum(int fd, size_t size, const char *path, uint64_t *ret, struct rag_err *err)
+{
+    void *map;
+
+    if (size == HEADER_LEN) {
+        *ret = checksum(NULL, 0);
+        return 0;
+    }
+    map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED)
+        return rag_errno(err, "mmap '%s'", path);
+    *ret = checksum((const unsigned char *)map + HEADER_LEN, size - HEADER_LEN);
+    munmap(map, size);
+    return 0;
+}
+
+/* Check the header and checksum of the open file f (size bytes); leaves f after the header. */
+static int check_file(FILE *f, size_t size, const char *path, struct rag_err *err)
+{
+    unsigned char h[HEADER_LEN], want[HEADER_LEN];
+    uint64_t len, sum;
+    int rc;
+
+    if (size < HEADER_LEN || fread(h, 1, HEADER_LEN, f) != HEADER_LEN || memcmp(h, "RAGFAISS", 8))
+        return rag_errf(err, RAG_EINDEX, "read index '%s': not a rag index file", path);
+    memcpy(&len, h + 16, 8);
+    if (len != size - HEADER_LEN)
+        return rag_errf(
+            err, RAG_EINDEX,
+            "read index '%s': truncated or extended (%zu payload bytes, header says %llu)", path,
+            size - HEADER_LEN, (unsigned long long)len);
+    rc = payload_sum(fileno(f), size, path, &sum, err);
+    if (rc)
+        return rc;
+    put_header(want, len, sum);
+    if (memcmp(h, want, HEADER_LEN))
+        return rag_errf(err, RAG_EINDEX, "read index '%s': checksum mismatch (corrupt file)", path);
+    return 0;
+}
 
 int retr_index_new(struct retr_index **ret, size_t dim, const char *factory, struct rag_err *err)
 {
@@ -35,16 +111,19 @@ int retr_index_new(struct retr_index **ret, size_t dim, const char *factory, str
 
 int retr_index_open(struct retr_index **ret, const char *path, struct rag_err *err)
 {
-    struct retr_vindex *v;
+    struct retr_vindex *v = NULL;
     struct stat st;
+    FILE *f = fopen(path, "rb");
     int rc;
 
-    if (stat(path, &st) < 0) {
-        if (errno == ENOENT)
-            return rag_errf(err, RAG_ENOTFOUND, "index '%s': no such file", path);
+    if (!f && errno == ENOENT)
+        return rag_errf(err, RAG_ENOTFOUND, "index '%s': no such file", path);
+    if (!f)
         return rag_errno(err, "index '%s'", path);
-    }
-    rc = retr_vindex_read(&v, path, err);
+    rc = fstat(fileno(f), &st) < 0 ? rag_errno(err, "index '%s'", path) : 0;
+    rc = rc ? rc : check_file(f, (size_t)st.st_size, path, err);
+    rc = rc ? rc : retr_vindex_read(&v, f, path, err);
+    fclose(f);
     if (rc)
         return rc;
     *ret = xcalloc(1, sizeof(**ret));
@@ -136,6 +215,27 @@ static int sync_dir(const char *path, struct rag_err *err)
     return rc;
 }
 
+/* Write the header and payload of x to the open stream f, then fsync. */
+static int write_file(const struct retr_index *x, FILE *f, const char *tmp, const char *path,
+                      struct rag_err *err)
+{
+    unsigned char h[HEADER_LEN] = { 0 };
+    uint64_t sum;
+    long end = 0;
+    int rc = fwrite(h, 1, HEADER_LEN, f) == HEADER_LEN ? 0 : rag_errno(err, "write '%s'", tmp);
+
+    rc = rc ? rc : retr_vindex_write(x->v, f, path, err);
+    if (!rc && (fflush(f) != 0 || (end = ftell(f)) < 0))
+        rc = rag_errno(err, "write '%s'", tmp);
+    rc = rc ? rc : payload_sum(fileno(f), (size_t)end, tmp, &sum, err);
+    if (!rc) {
+        put_header(h, (uint64_t)end - HEADER_LEN, sum);
+        if (pwrite(fileno(f), h, HEADER_LEN, 0) != HEADER_LEN || fsync(fileno(f)) < 0)
+            rc = rag_errno(err, "write '%s'", tmp);
+    }
+    return rc;
+}
+
 int retr_index_save(const struct retr_index *x, const char *path, struct rag_err *err)
 {
     struct buf tmp = BUF_INIT;
@@ -143,15 +243,13 @@ int retr_index_save(const struct retr_index *x, const char *path, struct rag_err
     int rc;
 
     buf_appendf(&tmp, "%s.tmp", path);
-    f = fopen(buf_cstr(&tmp), "wb");
+    f = fopen(buf_cstr(&tmp), "w+b");
     if (!f) {
         rc = rag_errno(err, "create '%s'", buf_cstr(&tmp));
         buf_release(&tmp);
         return rc;
     }
-    rc = retr_vindex_write(x->v, f, path, err);
-    if (!rc && (fflush(f) != 0 || fsync(fileno(f)) < 0))
-        rc = rag_errno(err, "write '%s'", buf_cstr(&tmp));
+    rc = write_file(x, f, buf_cstr(&tmp), path, err);
     if (fclose(f) != 0 && !rc)
         rc = rag_errno(err, "close '%s'", buf_cstr(&tmp));
     if (!rc && rename(buf_cstr(&tmp), path) < 0)

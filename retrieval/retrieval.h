@@ -112,8 +112,10 @@ struct retr_index; /* opaque: owns the FAISS index */
  */
 int retr_index_new(struct retr_index **ret, size_t dim, const char *factory, struct rag_err *err);
 /*
- * Read an index file. RAG_ENOTFOUND when path does not exist, RAG_EINDEX
- * ("index '<path>': ...") when it is truncated, corrupt or not an index.
+ * Read an index file written by retr_index_save (a checksummed header, then
+ * FAISS's own format). RAG_ENOTFOUND when path does not exist, RAG_EINDEX
+ * ("read index '<path>': ...") when it is truncated, corrupt or not an
+ * index; FAISS never sees a file whose size or checksum is wrong.
  */
 int retr_index_open(struct retr_index **ret, const char *path, struct rag_err *err);
 void retr_index_close(struct retr_index *x); /* NULL is a no-op */

@@ -70,11 +70,11 @@ int retr_vindex_new(struct retr_vindex **ret, size_t dim, const char *factory, s
     return 0;
 }
 
-int retr_vindex_read(struct retr_vindex **ret, const char *path, struct rag_err *err)
+int retr_vindex_read(struct retr_vindex **ret, FILE *f, const char *path, struct rag_err *err)
 {
     FaissIndex *x = NULL;
 
-    if (faiss_read_index_fname(path, 0, &x))
+    if (faiss_read_index(f, 0, &x))
         return faiss_fail(err, "read index", path);
     *ret = (struct retr_vindex *)x;
     return 0;

@@ -15,7 +15,8 @@ struct retr_vindex; /* a FaissIndex */
 
 /* Inner-product index from a factory string; IDMap2-wrapped unless it starts with "IDMap". */
 int retr_vindex_new(struct retr_vindex **ret, size_t dim, const char *factory, struct rag_err *err);
-int retr_vindex_read(struct retr_vindex **ret, const char *path, struct rag_err *err);
+/* Read an index from the stream's position (path names it in messages). */
+int retr_vindex_read(struct retr_vindex **ret, FILE *f, const char *path, struct rag_err *err);
 /* Write to an open stream (the caller fsyncs and renames). */
 int retr_vindex_write(const struct retr_vindex *x, FILE *f, const char *path, struct rag_err *err);
 void retr_vindex_free(struct retr_vindex *x);

@@ -319,18 +319,19 @@ START_TEST(test_gguf_corrupt)
     good_file(&b);
     ti = find(&b, "w.f32", find(&b, "t.nested", 0));
     q8 = find(&b, "w.q8", ti) + 4; /* n_dims, ne[2], type, offset follow */
-#define MUTATE(stmt, code, want)                                                                  \
-    do {                                                                                           \
-        buf_reset(&c);                                                                             \
-        buf_append(&c, b.data, b.len);                                                             \
-        stmt;                                                                                      \
-        expect_bad(c.data, c.len, code, want);                                                     \
-    } while (0)
+#define MUTATE(stmt, code, want)         \
+ do {                                    \
+  buf_reset(&c);                         \
+  buf_append(&c, b.data, b.len);         \
+  stmt;                                  \
+  expect_bad(c.data, c.len, code, want); \
+ } while (0)
     MUTATE(c.data[0] = 'X', RAG_EFORMAT, "not a GGUF file (bad magic)");
     MUTATE(patch32(&c, 4, 1), RAG_EFORMAT, "unsupported GGUF version 1");
     MUTATE(patch32(&c, 4, 4), RAG_EFORMAT, "unsupported GGUF version 4");
     MUTATE(patch32(&c, 4, 0x03000000), RAG_EFORMAT, "big-endian GGUF files are not supported");
-    MUTATE(patch32(&c, 16, 0x7fffffff), RAG_EFORMAT, "(header: 2147483647 keys and 3 tensors do not fit)");
+    MUTATE(patch32(&c, 16, 0x7fffffff), RAG_EFORMAT,
+           "(header: 2147483647 keys and 3 tensors do not fit)");
     MUTATE(patch32(&c, find(&b, "t.u8", 0) + 4, 13), RAG_EFORMAT,
            "unknown value type 13 at offset");
     MUTATE(patch32(&c, find(&b, "t.floats", 0) + 12, 77), RAG_EFORMAT,
@@ -481,7 +482,8 @@ START_TEST(test_dequant_small_blocks)
     quant_dequant_row(GGUF_TENSOR_Q5_0, b, y, 32);
     for (int j = 0; j < 16; j++) {
         ck_assert_float_eq(y[j], (float)((int)(j | ((qh >> j) & 1) << 4) - 16) * 2.0f);
-        ck_assert_float_eq(y[j + 16], (float)((int)((15 - j) | ((qh >> (j + 16)) & 1) << 4) - 16) * 2);
+        ck_assert_float_eq(y[j + 16],
+                           (float)((int)((15 - j) | ((qh >> (j + 16)) & 1) << 4) - 16) * 2);
     }
     set_f16(b, 0.5f); /* Q5_1: d, m = 3, qh, nibbles */
     set_f16(b + 2, 3.0f);
@@ -626,8 +628,8 @@ START_TEST(test_dequant_golden_model)
     while (fgets(line, sizeof(line), f)) {
         size_t n;
         double sum, sumsq, s = 0, s2 = 0;
-        if (sscanf(line, "tensor %127s %15s %zu %lf %lf %n", name, type, &n, &sum, &sumsq,
-                   &pos) != 5)
+        if (sscanf(line, "tensor %127s %15s %zu %lf %lf %n", name, type, &n, &sum, &sumsq, &pos) !=
+            5)
             continue;
         const struct gguf_tensor *t = gguf_find_tensor(g, name);
         ck_assert_ptr_nonnull(t);
@@ -793,9 +795,9 @@ struct tiny {
     float *norm[TL][2], *bias[TL][3], *embd, *out_norm;
 };
 
-static const size_t tiny_rows[7] = { TH * THD, TKV * THD, TKV * THD, TD, TF, TF, TD };
-static const size_t tiny_cols[7] = { TD, TD, TD, TH * THD, TD, TD, TF };
-static const char *const tiny_names[7] = { "attn_q", "attn_k", "attn_v", "attn_output",
+static const size_t tiny_rows[7] = { TH * THD, TKV *THD, TKV *THD, TD, TF, TF, TD };
+static const size_t tiny_cols[7] = { TD, TD, TD, TH *THD, TD, TD, TF };
+static const char *const tiny_names[7] = { "attn_q",   "attn_k", "attn_v",  "attn_output",
                                            "ffn_gate", "ffn_up", "ffn_down" };
 
 /* Add a random tensor; keeps its dequantized values (what the engine will see). */
@@ -860,8 +862,8 @@ static const char *tiny_write(struct tiny *m, const char *skip)
             struct gw scratch = { .align = 32 };
             snprintf(name, sizeof(name), "blk.%d.%s.weight", l, tiny_names[k]);
             bool sk = skip && !strcmp(skip, name);
-            m->w[l][k] = tiny_tensor(sk ? &scratch : &g, name, m->wtype, tiny_cols[k],
-                                     tiny_rows[k], 0.3f);
+            m->w[l][k] =
+                tiny_tensor(sk ? &scratch : &g, name, m->wtype, tiny_cols[k], tiny_rows[k], 0.3f);
             gw_finish(&scratch, &b, 3); /* releases the scratch writer */
             buf_reset(&b);
         }
@@ -1151,8 +1153,9 @@ static void draw(struct gen_sampler *s, int n, int *count)
 
 START_TEST(test_sampler_distribution)
 {
-    struct gen_sampler_opts o = { .temperature = 0.8f, .top_p = 1.0f, .repeat_penalty = 1.0f,
-                                  .seed = 42 };
+    struct gen_sampler_opts o = {
+        .temperature = 0.8f, .top_p = 1.0f, .repeat_penalty = 1.0f, .seed = 42
+    };
     struct gen_sampler s;
     int count[8], n = 40000;
     double p[8];
@@ -1168,8 +1171,9 @@ END_TEST
 
 START_TEST(test_sampler_filters)
 {
-    struct gen_sampler_opts o = { .temperature = 1.5f, .top_k = 3, .top_p = 1.0f,
-                                  .repeat_penalty = 1.0f, .seed = 7 };
+    struct gen_sampler_opts o = {
+        .temperature = 1.5f, .top_k = 3, .top_p = 1.0f, .repeat_penalty = 1.0f, .seed = 7
+    };
     struct gen_sampler s;
     int count[8], n = 20000;
     double p[8];
@@ -1190,15 +1194,17 @@ START_TEST(test_sampler_filters)
     ck_assert_int_gt(count[6], n / 4);
     gen_sampler_release(&s);
     /* min-p 0.5: keep p >= 0.5 * p_max, i.e. logit >= 3 - ln 2: ids 3 and 6 */
-    o = (struct gen_sampler_opts){ .temperature = 1.0f, .top_p = 1.0f, .min_p = 0.5f,
-                                   .repeat_penalty = 1.0f };
+    o = (struct gen_sampler_opts){
+        .temperature = 1.0f, .top_p = 1.0f, .min_p = 0.5f, .repeat_penalty = 1.0f
+    };
     ck_assert_int_eq(gen_sampler_init(&s, &o, 8, NULL), 0);
     draw(&s, n, count);
     ck_assert_int_eq(count[3] + count[6], n);
     gen_sampler_release(&s);
     /* greedy is argmax; the repetition penalty can move it */
-    o = (struct gen_sampler_opts){ .temperature = 0.0f, .top_p = 1.0f, .repeat_penalty = 2.0f,
-                                   .repeat_last_n = 4 };
+    o = (struct gen_sampler_opts){
+        .temperature = 0.0f, .top_p = 1.0f, .repeat_penalty = 2.0f, .repeat_last_n = 4
+    };
     ck_assert_int_eq(gen_sampler_init(&s, &o, 8, NULL), 0);
     memcpy(l, sample_logits, sizeof(l));
     ck_assert_int_eq(gen_sampler_sample(&s, l), 3);
@@ -1345,8 +1351,8 @@ START_TEST(test_parity_logits)
                 if (!used && (mine[k] < 0 || logits[i] > logits[mine[k]]))
                     mine[k] = i;
             }
-            ck_assert_msg(mine[k] == top[k], "prompt %d: rank %d is %d, HF says %d", n_prompts,
-                          k, mine[k], top[k]);
+            ck_assert_msg(mine[k] == top[k], "prompt %d: rank %d is %d, HF says %d", n_prompts, k,
+                          mine[k], top[k]);
         }
         ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
         max_err = fmaxf(max_err, compare_pairs(line, logits, top, 0));

@@ -191,12 +191,16 @@ START_TEST(test_corrupt_files)
     test_write_file(path, file.data, file.len - 100); /* truncated */
     ck_assert_int_eq(retr_index_open(&y, path, &err), RAG_EINDEX);
     ck_assert_ptr_nonnull(strstr(err.msg, path));
+    ck_assert_ptr_nonnull(strstr(err.msg, "truncated"));
     ck_assert(!strchr(err.msg, '\n'));
+    file.data[file.len / 2] ^= 1; /* one flipped bit */
+    test_write_file(path, file.data, file.len);
+    ck_assert_int_eq(retr_index_open(&y, path, &err), RAG_EINDEX);
+    ck_assert_ptr_nonnull(strstr(err.msg, "checksum mismatch"));
     memset(file.data, 'x', 16); /* not an index */
     test_write_file(path, file.data, file.len);
     ck_assert_int_eq(retr_index_open(&y, path, &err), RAG_EINDEX);
-    ck_assert_ptr_nonnull(strstr(err.msg, "read index"));
-    ck_assert_ptr_nonnull(strstr(err.msg, "not recognized"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a rag index file"));
     test_write_file(path, "", 0);
     ck_assert_int_eq(retr_index_open(&y, path, &err), RAG_EINDEX);
     ck_assert_int_eq(retr_index_open(&y, missing, &err), RAG_ENOTFOUND);
@@ -269,7 +273,7 @@ START_TEST(test_sync)
     sync_once(s, path, model, "HNSW8,Flat", true, "another model", 40);
     ck_assert_int_eq(file_read(path, 0, &file, &err), 0);
     test_write_file(path, file.data, file.len / 2);
-    sync_once(s, path, model, "HNSW8,Flat", true, "read index", 40);
+    sync_once(s, path, model, "HNSW8,Flat", true, "truncated", 40);
     ck_assert_int_eq(store_remove_doc(s, "/doc.txt", &err), 0);
     sync_once(s, path, model, "HNSW8,Flat", true, "index has 40 vectors, store has 0", 0);
     buf_release(&file);
