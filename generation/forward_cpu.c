@@ -83,20 +83,6 @@ static void rope(const struct gen_model *m, float *v, size_t n_heads, size_t pos
     }
 }
 
-static void softmax(float *s, size_t n)
-{
-    float max = s[0], sum = 0.0f;
-
-    for (size_t j = 1; j < n; j++)
-        max = s[j] > max ? s[j] : max;
-    for (size_t j = 0; j < n; j++) {
-        s[j] = expf(s[j] - max);
-        sum += s[j];
-    }
-    for (size_t j = 0; j < n; j++)
-        s[j] /= sum;
-}
-
 /* One token at position pos attends to the cached positions 0..pos. */
 static void attention_one(struct gen_model *m, const struct model_layer *L, size_t pos)
 {
@@ -112,7 +98,7 @@ static void attention_one(struct gen_model *m, const struct model_layer *L, size
         float *out = m->act.att + h * hd;
         for (size_t j = 0; j < n_keys; j++)
             s[j] = quant_dot_f32(m->isa, q, L->k_cache + j * m->kv_dim + off, hd) * scale;
-        softmax(s, n_keys);
+        quant_softmax(m->isa, s, n_keys);
         memset(out, 0, hd * sizeof(*out));
         for (size_t j = 0; j < n_keys; j++) {
             const float *v = L->v_cache + j * m->kv_dim + off;
@@ -135,7 +121,7 @@ static void attention_tile(struct gen_model *m, const struct model_layer *L, siz
                 0.0f, s, (int)n_keys);
     for (size_t r = 0; r < nr; r++) {
         size_t visible = pos + t0 + r + 1;
-        softmax(s + r * n_keys, visible);
+        quant_softmax(m->isa, s + r * n_keys, visible);
         memset(s + r * n_keys + visible, 0, (n_keys - visible) * sizeof(float));
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)hd, (int)n_keys, 1.0f, s,
@@ -196,10 +182,7 @@ static void ffn_block(struct gen_model *m, const struct model_layer *L, size_t n
 
     rmsnorm_rows(m, a->xn, a->x, L->ffn_norm, n);
     linear(m, gu, 2, a->xn, n, outs);
-    for (size_t i = 0; i < n * ffn; i++) {
-        float g = a->gate[i];
-        a->gate[i] = g / (1.0f + expf(-g)) * a->up[i];
-    }
+    quant_swiglu(m->isa, a->gate, a->up, n * ffn);
     linear(m, &L->w_down, 1, a->gate, n, o);
     for (size_t i = 0; i < n * dim; i++)
         a->x[i] += a->out[i];

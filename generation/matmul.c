@@ -21,6 +21,7 @@
 
 #include <cblas.h>
 #include <immintrin.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,147 @@ TARGET_AVX512 static float dot_f32_avx512(const float *a, const float *b, size_t
     for (; i < n; i++)
         s += a[i] * b[i];
     return s;
+}
+
+/* ---- vector math: exp by range reduction to 2^n * e^r, |r| <= ln2/2, degree-6 polynomial ---- */
+
+#define EXP_LO (-87.3f)
+#define EXP_HI 88.3f
+
+TARGET_AVX512 static inline __m512 exp512(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+TARGET_AVX2 static inline __m256 exp256(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* s[i] = exp(s[i] - max); returns the sum. */
+TARGET_AVX512 static float exp_sub_avx512(float *s, size_t n, float max)
+{
+    __m512 acc = _mm512_setzero_ps(), m = _mm512_set1_ps(max);
+    size_t i = 0;
+
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + i), m));
+        _mm512_storeu_ps(s + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), m));
+        _mm512_mask_storeu_ps(s + i, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+TARGET_AVX2 static float exp_sub_avx2(float *s, size_t n, float max)
+{
+    __m256 acc = _mm256_setzero_ps(), m = _mm256_set1_ps(max);
+    size_t i = 0;
+    float sum;
+
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), m));
+        _mm256_storeu_ps(s + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    sum = hsum_avx2(acc);
+    for (; i < n; i++) {
+        s[i] = expf(s[i] - max);
+        sum += s[i];
+    }
+    return sum;
+}
+
+void quant_softmax(enum quant_isa isa, float *s, size_t n)
+{
+    float max = s[0], sum = 0.0f, inv;
+
+    for (size_t j = 1; j < n; j++)
+        max = s[j] > max ? s[j] : max;
+    if (isa == QUANT_ISA_AVX512) {
+        sum = exp_sub_avx512(s, n, max);
+    } else if (isa == QUANT_ISA_AVX2) {
+        sum = exp_sub_avx2(s, n, max);
+    } else {
+        for (size_t j = 0; j < n; j++) {
+            s[j] = expf(s[j] - max);
+            sum += s[j];
+        }
+    }
+    inv = 1.0f / sum;
+    for (size_t j = 0; j < n; j++)
+        s[j] *= inv;
+}
+
+TARGET_AVX512 static void swiglu_avx512(float *g, const float *u, size_t n)
+{
+    size_t i = 0;
+
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(g + i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 sig = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(sig, _mm512_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+TARGET_AVX2 static void swiglu_avx2(float *g, const float *u, size_t n)
+{
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 sig = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(sig, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void quant_swiglu(enum quant_isa isa, float *gate, const float *up, size_t n)
+{
+    if (isa == QUANT_ISA_AVX512) {
+        swiglu_avx512(gate, up, n);
+    } else if (isa == QUANT_ISA_AVX2) {
+        swiglu_avx2(gate, up, n);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    }
 }
 
 /* ---- dispatch ---- */

@@ -53,6 +53,13 @@ float quant_dot(enum quant_isa isa, enum gguf_tensor_type type, const void *row,
 /* Dot product of two fp32 vectors with the isa's SIMD width. */
 float quant_dot_f32(enum quant_isa isa, const float *a, const float *b, size_t n);
 
+/*
+ * In place: s = softmax(s[0..n)), n >= 1; and gate[i] = silu(gate[i]) * up[i].
+ * The SIMD versions use a polynomial exp (relative error ~2e-7).
+ */
+void quant_softmax(enum quant_isa isa, float *s, size_t n);
+void quant_swiglu(enum quant_isa isa, float *gate, const float *up, size_t n);
+
 /* One weight matrix of rows × n elements (a 2-D tensor viewed as rows). */
 struct quant_mat {
     enum gguf_tensor_type type;

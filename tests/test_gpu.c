@@ -15,6 +15,19 @@
  *   l2    |got - ref| <= 1e-5 * |ref| + 1e-6, and each non-zero row's
  *         squared norm within 1e-5 of 1 (STYLE.md 12: rel+abs 1e-5 for fp32)
  *   dot   |got - ref| <= 1e-5 * sum|x*y| + 1e-6, bitwise equal on a rerun
+ * The model kernels ("model" case) take bf16 inputs as the exact values they
+ * hold, so only the kernel's own arithmetic and output rounding count:
+ *   convert  exactly the host's round-to-nearest-even value (NaN stays NaN)
+ *   gemm     1e-4 * sum_l |a w| + 1e-6 (fp32 accumulation over k terms)
+ *   rmsnorm, swiglu   1e-5 * |ref| + 1e-6; the new residual bitwise
+ *   softmax  2e-5 * ref + 1e-9; argmax, embed rows: exact
+ *   rope     1e-5 * (|x0| + |x1|) + 1e-6 with the fp32 angle of the kernel;
+ *            V copied exactly; untouched cache slots still NaN
+ *   attention  1e-4 * sum_t p_t |v_t| + 1e-6 (fp32 sums over up to 1000
+ *            keys, expf); NaN where a length or block id is invalid
+ * plus half a bf16 step (2^-8 |ref|) wherever the output is bf16. Caches
+ * are filled with NaN outside the written tokens, so a kernel that reads a
+ * slot it must not fails.
  * The seed is new each run and printed; RAG_TEST_SEED=<n> repeats a run.
  */
 #include "gpu/gpu.h"
@@ -540,6 +553,1295 @@ START_TEST(test_dot_args)
 }
 END_TEST
 
+/* ---- host-side element types: references for bf16 and fp16 ---- */
+
+/* bf16 bits of f, rounded to nearest even (NaN becomes a quiet NaN). */
+static uint16_t bf16_of(float f)
+{
+    uint32_t u;
+
+    memcpy(&u, &f, sizeof(u));
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)(0x7fc0 | ((u >> 16) & 0x8000));
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+static float bf16_val(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+static double half_val(uint16_t h)
+{
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, e - 25);
+
+    return h & 0x8000 ? -v : v;
+}
+
+/* The fp16 value nearest to f, ties to even, overflow to infinity. */
+static double half_round(float f)
+{
+    double a = fabs((double)f), q;
+    int e;
+
+    if (isnan(f))
+        return NAN;
+    if (a >= 65520.0)
+        return copysign(INFINITY, f);
+    frexp(a, &e);
+    e = e - 1 < -14 ? -14 : e - 1; /* exponent of the leading bit, at least the normal minimum */
+    q = ldexp(1.0, e - 10);
+    return copysign(nearbyint(a / q) * q, f);
+}
+
+/* Bits of an fp16 value v that half_round() returned. */
+static uint16_t half_bits(double v)
+{
+    uint16_t sign = signbit(v) ? 0x8000 : 0;
+    double a = fabs(v);
+    int e;
+
+    if (isnan(v))
+        return 0x7e00;
+    if (isinf(v))
+        return sign | 0x7c00;
+    if (a < ldexp(1.0, -14))
+        return sign | (uint16_t)(a * ldexp(1.0, 24));
+    frexp(a, &e);
+    return sign | (uint16_t)((e + 14) << 10) | (uint16_t)(a * ldexp(1.0, 11 - e) - 1024);
+}
+
+/* Element i of p (type t) as a double. */
+static double decode_at(enum gpu_dtype t, const void *p, size_t i)
+{
+    if (t == GPU_F32)
+        return ((const float *)p)[i];
+    if (t == GPU_BF16)
+        return bf16_val(((const uint16_t *)p)[i]);
+    return half_val(((const uint16_t *)p)[i]);
+}
+
+/* v as type t would round it (v is a float value). */
+static double round_to(enum gpu_dtype t, double v)
+{
+    if (t == GPU_F32)
+        return (float)v;
+    if (t == GPU_BF16)
+        return bf16_val(bf16_of((float)v));
+    return half_round((float)v);
+}
+
+/* n floats of src rounded and stored as type t in a new array. */
+static void *encode(enum gpu_dtype t, const float *src, size_t n)
+{
+    void *p = xmalloc_array(n ? n : 1, gpu_dtype_size(t));
+
+    for (size_t i = 0; i < n; i++) {
+        if (t == GPU_F32)
+            ((float *)p)[i] = src[i];
+        else if (t == GPU_BF16)
+            ((uint16_t *)p)[i] = bf16_of(src[i]);
+        else
+            ((uint16_t *)p)[i] = half_bits(half_round(src[i]));
+    }
+    return p;
+}
+
+/* n random floats already representable in type t. */
+static float *random_as(enum gpu_dtype t, size_t n, float lo, float hi)
+{
+    float *p = random_floats(n, lo, hi);
+
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)round_to(t, p[i]);
+    return p;
+}
+
+static int32_t *random_ints(size_t n, int32_t lo, int32_t hi)
+{
+    int32_t *p = xmalloc_array(n ? n : 1, sizeof(*p));
+
+    for (size_t i = 0; i < n; i++)
+        p[i] = lo + (int32_t)(rng_next() % (uint64_t)(hi - lo + 1));
+    return p;
+}
+
+static struct gpu_buf carve_bytes(size_t *off, size_t bytes)
+{
+    struct rag_err err = { 0 };
+    struct gpu_buf b;
+
+    ck_assert_msg(gpu_buf_carve(&pool, off, bytes, &b, &err) == 0, "%s", err.msg);
+    return b;
+}
+
+static void put_bytes(struct gpu_buf *b, const void *p, size_t bytes)
+{
+    struct rag_err err = { 0 };
+
+    ck_assert_msg(gpu_upload(g, b, p, bytes, &err) == 0, "%s", err.msg);
+}
+
+static void get_bytes(void *p, const struct gpu_buf *b, size_t bytes)
+{
+    struct rag_err err = { 0 };
+
+    ck_assert_msg(gpu_download(g, p, b, bytes, &err) == 0, "%s", err.msg);
+}
+
+/* Fill bytes of b with 0xff: NaN in fp32, bf16 and fp16 alike. */
+static void poison(struct gpu_buf *b, size_t bytes)
+{
+    unsigned char *p = xmalloc(bytes ? bytes : 1);
+
+    memset(p, 0xff, bytes);
+    put_bytes(b, p, bytes);
+    free(p);
+}
+
+static bool same_or_nan(double got, double want)
+{
+    return (isnan(got) && isnan(want)) || got == want;
+}
+
+/* ---- conversions ---- */
+
+static const enum gpu_dtype all_types[] = { GPU_F32, GPU_BF16, GPU_F16 };
+
+/* Random values plus ties, specials, fp16 subnormals and overflows. */
+static float *convert_source(size_t n)
+{
+    static const float special[] = { 0.0f, -0.0f, 1.0f, -2.5f, INFINITY, -INFINITY, NAN,
+                                     70000.0f, -65520.0f, 65504.0f, 1e-6f, -3e-8f, 1e-40f,
+                                     1.00390625f, 1.01171875f, 2049.0f, 3.4e38f };
+    float *x = random_floats(n, -100, 100);
+
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]) && i < n; i++)
+        x[i] = special[i];
+    return x;
+}
+
+START_TEST(test_convert)
+{
+    size_t n = 10007, off = 0, bad = 0;
+    float *x = convert_source(n);
+    struct rag_err err = { 0 };
+    struct gpu_buf src, dst;
+
+    pool_alloc(2 * gpu_align(n * 4));
+    src = carve_bytes(&off, n * 4);
+    dst = carve_bytes(&off, n * 4);
+    for (size_t s = 0; s < 3; s++) {
+        enum gpu_dtype st = all_types[s];
+        void *in = encode(st, x, n);
+
+        put_bytes(&src, in, n * gpu_dtype_size(st));
+        for (size_t d = 0; d < 3; d++) {
+            enum gpu_dtype dt = all_types[d];
+            void *out = xmalloc_array(n, gpu_dtype_size(dt));
+
+            poison(&dst, n * 4);
+            ck_assert_msg(gpu_convert(g, &src, st, &dst, dt, n, &err) == 0, "%s", err.msg);
+            get_bytes(out, &dst, n * gpu_dtype_size(dt));
+            for (size_t i = 0; i < n; i++)
+                bad += !same_or_nan(decode_at(dt, out, i), round_to(dt, decode_at(st, in, i)));
+            free(out);
+        }
+        free(in);
+    }
+    ck_assert_msg(bad == 0, "convert: %zu wrong (seed %llu)", bad,
+                  (unsigned long long)test_seed);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_convert_args)
+{
+    struct rag_err err = { 0 };
+    struct gpu_buf a, b;
+
+    pool_alloc(1024);
+    a = (struct gpu_buf){ pool.ptr, 256 };
+    b = (struct gpu_buf){ (char *)pool.ptr + 512, 100 };
+    ck_assert_int_eq(gpu_convert(g, &a, GPU_F32, &b, GPU_F32, 26, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_convert: buffer 'dst' has 100 bytes, needs 104");
+    ck_assert_int_eq(gpu_convert(g, &a, (enum gpu_dtype)7, &b, GPU_F32, 1, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_convert: unknown source type 7");
+    b = (struct gpu_buf){ (char *)pool.ptr + 1, 100 };
+    ck_assert_int_eq(gpu_convert(g, &a, GPU_F32, &b, GPU_BF16, 4, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_convert: buffer 'dst' is not 2-byte aligned");
+    b = (struct gpu_buf){ (char *)pool.ptr + 128, 256 };
+    ck_assert_int_eq(gpu_convert(g, &a, GPU_F32, &b, GPU_BF16, 40, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_convert: buffers 'src' and 'dst' overlap");
+    ck_assert_int_eq(gpu_convert(g, &a, GPU_F32, &b, GPU_BF16, 0, &err), 0);
+}
+END_TEST
+
+/* ---- GEMM ---- */
+
+struct gemm_shape {
+    size_t m, n, k;
+    bool bias;
+    float beta;
+    enum gpu_dtype c_type;
+    size_t shift; /* bytes added to every pointer: misaligned views get their own plan */
+};
+
+/* Check c (m, n) against the double reference; returns the number wrong. */
+static size_t gemm_check(const struct gemm_shape *s, const float *a, const float *w,
+                         const float *bias, const float *c0, const void *got)
+{
+    size_t bad = 0;
+
+    for (size_t i = 0; i < s->m; i++) {
+        for (size_t j = 0; j < s->n; j++) {
+            double ref = 0, mag = 0;
+
+            for (size_t l = 0; l < s->k; l++) {
+                ref += (double)a[i * s->k + l] * w[j * s->k + l];
+                mag += fabs((double)a[i * s->k + l] * w[j * s->k + l]);
+            }
+            ref += (s->bias ? bias[j] : 0) + s->beta * c0[i * s->n + j];
+            mag += (s->bias ? fabs(bias[j]) : 0) + fabs(s->beta * c0[i * s->n + j]);
+            double tol = 1e-4 * mag + 1e-6 + (s->c_type == GPU_BF16 ? ldexp(fabs(ref), -8) : 0);
+            bad += !within(decode_at(s->c_type, got, i * s->n + j), ref, tol);
+        }
+    }
+    return bad;
+}
+
+/* One product on fresh random data; c starts poisoned unless beta != 0. */
+static void gemm_case(const struct gemm_shape *s)
+{
+    size_t cs = gpu_dtype_size(s->c_type), mn = s->m * s->n, off = 0;
+    float *a = random_as(GPU_BF16, s->m * s->k, -1, 1), *w = random_as(GPU_BF16, s->n * s->k, -1, 1);
+    float *bias = random_as(s->c_type, s->n, -1, 1), *c0 = random_as(s->c_type, mn, -1, 1);
+    void *ea = encode(GPU_BF16, a, s->m * s->k), *ew = encode(GPU_BF16, w, s->n * s->k);
+    void *eb = encode(s->c_type, bias, s->n), *ec = encode(s->c_type, c0, mn);
+    unsigned char *got = xmalloc(mn * cs + 64);
+    struct rag_err err = { 0 };
+    struct gpu_buf ba, bw, bb, bc;
+
+    pool_alloc(4 * GPU_ALIGN + gpu_align(s->m * s->k * 2) + gpu_align(s->n * s->k * 2) +
+               gpu_align(s->n * cs) + gpu_align(mn * cs + 64));
+    ba = carve_bytes(&off, s->m * s->k * 2 + s->shift);
+    bw = carve_bytes(&off, s->n * s->k * 2 + s->shift);
+    bb = carve_bytes(&off, s->n * cs + s->shift);
+    bc = carve_bytes(&off, mn * cs + 64 + s->shift);
+    poison(&bc, bc.bytes);
+    ba.ptr = (char *)ba.ptr + s->shift;
+    bw.ptr = (char *)bw.ptr + s->shift;
+    bb.ptr = (char *)bb.ptr + s->shift;
+    bc.ptr = (char *)bc.ptr + s->shift;
+    put_bytes(&ba, ea, s->m * s->k * 2);
+    put_bytes(&bw, ew, s->n * s->k * 2);
+    put_bytes(&bb, eb, s->n * cs);
+    if (s->beta != 0)
+        put_bytes(&bc, ec, mn * cs);
+    ck_assert_msg(gpu_gemm(g, &ba, &bw, s->bias ? &bb : NULL, &bc, s->c_type, s->m, s->n, s->k,
+                           s->beta, &err) == 0, "%s", err.msg);
+    get_bytes(got, &bc, mn * cs + 64);
+    size_t bad = gemm_check(s, a, w, bias, c0, got);
+    for (size_t i = mn * cs; i < mn * cs + 64; i++)
+        bad += got[i] != 0xff;
+    ck_assert_msg(bad == 0, "gemm %zux%zux%zu bias=%d beta=%g %s shift=%zu: %zu wrong (seed %llu)",
+                  s->m, s->n, s->k, s->bias, s->beta, s->c_type == GPU_F32 ? "f32" : "bf16",
+                  s->shift, bad, (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(a);
+    free(w);
+    free(bias);
+    free(c0);
+    free(ea);
+    free(ew);
+    free(eb);
+    free(ec);
+    free(got);
+}
+
+START_TEST(test_gemm)
+{
+    static const struct gemm_shape shapes[] = {
+        { 1, 576, 576, false, 0, GPU_F32, 0 },     { 7, 1536, 576, true, 0, GPU_BF16, 0 },
+        { 33, 960, 576, true, 1, GPU_F32, 0 },     { 128, 384, 1536, false, 1, GPU_BF16, 0 },
+        { 5, 17, 40, true, 0, GPU_F32, 0 },        { 64, 4096, 256, false, 0.5f, GPU_F32, 0 },
+        { 300, 200, 1024, true, 0, GPU_BF16, 0 },  { 33, 960, 576, true, 1, GPU_F32, 0 },
+        { 9, 96, 64, true, 1, GPU_F32, 4 },        { 9, 96, 64, false, 0, GPU_BF16, 2 },
+    };
+
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        gemm_case(&shapes[i]);
+}
+END_TEST
+
+/* More shapes than the plan table holds: plans are replaced, results stay right. */
+START_TEST(test_gemm_many_shapes)
+{
+    for (size_t m = 1; m <= 70; m++) {
+        struct gemm_shape s = { m, 16 + 8 * (m % 3), 32, m % 2 == 0, 0, GPU_F32, 0 };
+
+        gemm_case(&s);
+    }
+}
+END_TEST
+
+START_TEST(test_gemm_args)
+{
+    struct rag_err err = { 0 };
+    struct gpu_buf a, w, c;
+
+    pool_alloc(8192);
+    a = (struct gpu_buf){ pool.ptr, 1024 };
+    w = (struct gpu_buf){ (char *)pool.ptr + 1024, 1024 };
+    c = (struct gpu_buf){ (char *)pool.ptr + 4096, 4096 };
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, 4, 4, 0, 0, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: k is 0");
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F16, 4, 4, 8, 0, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: 'c' must be f32 or bf16, not f16");
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, 4, 4, 200, 0, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: buffer 'a' has 1024 bytes, needs 1600");
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, &a, &c, GPU_F32, 4, 300, 1, 0, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: buffer 'bias' has 1024 bytes, needs 1200");
+    c = (struct gpu_buf){ (char *)pool.ptr + 512, 4096 };
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, 4, 4, 8, 0, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: buffers 'c' and 'a' overlap");
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, SIZE_MAX / 2, 4, 8, 0, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: m * k overflows size_t");
+    c = (struct gpu_buf){ (char *)pool.ptr + 4096, 4096 };
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, 0, 4, 8, 0, &err), 0);
+    ck_assert_int_eq(gpu_sync(g, &err), 0);
+}
+END_TEST
+
+/* ---- RMSNorm, SwiGLU, softmax, argmax, embedding rows ---- */
+
+static void rmsnorm_case(size_t n_rows, size_t dim, bool with_r, enum gpu_dtype ot)
+{
+    size_t n = n_rows * dim, os = gpu_dtype_size(ot), off = 0, bad = 0;
+    float *x = random_floats(n, -2, 2), *r = random_floats(n, -1, 1), *w = random_floats(dim, 0.5f, 1.5f);
+    float *got_x = filled_floats(n, NAN);
+    void *got = xmalloc_array(n + GUARD, os);
+    float eps = 1e-5f;
+    struct rag_err err = { 0 };
+    struct gpu_buf bx, br, bw, bo;
+
+    pool_alloc(4 * gpu_align((n + GUARD) * 4));
+    bx = carve_floats(&off, n);
+    br = carve_floats(&off, n);
+    bw = carve_floats(&off, dim);
+    bo = carve_bytes(&off, (n + GUARD) * os);
+    put(&bx, x, n);
+    put(&br, r, n);
+    put(&bw, w, dim);
+    poison(&bo, bo.bytes);
+    ck_assert_msg(gpu_rmsnorm(g, &bx, with_r ? &br : NULL, &bw, &bo, ot, n_rows, dim, eps, &err) == 0,
+                  "%s", err.msg);
+    get(got_x, &bx, n);
+    get_bytes(got, &bo, (n + GUARD) * os);
+    for (size_t i = 0; i < n_rows; i++) {
+        double ss = 0;
+
+        for (size_t j = 0; j < dim; j++) {
+            float v = with_r ? x[i * dim + j] + r[i * dim + j] : x[i * dim + j];
+
+            bad += memcmp(&v, &got_x[i * dim + j], sizeof(v)) != 0;
+            ss += (double)v * v;
+        }
+        double inv = 1.0 / sqrt(ss / dim + eps);
+        for (size_t j = 0; j < dim; j++) {
+            double ref = got_x[i * dim + j] * inv * w[j];
+            double tol = 1e-5 * fabs(ref) + 1e-6 + (ot == GPU_BF16 ? ldexp(fabs(ref), -8) : 0);
+
+            bad += !within(decode_at(ot, got, i * dim + j), ref, tol);
+        }
+    }
+    for (size_t i = n; i < n + GUARD; i++)
+        bad += !isnan(decode_at(ot, got, i));
+    ck_assert_msg(bad == 0, "rmsnorm %zux%zu r=%d: %zu wrong (seed %llu)", n_rows, dim, with_r,
+                  bad, (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(x);
+    free(r);
+    free(w);
+    free(got_x);
+    free(got);
+}
+
+START_TEST(test_rmsnorm)
+{
+    rmsnorm_case(1, 576, true, GPU_F32);
+    rmsnorm_case(7, 4096, true, GPU_BF16);
+    rmsnorm_case(3, 384, false, GPU_F32);
+    rmsnorm_case(32, 576, false, GPU_BF16);
+    rmsnorm_case(5, 1000, true, GPU_F32);
+}
+END_TEST
+
+START_TEST(test_rmsnorm_args)
+{
+    struct rag_err err = { 0 };
+    struct gpu_buf x, w, out;
+
+    pool_alloc(4096);
+    x = (struct gpu_buf){ pool.ptr, 1024 };
+    w = (struct gpu_buf){ (char *)pool.ptr + 1024, 1024 };
+    out = (struct gpu_buf){ (char *)pool.ptr + 2048, 2048 };
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F16, 2, 8, 1e-5f, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_rmsnorm: 'out' must be f32 or bf16, not f16");
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F32, 2, 200, 1e-5f, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_rmsnorm: buffer 'x' has 1024 bytes, needs 1600");
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, &x, &w, &out, GPU_F32, 2, 8, 1e-5f, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_rmsnorm: buffers 'x' and 'r' overlap");
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F32, 2, 8, -1.0f, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_rmsnorm: eps -1 is not a finite value >= 0");
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &x, GPU_F32, 2, 8, 1e-5f, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_rmsnorm: buffers 'out' and 'x' overlap");
+}
+END_TEST
+
+static void swiglu_case(size_t n_rows, size_t ff, enum gpu_dtype it, enum gpu_dtype ot)
+{
+    size_t n = n_rows * ff, is = gpu_dtype_size(it), os = gpu_dtype_size(ot), off = 0, bad = 0;
+    float *gu = random_as(it, 2 * n, -12, 12);
+    void *egu = encode(it, gu, 2 * n), *got = xmalloc_array(n + GUARD, os);
+    struct rag_err err = { 0 };
+    struct gpu_buf bi, bo;
+
+    gu[0] = -100.0f; /* exp(-g) overflows: silu is -0 */
+    gu[1] = 0.0f;
+    free(egu);
+    egu = encode(it, gu, 2 * n);
+    pool_alloc(gpu_align(2 * n * is) + gpu_align((n + GUARD) * os));
+    bi = carve_bytes(&off, 2 * n * is);
+    bo = carve_bytes(&off, (n + GUARD) * os);
+    put_bytes(&bi, egu, 2 * n * is);
+    poison(&bo, bo.bytes);
+    ck_assert_msg(gpu_swiglu(g, &bi, it, &bo, ot, n_rows, ff, &err) == 0, "%s", err.msg);
+    get_bytes(got, &bo, (n + GUARD) * os);
+    for (size_t i = 0; i < n_rows; i++) {
+        for (size_t j = 0; j < ff; j++) {
+            double gate = gu[i * 2 * ff + j], up = gu[i * 2 * ff + ff + j];
+            double ref = gate / (1 + exp(-gate)) * up;
+            double tol = 1e-5 * fabs(ref) + 1e-6 + (ot == GPU_BF16 ? ldexp(fabs(ref), -8) : 0);
+
+            bad += !within(decode_at(ot, got, i * ff + j), ref, tol);
+        }
+    }
+    for (size_t i = n; i < n + GUARD; i++)
+        bad += !isnan(decode_at(ot, got, i));
+    ck_assert_msg(bad == 0, "swiglu %zux%zu: %zu wrong (seed %llu)", n_rows, ff, bad,
+                  (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(gu);
+    free(egu);
+    free(got);
+}
+
+START_TEST(test_swiglu)
+{
+    swiglu_case(5, 1536, GPU_F32, GPU_F32);
+    swiglu_case(3, 1536, GPU_F32, GPU_BF16);
+    swiglu_case(2, 14336, GPU_BF16, GPU_F32);
+    swiglu_case(17, 100, GPU_BF16, GPU_BF16);
+}
+END_TEST
+
+START_TEST(test_swiglu_args)
+{
+    struct rag_err err = { 0 };
+    struct gpu_buf gu, out;
+
+    pool_alloc(4096);
+    gu = (struct gpu_buf){ pool.ptr, 1024 };
+    out = (struct gpu_buf){ (char *)pool.ptr + 2048, 2048 };
+    ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F32, &out, GPU_F32, 2, 65, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_swiglu: buffer 'gu' has 1024 bytes, needs 1040");
+    ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F16, &out, GPU_F32, 2, 8, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_swiglu: 'gu' must be f32 or bf16, not f16");
+    ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F32, &gu, GPU_F32, 2, 8, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_swiglu: buffers 'out' and 'gu' overlap");
+}
+END_TEST
+
+static void softmax_case(size_t n_rows, size_t n, float scale, bool in_place)
+{
+    size_t total = n_rows * n, off = 0, bad = 0;
+    float *x = random_floats(total, -8, 8), *got = filled_floats(total + GUARD, NAN);
+    struct rag_err err = { 0 };
+    struct gpu_buf bx, by;
+
+    pool_alloc(2 * gpu_align((total + GUARD) * 4));
+    bx = carve_floats(&off, total);
+    by = in_place ? bx : carve_floats(&off, total + GUARD);
+    put(&bx, x, total);
+    if (!in_place)
+        put(&by, got, total + GUARD);
+    ck_assert_msg(gpu_softmax_rows(g, &bx, &by, n_rows, n, scale, &err) == 0, "%s", err.msg);
+    get(got, &by, in_place ? total : total + GUARD);
+    for (size_t i = 0; i < n_rows; i++) {
+        double m = -INFINITY, sum = 0;
+
+        for (size_t j = 0; j < n; j++)
+            m = fmax(m, (double)scale * x[i * n + j]);
+        for (size_t j = 0; j < n; j++)
+            sum += exp((double)scale * x[i * n + j] - m);
+        for (size_t j = 0; j < n; j++) {
+            double ref = exp((double)scale * x[i * n + j] - m) / sum;
+
+            bad += !within(got[i * n + j], ref, 2e-5 * ref + 1e-9);
+        }
+    }
+    for (size_t i = total; !in_place && i < total + GUARD; i++)
+        bad += !isnan(got[i]);
+    ck_assert_msg(bad == 0, "softmax %zux%zu: %zu wrong (seed %llu)", n_rows, n, bad,
+                  (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(x);
+    free(got);
+}
+
+START_TEST(test_softmax)
+{
+    softmax_case(3, 49152, 1.0f, false);
+    softmax_case(2, 151936, 0.7f, true);
+    softmax_case(5, 7, 2.0f, false);
+}
+END_TEST
+
+START_TEST(test_argmax)
+{
+    size_t n_rows = 8, n = 49152, off = 0;
+    float *x = random_floats(n_rows * n, -5, 5);
+    int32_t want[8], got[8 + 1];
+    struct rag_err err = { 0 };
+    struct gpu_buf bx, bi;
+
+    for (size_t i = 0; i < n_rows; i++) {
+        size_t j = rng_next() % n;
+
+        x[i * n + j] = 6.0f + (float)i;
+        want[i] = (int32_t)j;
+    }
+    x[1 * n + 7] = x[1 * n + 9] = 100.0f; /* a tie: the lower index wins */
+    want[1] = 7;
+    x[2 * n + ((size_t)want[2] + 1) % n] = NAN; /* NaN is never the answer */
+    for (size_t j = 0; j < n; j++)
+        x[3 * n + j] = -INFINITY; /* nothing above -inf: 0 */
+    want[3] = 0;
+    x[4 * n + n - 1] = 50.0f; /* the last element */
+    want[4] = (int32_t)n - 1;
+    pool_alloc(gpu_align(n_rows * n * 4) + GPU_ALIGN);
+    bx = carve_floats(&off, n_rows * n);
+    bi = carve_bytes(&off, sizeof(got));
+    put(&bx, x, n_rows * n);
+    poison(&bi, sizeof(got));
+    ck_assert_msg(gpu_argmax_rows(g, &bx, &bi, n_rows, n, &err) == 0, "%s", err.msg);
+    get_bytes(got, &bi, sizeof(got));
+    for (size_t i = 0; i < n_rows; i++)
+        ck_assert_msg(got[i] == want[i], "argmax row %zu: %d, want %d", i, got[i], want[i]);
+    ck_assert_int_eq(got[n_rows], -1);
+    free(x);
+}
+END_TEST
+
+static void embed_case(enum gpu_dtype t, size_t n_vocab, size_t dim, size_t n_ids, float scale)
+{
+    size_t ts = gpu_dtype_size(t), off = 0, bad = 0;
+    float *table = random_floats(n_vocab * dim, -1, 1), *got = filled_floats(n_ids * dim, 0);
+    void *et = encode(t, table, n_vocab * dim);
+    int32_t *ids = random_ints(n_ids, 0, (int32_t)n_vocab - 1);
+    struct rag_err err = { 0 };
+    struct gpu_buf bt, bi, bo;
+
+    ids[0] = (int32_t)n_vocab - 1;
+    ids[1] = -1;                /* out of range: a NaN row */
+    ids[2] = (int32_t)n_vocab;  /* likewise */
+    pool_alloc(gpu_align(n_vocab * dim * ts) + gpu_align(n_ids * 4) + gpu_align(n_ids * dim * 4));
+    bt = carve_bytes(&off, n_vocab * dim * ts);
+    bi = carve_bytes(&off, n_ids * 4);
+    bo = carve_floats(&off, n_ids * dim);
+    put_bytes(&bt, et, n_vocab * dim * ts);
+    put_bytes(&bi, ids, n_ids * 4);
+    poison(&bo, n_ids * dim * 4);
+    ck_assert_msg(gpu_embed_rows(g, &bt, t, n_vocab, dim, &bi, n_ids, scale, &bo, &err) == 0,
+                  "%s", err.msg);
+    get(got, &bo, n_ids * dim);
+    for (size_t i = 0; i < n_ids; i++) {
+        bool ok = ids[i] >= 0 && (size_t)ids[i] < n_vocab;
+
+        for (size_t j = 0; j < dim; j++) {
+            double ref = ok ? scale * decode_at(t, et, (size_t)ids[i] * dim + j) : NAN;
+
+            bad += !same_or_nan(got[i * dim + j], (float)ref);
+        }
+    }
+    ck_assert_msg(bad == 0, "embed %zux%zu: %zu wrong (seed %llu)", n_vocab, dim, bad,
+                  (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(table);
+    free(got);
+    free(et);
+    free(ids);
+}
+
+START_TEST(test_embed_rows)
+{
+    embed_case(GPU_F32, 1000, 576, 37, 1.0f);
+    embed_case(GPU_BF16, 49152, 64, 9, 1.0f);
+    embed_case(GPU_F16, 300, 640, 5, 25.3f);
+}
+END_TEST
+
+/* ---- RoPE + KV write ---- */
+
+struct rope_shape {
+    size_t n_tokens, n_heads, n_kv_heads, head_dim;
+    enum gpu_rope_type type;
+    enum gpu_dtype kv_type;
+    double base;
+};
+
+/* Columns of pair i of a head for a rope type. */
+static void rope_pair(enum gpu_rope_type t, size_t hd, size_t i, size_t *d0, size_t *d1)
+{
+    *d0 = t == GPU_ROPE_NEOX ? i : 2 * i;
+    *d1 = t == GPU_ROPE_NEOX ? i + hd / 2 : 2 * i + 1;
+}
+
+/* x0, x1 turned by (float)pos * inv_freq, the angle rounded as fp32 like the kernel. */
+static void rope_turn(double x0, double x1, int32_t pos, float inv_freq, double *y0, double *y1)
+{
+    float a = (float)pos * inv_freq;
+
+    *y0 = x0 * cos((double)a) - x1 * sin((double)a);
+    *y1 = x0 * sin((double)a) + x1 * cos((double)a);
+}
+
+/* Count cache elements unlike want: NaN must stay NaN, V is exact, K within tol. */
+static size_t rope_check_cache(const struct rope_shape *s, const double *want, const void *got,
+                               size_t n, bool exact)
+{
+    size_t bad = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        double v = decode_at(s->kv_type, got, i);
+
+        if (isnan(want[i]) || exact)
+            bad += !same_or_nan(v, isnan(want[i]) ? NAN : round_to(s->kv_type, want[i]));
+        else
+            bad += !within(v, want[i],
+                           1e-5 * 2 + 1e-6 + (s->kv_type == GPU_BF16 ? ldexp(fabs(want[i]), -8) : 0));
+    }
+    return bad;
+}
+
+/* Reference: q rows and the cache contents after the kernel, in double. */
+static void rope_reference(const struct rope_shape *s, const float *qkv, const int32_t *pos,
+                           const int32_t *slots, const float *inv_freq, double *q, double *kc,
+                           double *vc, size_t n_slots)
+{
+    size_t hd = s->head_dim, width = (s->n_heads + 2 * s->n_kv_heads) * hd;
+
+    for (size_t t = 0; t < s->n_tokens; t++) {
+        const float *row = qkv + t * width;
+        bool bad = pos[t] < 0 || (slots[t] >= 0 && (size_t)slots[t] >= n_slots);
+        bool write = slots[t] >= 0 && !bad;
+        size_t blk = write ? (size_t)slots[t] / GPU_KV_BLOCK : 0, off = (size_t)slots[t] % 16;
+
+        for (size_t h = 0; h < s->n_heads + s->n_kv_heads; h++) {
+            for (size_t i = 0; i < hd / 2; i++) {
+                size_t d0, d1;
+                double y0, y1;
+
+                rope_pair(s->type, hd, i, &d0, &d1);
+                rope_turn(row[h * hd + d0], row[h * hd + d1], pos[t], inv_freq[i], &y0, &y1);
+                if (h < s->n_heads) {
+                    q[(t * s->n_heads + h) * hd + d0] = bad ? NAN : y0;
+                    q[(t * s->n_heads + h) * hd + d1] = bad ? NAN : y1;
+                } else if (write) {
+                    size_t at = ((blk * s->n_kv_heads + h - s->n_heads) * 16 + off) * hd;
+                    kc[at + d0] = y0;
+                    kc[at + d1] = y1;
+                }
+            }
+        }
+        for (size_t h = 0; write && h < s->n_kv_heads; h++)
+            for (size_t d = 0; d < hd; d++)
+                vc[((blk * s->n_kv_heads + h) * 16 + off) * hd + d] =
+                    row[(s->n_heads + s->n_kv_heads + h) * hd + d];
+    }
+}
+
+/* Distinct random slots of n_slots, with padding, an invalid slot and a bad position. */
+static void rope_indices(size_t n_tokens, size_t n_slots, int32_t *pos, int32_t *slots)
+{
+    int32_t *all = xmalloc_array(n_slots, sizeof(*all));
+
+    for (size_t i = 0; i < n_slots; i++)
+        all[i] = (int32_t)i;
+    for (size_t i = n_slots - 1; i > 0; i--) {
+        size_t j = rng_next() % (i + 1);
+        int32_t tmp = all[i];
+        all[i] = all[j];
+        all[j] = tmp;
+    }
+    for (size_t t = 0; t < n_tokens; t++) {
+        slots[t] = all[t];
+        pos[t] = (int32_t)(rng_next() % 8192);
+    }
+    slots[0] = -1;               /* padding: nothing written */
+    slots[1] = (int32_t)n_slots; /* past the cache: NaN q row */
+    pos[2] = 0;
+    pos[3] = -5; /* bad position: NaN q row, nothing written */
+    free(all);
+}
+
+static void rope_case(const struct rope_shape *s)
+{
+    size_t hd = s->head_dim, n_blocks = s->n_tokens / 16 + 2, n_slots = n_blocks * 16;
+    size_t width = (s->n_heads + 2 * s->n_kv_heads) * hd, n_q = s->n_tokens * s->n_heads * hd;
+    size_t n_cache = n_slots * s->n_kv_heads * hd, ks = gpu_dtype_size(s->kv_type), off = 0;
+    float *qkv = random_floats(s->n_tokens * width, -1, 1), *inv = filled_floats(hd / 2, 0);
+    float *gq = filled_floats(n_q, 0), *nan_cache = filled_floats(n_cache, NAN);
+    double *q = xmalloc_array(n_q, sizeof(double)), *kc = xmalloc_array(n_cache, sizeof(double));
+    double *vc = xmalloc_array(n_cache, sizeof(double));
+    int32_t *pos = xmalloc_array(s->n_tokens, 4), *slots = xmalloc_array(s->n_tokens, 4);
+    void *enan = encode(s->kv_type, nan_cache, n_cache), *gk = xmalloc_array(n_cache, ks);
+    void *gv = xmalloc_array(n_cache, ks);
+    struct rag_err err = { 0 };
+    struct gpu_buf bqkv, binv, bpos, bslots, bq;
+    struct gpu_kv_cache kv = { .type = s->kv_type, .n_blocks = n_blocks,
+                               .n_kv_heads = s->n_kv_heads, .head_dim = hd };
+
+    for (size_t i = 0; i < hd / 2; i++)
+        inv[i] = (float)pow(s->base, -2.0 * (double)i / (double)hd);
+    for (size_t i = 0; i < n_cache; i++)
+        kc[i] = vc[i] = NAN;
+    rope_indices(s->n_tokens, n_slots, pos, slots);
+    rope_reference(s, qkv, pos, slots, inv, q, kc, vc, n_slots);
+    pool_alloc(gpu_align(s->n_tokens * width * 4) + gpu_align(hd * 2) + 2 * gpu_align(s->n_tokens * 4) +
+               gpu_align(n_q * 4) + 2 * gpu_align(n_cache * ks));
+    bqkv = carve_floats(&off, s->n_tokens * width);
+    binv = carve_floats(&off, hd / 2);
+    bpos = carve_bytes(&off, s->n_tokens * 4);
+    bslots = carve_bytes(&off, s->n_tokens * 4);
+    bq = carve_floats(&off, n_q);
+    kv.k = carve_bytes(&off, n_cache * ks);
+    kv.v = carve_bytes(&off, n_cache * ks);
+    put(&bqkv, qkv, s->n_tokens * width);
+    put(&binv, inv, hd / 2);
+    put_bytes(&bpos, pos, s->n_tokens * 4);
+    put_bytes(&bslots, slots, s->n_tokens * 4);
+    poison(&bq, n_q * 4);
+    put_bytes(&kv.k, enan, n_cache * ks);
+    put_bytes(&kv.v, enan, n_cache * ks);
+    ck_assert_msg(gpu_rope_kv(g, &bqkv, s->n_tokens, s->n_heads, s->type, &binv, &bpos, &bslots,
+                              &bq, &kv, &err) == 0, "%s", err.msg);
+    get(gq, &bq, n_q);
+    get_bytes(gk, &kv.k, n_cache * ks);
+    get_bytes(gv, &kv.v, n_cache * ks);
+    size_t bad = 0;
+    for (size_t i = 0; i < n_q; i++)
+        bad += isnan(q[i]) ? !isnan(gq[i]) : !within(gq[i], q[i], 1e-5 * 2 + 1e-6);
+    bad += rope_check_cache(s, kc, gk, n_cache, false);
+    bad += rope_check_cache(s, vc, gv, n_cache, true);
+    ck_assert_msg(bad == 0, "rope_kv %zu tokens hd %zu type %d kv %d: %zu wrong (seed %llu)",
+                  s->n_tokens, hd, s->type, s->kv_type, bad, (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(qkv);
+    free(inv);
+    free(gq);
+    free(nan_cache);
+    free(q);
+    free(kc);
+    free(vc);
+    free(pos);
+    free(slots);
+    free(enan);
+    free(gk);
+    free(gv);
+}
+
+START_TEST(test_rope_kv)
+{
+    static const struct rope_shape shapes[] = {
+        { 37, 9, 3, 64, GPU_ROPE_NORM, GPU_F32, 100000 },
+        { 37, 9, 3, 64, GPU_ROPE_NEOX, GPU_BF16, 100000 },
+        { 20, 32, 8, 128, GPU_ROPE_NORM, GPU_BF16, 500000 },
+        { 50, 14, 2, 64, GPU_ROPE_NEOX, GPU_F32, 1000000 },
+        { 6, 12, 2, 128, GPU_ROPE_NEOX, GPU_F32, 1000000 },
+    };
+
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        rope_case(&shapes[i]);
+}
+END_TEST
+
+/* ---- attention over the paged cache ---- */
+
+struct attn_shape {
+    size_t n_heads, n_kv_heads, head_dim;
+    enum gpu_dtype kv_type, out_type;
+};
+
+/* A host copy of a paged cache: values in double (NaN where nothing was written). */
+struct host_cache {
+    size_t n_blocks, n_kv_heads, head_dim;
+    float *k, *v;
+};
+
+static void host_cache_init(struct host_cache *c, const struct attn_shape *s, size_t n_blocks)
+{
+    size_t n = n_blocks * GPU_KV_BLOCK * s->n_kv_heads * s->head_dim;
+
+    c->n_blocks = n_blocks;
+    c->n_kv_heads = s->n_kv_heads;
+    c->head_dim = s->head_dim;
+    c->k = filled_floats(n, NAN);
+    c->v = filled_floats(n, NAN);
+}
+
+static size_t host_at(const struct host_cache *c, int32_t blk, size_t kvh, size_t t)
+{
+    return (((size_t)blk * c->n_kv_heads + kvh) * GPU_KV_BLOCK + t % GPU_KV_BLOCK) * c->head_dim;
+}
+
+/* Fill tokens 0..len-1 of a sequence with random K and V representable in type. */
+static void host_cache_fill(struct host_cache *c, const int32_t *table, size_t len,
+                            enum gpu_dtype type)
+{
+    for (size_t t = 0; t < len; t++) {
+        for (size_t h = 0; h < c->n_kv_heads; h++) {
+            size_t at = host_at(c, table[t / GPU_KV_BLOCK], h, t);
+
+            for (size_t d = 0; d < c->head_dim; d++) {
+                c->k[at + d] = (float)round_to(type, rng_float(-1, 1));
+                c->v[at + d] = (float)round_to(type, rng_float(-1, 1));
+            }
+        }
+    }
+}
+
+/* Upload the cache into kv (carved from the pool at *off). */
+static void host_cache_put(const struct host_cache *c, struct gpu_kv_cache *kv, size_t *off)
+{
+    size_t n = c->n_blocks * GPU_KV_BLOCK * c->n_kv_heads * c->head_dim;
+    size_t bytes = n * gpu_dtype_size(kv->type);
+    void *ek = encode(kv->type, c->k, n), *ev = encode(kv->type, c->v, n);
+
+    kv->n_blocks = c->n_blocks;
+    kv->n_kv_heads = c->n_kv_heads;
+    kv->head_dim = c->head_dim;
+    kv->k = carve_bytes(off, bytes);
+    kv->v = carve_bytes(off, bytes);
+    put_bytes(&kv->k, ek, bytes);
+    put_bytes(&kv->v, ev, bytes);
+    free(ek);
+    free(ev);
+}
+
+static size_t host_cache_bytes(const struct host_cache *c, enum gpu_dtype t)
+{
+    return 2 * gpu_align(c->n_blocks * GPU_KV_BLOCK * c->n_kv_heads * c->head_dim *
+                         gpu_dtype_size(t));
+}
+
+/*
+ * Attention of one query row q (head_dim) over keys 0..n_keys-1 of kv head
+ * kvh, checked against got (head_dim values of out_type); returns the
+ * number of wrong values. Tolerance: 1e-4 of sum_t p_t |v_t[d]| plus 1e-6
+ * (fp32 sums over up to thousands of keys), plus half a bf16 step.
+ */
+static size_t attn_check_row(const struct host_cache *c, const int32_t *table, size_t kvh,
+                             const float *q, size_t n_keys, float scale, enum gpu_dtype ot,
+                             const void *got, size_t got_at)
+{
+    size_t hd = c->head_dim, bad = 0;
+    double *p = xmalloc_array(n_keys ? n_keys : 1, sizeof(double)), m = -INFINITY, sum = 0;
+
+    for (size_t t = 0; t < n_keys; t++) {
+        const float *k = c->k + host_at(c, table[t / GPU_KV_BLOCK], kvh, t);
+        double x = 0;
+
+        for (size_t d = 0; d < hd; d++)
+            x += (double)q[d] * k[d];
+        p[t] = x * scale;
+        m = fmax(m, p[t]);
+    }
+    for (size_t t = 0; t < n_keys; t++)
+        sum += p[t] = exp(p[t] - m);
+    for (size_t d = 0; d < hd; d++) {
+        double ref = 0, mag = 0;
+
+        for (size_t t = 0; t < n_keys; t++) {
+            double v = c->v[host_at(c, table[t / GPU_KV_BLOCK], kvh, t) + d];
+            ref += p[t] / sum * v;
+            mag += p[t] / sum * fabs(v);
+        }
+        double tol = 1e-4 * mag + 1e-6 + (ot == GPU_BF16 ? ldexp(fabs(ref), -8) : 0);
+        bad += !within(decode_at(ot, got, got_at + d), ref, tol);
+    }
+    free(p);
+    return bad;
+}
+
+/* A random permutation of n block ids. */
+static int32_t *shuffled_blocks(size_t n)
+{
+    int32_t *b = xmalloc_array(n, sizeof(*b));
+
+    for (size_t i = 0; i < n; i++)
+        b[i] = (int32_t)i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = rng_next() % (i + 1);
+        int32_t tmp = b[i];
+        b[i] = b[j];
+        b[j] = tmp;
+    }
+    return b;
+}
+
+/* Check decode output of every sequence: valid lengths against the reference. */
+static size_t decode_check(const struct attn_shape *s, const struct host_cache *c,
+                           const int32_t *tables, size_t max_blocks, const int32_t *lens,
+                           size_t n_seqs, const float *q, float scale, const void *got,
+                           int32_t bad_seq)
+{
+    size_t hd = s->head_dim, group = s->n_heads / s->n_kv_heads, bad = 0;
+
+    for (size_t i = 0; i < n_seqs; i++) {
+        bool nan = lens[i] < 0 || (size_t)lens[i] > max_blocks * 16 || (int32_t)i == bad_seq;
+
+        for (size_t h = 0; h < s->n_heads; h++) {
+            size_t at = (i * s->n_heads + h) * hd;
+
+            if (nan || lens[i] == 0) {
+                for (size_t d = 0; d < hd; d++)
+                    bad += !same_or_nan(decode_at(s->out_type, got, at + d), nan ? NAN : 0.0);
+                continue;
+            }
+            bad += attn_check_row(c, tables + i * max_blocks, h / group, q + at, (size_t)lens[i],
+                                  scale, s->out_type, got, at);
+        }
+    }
+    return bad;
+}
+
+static void decode_case(const struct attn_shape *s, const int32_t *lens, size_t n_seqs,
+                        size_t max_blocks, int32_t bad_seq)
+{
+    size_t hd = s->head_dim, n_q = n_seqs * s->n_heads * hd, os = gpu_dtype_size(s->out_type);
+    size_t n_blocks = n_seqs * max_blocks + 3, off = 0, ws;
+    int32_t *tables = shuffled_blocks(n_blocks);
+    float *q = random_floats(n_q, -2, 2), scale = 2.0f / sqrtf((float)hd);
+    void *got = xmalloc_array(n_q + GUARD, os);
+    struct host_cache c;
+    struct rag_err err = { 0 };
+    struct gpu_kv_cache kv = { .type = s->kv_type };
+    struct gpu_seqs seqs = { .n_seqs = n_seqs, .max_blocks = max_blocks };
+    struct gpu_buf bq, bo, work;
+
+    host_cache_init(&c, s, n_blocks);
+    for (size_t i = 0; i < n_seqs; i++)
+        if (lens[i] > 0 && (size_t)lens[i] <= max_blocks * 16)
+            host_cache_fill(&c, tables + i * max_blocks, (size_t)lens[i], s->kv_type);
+    if (bad_seq >= 0)
+        tables[(size_t)bad_seq * max_blocks] = (int32_t)n_blocks; /* outside the cache */
+    ws = gpu_attn_decode_workspace(g, s->n_heads, &kv, &seqs);
+    ck_assert_uint_gt(ws, 0);
+    pool_alloc(host_cache_bytes(&c, s->kv_type) + gpu_align(n_seqs * max_blocks * 4) +
+               gpu_align(n_seqs * 4) + gpu_align(n_q * 4) + gpu_align((n_q + GUARD) * os) +
+               gpu_align(ws));
+    host_cache_put(&c, &kv, &off);
+    seqs.block_tables = carve_bytes(&off, n_seqs * max_blocks * 4);
+    seqs.lens = carve_bytes(&off, n_seqs * 4);
+    bq = carve_floats(&off, n_q);
+    bo = carve_bytes(&off, (n_q + GUARD) * os);
+    work = carve_bytes(&off, ws);
+    put_bytes(&seqs.block_tables, tables, n_seqs * max_blocks * 4);
+    put_bytes(&seqs.lens, lens, n_seqs * 4);
+    put(&bq, q, n_q);
+    poison(&bo, bo.bytes);
+    poison(&work, ws);
+    ck_assert_msg(gpu_attn_decode(g, &bq, s->n_heads, &kv, &seqs, scale, &work, &bo, s->out_type,
+                                  &err) == 0, "%s", err.msg);
+    get_bytes(got, &bo, (n_q + GUARD) * os);
+    size_t bad = decode_check(s, &c, tables, max_blocks, lens, n_seqs, q, scale, got, bad_seq);
+    for (size_t i = n_q; i < n_q + GUARD; i++)
+        bad += !isnan(decode_at(s->out_type, got, i));
+    ck_assert_msg(bad == 0, "attn_decode heads %zu/%zu hd %zu: %zu wrong (seed %llu)",
+                  s->n_heads, s->n_kv_heads, hd, bad, (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(tables);
+    free(q);
+    free(got);
+    free(c.k);
+    free(c.v);
+}
+
+START_TEST(test_attn_decode)
+{
+    static const struct attn_shape shapes[] = {
+        { 9, 3, 64, GPU_BF16, GPU_F32 },   { 32, 8, 128, GPU_BF16, GPU_BF16 },
+        { 14, 2, 64, GPU_F32, GPU_F32 },   { 12, 2, 128, GPU_F32, GPU_BF16 },
+        { 12, 12, 32, GPU_F32, GPU_F32 },
+    };
+    static const int32_t lens[] = { 1, 17, 300, 1000, 16, 0, 555, 999 };
+    static const int32_t odd[] = { 5, -1, 2000, 64 }; /* -1 and past the table: NaN */
+
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        decode_case(&shapes[i], lens, 8, 63, -1);
+    decode_case(&shapes[0], odd, 4, 20, 3); /* sequence 3 has a block id past the cache */
+    decode_case(&shapes[1], lens + 3, 1, 64, -1); /* batch 1, 1000 tokens */
+}
+END_TEST
+
+static void prefill_case(const struct attn_shape *s, size_t pos0, size_t n_tokens)
+{
+    size_t hd = s->head_dim, total = pos0 + n_tokens, n_log = (total + 15) / 16;
+    size_t n_blocks = n_log + 2, n_q = n_tokens * s->n_heads * hd, os = gpu_dtype_size(s->out_type);
+    size_t group = s->n_heads / s->n_kv_heads, off = 0, bad = 0;
+    int32_t *table = shuffled_blocks(n_blocks);
+    float *q = random_floats(n_q, -2, 2), scale = 2.0f / sqrtf((float)hd);
+    void *got = xmalloc_array(n_q + GUARD, os);
+    struct host_cache c;
+    struct rag_err err = { 0 };
+    struct gpu_kv_cache kv = { .type = s->kv_type };
+    struct gpu_buf bq, bo, bt;
+
+    host_cache_init(&c, s, n_blocks);
+    host_cache_fill(&c, table, total, s->kv_type);
+    pool_alloc(host_cache_bytes(&c, s->kv_type) + gpu_align(n_blocks * 4) + gpu_align(n_q * 4) +
+               gpu_align((n_q + GUARD) * os));
+    host_cache_put(&c, &kv, &off);
+    bt = carve_bytes(&off, n_log * 4);
+    bq = carve_floats(&off, n_q);
+    bo = carve_bytes(&off, (n_q + GUARD) * os);
+    put_bytes(&bt, table, n_log * 4);
+    put(&bq, q, n_q);
+    poison(&bo, bo.bytes);
+    ck_assert_msg(gpu_attn_prefill(g, &bq, n_tokens, s->n_heads, pos0, &kv, &bt, scale, &bo,
+                                   s->out_type, &err) == 0, "%s", err.msg);
+    get_bytes(got, &bo, (n_q + GUARD) * os);
+    for (size_t i = 0; i < n_tokens; i++)
+        for (size_t h = 0; h < s->n_heads; h++)
+            bad += attn_check_row(&c, table, h / group, q + (i * s->n_heads + h) * hd, pos0 + i + 1,
+                                  scale, s->out_type, got, (i * s->n_heads + h) * hd);
+    for (size_t i = n_q; i < n_q + GUARD; i++)
+        bad += !isnan(decode_at(s->out_type, got, i));
+    ck_assert_msg(bad == 0, "attn_prefill heads %zu/%zu hd %zu pos0 %zu n %zu: %zu wrong (seed %llu)",
+                  s->n_heads, s->n_kv_heads, hd, pos0, n_tokens, bad,
+                  (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(table);
+    free(q);
+    free(got);
+    free(c.k);
+    free(c.v);
+}
+
+START_TEST(test_attn_prefill)
+{
+    static const struct attn_shape shapes[] = {
+        { 9, 3, 64, GPU_BF16, GPU_F32 },  { 32, 8, 128, GPU_BF16, GPU_BF16 },
+        { 14, 2, 64, GPU_F32, GPU_BF16 }, { 12, 12, 32, GPU_F32, GPU_F32 },
+    };
+
+    prefill_case(&shapes[0], 0, 300);
+    prefill_case(&shapes[0], 123, 77); /* chunked: 123 tokens already cached */
+    prefill_case(&shapes[1], 0, 70);
+    prefill_case(&shapes[1], 40, 1);
+    prefill_case(&shapes[2], 5, 200);
+    prefill_case(&shapes[3], 0, 129);
+}
+END_TEST
+
+START_TEST(test_attn_args)
+{
+    struct rag_err err = { 0 };
+    struct gpu_kv_cache kv = { .type = GPU_BF16, .n_blocks = 4, .n_kv_heads = 2, .head_dim = 64 };
+    struct gpu_seqs seqs = { .n_seqs = 2, .max_blocks = 2 };
+    struct gpu_buf q, out, work, small;
+
+    pool_alloc(1 << 20);
+    kv.k = (struct gpu_buf){ pool.ptr, 16384 };
+    kv.v = (struct gpu_buf){ (char *)pool.ptr + 16384, 16384 };
+    seqs.block_tables = (struct gpu_buf){ (char *)pool.ptr + 32768, 16 };
+    seqs.lens = (struct gpu_buf){ (char *)pool.ptr + 33024, 8 };
+    q = (struct gpu_buf){ (char *)pool.ptr + 65536, 65536 };
+    out = (struct gpu_buf){ (char *)pool.ptr + 131072, 65536 };
+    work = (struct gpu_buf){ (char *)pool.ptr + 262144, 65536 };
+    put_bytes(&seqs.block_tables, (int32_t[]){ 0, 1, 2, 3 }, 16);
+    put_bytes(&seqs.lens, (int32_t[]){ 3, 20 }, 8);
+    poison(&q, q.bytes);
+    ck_assert_uint_le(gpu_attn_decode_workspace(g, 4, &kv, &seqs), work.bytes);
+    ck_assert_int_eq(gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err), 0);
+    ck_assert_int_eq(gpu_attn_decode(g, &q, 5, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_attn_decode: 5 heads do not share 2 kv heads evenly");
+    ck_assert_int_eq(gpu_attn_decode(g, &q, 66, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_attn_decode: 33 query heads per kv head exceed 32");
+    small = (struct gpu_buf){ work.ptr, 64 };
+    ck_assert_int_eq(gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &small, &out, GPU_F32, &err),
+                     RAG_EINVAL);
+    ck_assert_msg(strncmp(err.msg, "gpu_attn_decode: buffer 'work' has 64 bytes", 43) == 0, "%s",
+                  err.msg);
+    kv.head_dim = 96;
+    ck_assert_int_eq(gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_attn_decode: head_dim 96 is not 32, 64 or 128");
+    kv.head_dim = 64;
+    kv.n_blocks = 5;
+    ck_assert_int_eq(gpu_attn_prefill(g, &q, 3, 4, 0, &kv, &seqs.lens, 0.125f, &out, GPU_F32,
+                                      &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_attn_prefill: buffer 'k' has 16384 bytes, needs 20480");
+    kv.n_blocks = 4;
+    ck_assert_int_eq(gpu_attn_prefill(g, &q, 40, 4, 0, &kv, &seqs.lens, 0.125f, &out, GPU_F32,
+                                      &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_attn_prefill: buffer 'block_table' has 8 bytes, needs 12");
+    seqs.max_blocks = 0;
+    ck_assert_int_eq(gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_attn_decode: max_blocks is 0");
+    ck_assert_int_eq(gpu_sync(g, &err), 0);
+}
+END_TEST
+
+/* ---- graphs, device copies, the empty kernel ---- */
+
+/* The buffers of a tiny decode step: ids -> embed -> rmsnorm -> lm_head -> argmax. */
+struct step {
+    size_t vocab, dim, n;
+    struct gpu_buf table, ids, x, w, normed, head, logits, next;
+};
+
+static void step_init(struct step *s, size_t vocab, size_t dim, size_t n)
+{
+    size_t off = 0;
+    float *table = random_floats(vocab * dim, -1, 1), *w = random_floats(dim, 0.5f, 1.5f);
+    void *head = encode(GPU_BF16, table, vocab * dim);
+
+    *s = (struct step){ .vocab = vocab, .dim = dim, .n = n };
+    pool_alloc(2 * gpu_align(vocab * dim * 4) + gpu_align(n * dim * 4) * 3 + gpu_align(dim * 4) +
+               gpu_align(n * vocab * 4) + 2 * gpu_align(n * 4));
+    s->table = carve_floats(&off, vocab * dim);
+    s->head = carve_bytes(&off, vocab * dim * 2);
+    s->ids = carve_bytes(&off, n * 4);
+    s->x = carve_floats(&off, n * dim);
+    s->w = carve_floats(&off, dim);
+    s->normed = carve_bytes(&off, n * dim * 2);
+    s->logits = carve_floats(&off, n * vocab);
+    s->next = carve_bytes(&off, n * 4);
+    put(&s->table, table, vocab * dim);
+    put(&s->w, w, dim);
+    put_bytes(&s->head, head, vocab * dim * 2);
+    free(table);
+    free(w);
+    free(head);
+}
+
+static void step_run(struct step *s)
+{
+    struct rag_err err = { 0 };
+    int rc = gpu_embed_rows(g, &s->table, GPU_F32, s->vocab, s->dim, &s->ids, s->n, 1.0f, &s->x,
+                            &err);
+
+    if (!rc)
+        rc = gpu_rmsnorm(g, &s->x, NULL, &s->w, &s->normed, GPU_BF16, s->n, s->dim, 1e-5f, &err);
+    if (!rc)
+        rc = gpu_gemm(g, &s->normed, &s->head, NULL, &s->logits, GPU_F32, s->n, s->vocab, s->dim,
+                      0, &err);
+    if (!rc)
+        rc = gpu_argmax_rows(g, &s->logits, &s->next, s->n, s->vocab, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+}
+
+/* Run the step eagerly on ids and return its logits and next ids. */
+static void step_eager(struct step *s, const int32_t *ids, float *logits, int32_t *next)
+{
+    put_bytes(&s->ids, ids, s->n * 4);
+    poison(&s->logits, s->logits.bytes);
+    step_run(s);
+    get(logits, &s->logits, s->n * s->vocab);
+    get_bytes(next, &s->next, s->n * 4);
+}
+
+START_TEST(test_graph_replay)
+{
+    size_t vocab = 1000, dim = 64, n = 4;
+    int32_t ids[2][4] = { { 1, 2, 3, 4 }, { 999, 0, 500, 4 } }, next[4], next_g[4];
+    float *logits = filled_floats(n * vocab, 0), *logits_g = filled_floats(n * vocab, 0);
+    struct rag_err err = { 0 };
+    struct gpu_graph *graph = NULL;
+    struct step s;
+
+    step_init(&s, vocab, dim, n);
+    step_eager(&s, ids[0], logits, next); /* creates the GEMM plan before the capture */
+    ck_assert_int_eq(gpu_capture_begin(g, &err), 0);
+    ck_assert_int_eq(gpu_capture_begin(g, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_capture_begin: a capture is already running");
+    ck_assert_int_eq(gpu_upload(g, &s.ids, ids[1], 16, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_upload: not allowed while a graph is being captured");
+    ck_assert_int_eq(gpu_sync(g, &err), RAG_EINVAL);
+    step_run(&s);
+    ck_assert_msg(gpu_capture_end(g, &graph, &err) == 0, "%s", err.msg);
+    for (int r = 0; r < 2; r++) { /* replay with new ids in device memory, twice */
+        put_bytes(&s.ids, ids[1 - r], n * 4);
+        poison(&s.logits, s.logits.bytes);
+        ck_assert_msg(gpu_graph_launch(g, graph, &err) == 0, "%s", err.msg);
+        get(logits_g, &s.logits, n * vocab);
+        get_bytes(next_g, &s.next, n * 4);
+        step_eager(&s, ids[1 - r], logits, next);
+        ck_assert_int_eq(memcmp(logits, logits_g, n * vocab * 4), 0);
+        ck_assert_int_eq(memcmp(next, next_g, sizeof(next)), 0);
+    }
+    for (size_t i = 0; i < n; i++) /* the embedding row of id itself scores highest */
+        ck_assert_int_eq(next[i], ids[0][i]);
+    gpu_graph_free(g, graph);
+    gpu_graph_free(g, NULL);
+    ck_assert_int_eq(gpu_capture_end(g, &graph, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_capture_end: no capture is running");
+    free(logits);
+    free(logits_g);
+}
+END_TEST
+
+START_TEST(test_copy_noop)
+{
+    size_t n = 5000, off = 0;
+    float *src = random_floats(n, -1, 1), *dst = filled_floats(n, NAN);
+    struct rag_err err = { 0 };
+    struct gpu_buf a, b;
+
+    pool_alloc(2 * gpu_align(n * 4));
+    a = carve_floats(&off, n);
+    b = carve_floats(&off, n);
+    put(&a, src, n);
+    poison(&b, n * 4);
+    ck_assert_int_eq(gpu_copy(g, &b, &a, n * 4, &err), 0);
+    ck_assert_int_eq(gpu_noop(g, &err), 0);
+    get(dst, &b, n);
+    ck_assert_int_eq(memcmp(src, dst, n * 4), 0);
+    ck_assert_int_eq(gpu_copy(g, &b, &a, n * 4 + 1, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_copy: 20001 bytes do not fit the 20000-byte target buffer");
+    b = (struct gpu_buf){ (char *)a.ptr + 8, 100 };
+    ck_assert_int_eq(gpu_copy(g, &b, &a, 100, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_copy: source and target overlap");
+    ck_assert_int_eq(gpu_copy(g, &b, &a, 0, &err), 0);
+    free(src);
+    free(dst);
+}
+END_TEST
+
 /*
  * A kernel that faults is reported by the next gpu_sync() with CUDA's
  * message. The fault breaks the CUDA context, so this case runs only when
@@ -597,10 +1899,29 @@ static Suite *gpu_suite(bool have_gpu)
     tcase_add_test(tc, test_axpy_args);
     tcase_add_test(tc, test_l2_args);
     tcase_add_test(tc, test_dot_args);
+    tcase_add_test(tc, test_convert_args);
+    tcase_add_test(tc, test_gemm_args);
+    tcase_add_test(tc, test_rmsnorm_args);
+    tcase_add_test(tc, test_swiglu_args);
+    tcase_add_test(tc, test_attn_args);
+    tcase_add_test(tc, test_copy_noop);
     tc = device_case(s, "kernels", 120);
     tcase_add_test(tc, test_axpy);
     tcase_add_test(tc, test_l2_normalize_rows);
     tcase_add_test(tc, test_dot);
+    tc = device_case(s, "model", 300);
+    tcase_add_test(tc, test_convert);
+    tcase_add_test(tc, test_gemm);
+    tcase_add_test(tc, test_gemm_many_shapes);
+    tcase_add_test(tc, test_rmsnorm);
+    tcase_add_test(tc, test_swiglu);
+    tcase_add_test(tc, test_softmax);
+    tcase_add_test(tc, test_argmax);
+    tcase_add_test(tc, test_embed_rows);
+    tcase_add_test(tc, test_rope_kv);
+    tcase_add_test(tc, test_attn_decode);
+    tcase_add_test(tc, test_attn_prefill);
+    tcase_add_test(tc, test_graph_replay);
     /* A faulted context is lost for the rest of the process: only with fork. */
     if (fork_mode && strcmp(fork_mode, "no") == 0)
         return s;
