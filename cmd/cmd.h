@@ -12,10 +12,44 @@
 
 /* Global options, parsed by main() before the subcommand. */
 struct globals {
-    const char *store_dir;  /* --store, $RAG_STORE, or $XDG_DATA_HOME/rag/default */
-    const char *models_dir; /* $RAG_MODELS or $XDG_CACHE_HOME/rag/models */
-    int progress;           /* -1 auto (stderr is a tty), 0 never, 1 always */
+    const char *store_dir;    /* --store, $RAG_STORE, or $XDG_DATA_HOME/rag/default */
+    const char *models_dir;   /* $RAG_MODELS or $XDG_CACHE_HOME/rag/models */
+    const char *embedder_dir; /* --embedder, or NULL: models_dir/CMD_EMBEDDER_DEFAULT */
+    int progress;             /* -1 auto (stderr is a tty), 0 never, 1 always */
 };
+
+#define CMD_EMBEDDER_DEFAULT "all-minilm-l6-v2"
+
+struct retr_embedder;
+struct retr_index;
+
+/*
+ * context.c: what a command works on. The embedder and the vector index are
+ * opened only when vectors are wanted; the index is checked against the
+ * store and rebuilt from its vectors when they disagree (with a warning).
+ */
+struct rag_ctx {
+    struct store *store;
+    struct retr_embedder *embedder; /* NULL without vectors */
+    struct retr_index *index;       /* NULL without vectors */
+    int64_t model_id;               /* the embedder's row in the store */
+    struct buf index_path;
+    bool index_dirty; /* changed since opened: save before closing */
+};
+
+struct ctx_opts {
+    const char *store_dir; /* NULL: the global store */
+    bool vectors;          /* open the embedder and the index */
+    const char *factory;   /* FAISS factory for a new index; NULL: the store's or "Flat" */
+};
+
+int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *o,
+             struct rag_err *err);
+/* Write the index if it changed (temporary file, fsync, rename). */
+int ctx_save_index(struct rag_ctx *c, struct rag_err *err);
+void ctx_close(struct rag_ctx *c);
+/* Count chunk sizes with the embedder's tokenizer and cap them at its input limit. */
+void ctx_chunker_opts(const struct rag_ctx *c, struct chunker_opts *o);
 
 typedef int cmd_fn(int argc, char **argv, const struct globals *g);
 
@@ -89,14 +123,17 @@ struct pipeline_result {
  * only the status is computed. Skipped files are not errors (ret->err tells
  * why); a store failure is returned.
  */
-int pipeline_file(struct store *s, const char *path, const struct pipeline_opts *o,
+int pipeline_file(struct rag_ctx *c, const char *path, const struct pipeline_opts *o,
                   bool dry_run, struct pipeline_result *ret, struct rag_err *err);
 /*
  * Store an in-memory document (datasets): text of format fmt under the key
  * path, replacing any earlier version.
  */
-int pipeline_text(struct store *s, const char *path, const char *title, const char *text,
+int pipeline_text(struct rag_ctx *c, const char *path, const char *title, const char *text,
                   size_t len, enum chunk_format fmt, const struct pipeline_opts *o,
                   struct pipeline_result *ret, struct rag_err *err);
+
+/* Remove the document at path from the store and its vectors from the index. */
+int pipeline_remove(struct rag_ctx *c, const char *path, struct rag_err *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "eval/eval.h"
+#include "retrieval/retrieval.h"
 
 static const char eval_usage[] =
     "usage: rag eval [options] DATASET\n"
@@ -24,6 +25,9 @@ static const char eval_usage[] =
     "\n"
     "Options:\n"
     "      --retrieval-only     score retrieval only (the default until answers land)\n"
+    "      --mode MODE          hybrid (default), dense or bm25 (no embedding model)\n"
+    "      --alpha A            hybrid: weighted score mix instead of rank fusion\n"
+    "      --depth N            candidates per list before fusion (default 50)\n"
     "  -k, --top-k N            cut-off for recall/hit/evidence metrics (default 5);\n"
     "                           nDCG and MRR are also reported at 10\n"
     "      --split NAME         BEIR qrels split (default test)\n"
@@ -40,6 +44,7 @@ static const char eval_usage[] =
 struct eval_cmd_opts {
     struct eval_load_opts load;
     struct pipeline_opts pipe;
+    struct retr_query_opts q;
     size_t k;
     const char *keep_store;
     bool json;
@@ -47,14 +52,14 @@ struct eval_cmd_opts {
 
 struct eval_run {
     struct eval_dataset *ds;
-    struct store *store;
+    struct rag_ctx x;
     struct eval_acc *acc;
     size_t n_chunks;
     uint64_t bytes;
     double ingest_s, search_s;
 };
 
-static int ingest_docs(struct eval_run *e, const struct eval_cmd_opts *o, bool beir,
+static int ingest_docs(struct eval_run *e, const struct pipeline_opts *po, bool beir,
                        const struct globals *g, struct rag_err *err)
 {
     struct pipeline_result r;
@@ -65,7 +70,7 @@ static int ingest_docs(struct eval_run *e, const struct eval_cmd_opts *o, bool b
     int rc;
 
     progress_start(&p, "ingesting", "docs", e->ds->n_docs, cmd_show_progress(g));
-    rc = store_begin(e->store, err);
+    rc = store_begin(e->x.store, err);
     for (i = 0; !rc && i < e->ds->n_docs; i++) {
         const struct eval_doc *d = &e->ds->doc[i];
 
@@ -76,15 +81,16 @@ static int ingest_docs(struct eval_run *e, const struct eval_cmd_opts *o, bool b
         if (beir && d->title[0])
             buf_appendf(&text, "%s\n\n", d->title);
         buf_append(&text, d->text, d->len);
-        rc = pipeline_text(e->store, path.data, d->title, text.data, text.len, CHUNK_FORMAT_TEXT,
-                           &o->pipe, &r, err);
+        rc = pipeline_text(&e->x, path.data, d->title, text.data, text.len, CHUNK_FORMAT_TEXT,
+                           po, &r, err);
         e->n_chunks += r.n_chunks;
         e->bytes += text.len;
         progress_update(&p, i + 1, e->bytes);
     }
-    rc = rc ? rc : store_commit(e->store, err);
+    rc = rc ? rc : store_commit(e->x.store, err);
+    rc = rc ? rc : ctx_save_index(&e->x, err);
     if (rc)
-        store_rollback(e->store);
+        store_rollback(e->x.store);
     progress_end(&p);
     e->ingest_s = time_now() - t0;
     buf_release(&path);
@@ -113,37 +119,59 @@ static void score(struct eval_run *e, const struct eval_question *q, const struc
     }
 }
 
+/* Rank the chunks for q into hits (doc ids borrowed from l's arena). */
+static int rank(struct eval_run *e, const struct eval_question *q, struct retr_query_opts *qo,
+                struct retr_fused *f, struct store_hit_list *l, struct eval_hit *hits,
+                struct rag_err *err)
+{
+    struct retr_searcher rs = { e->x.store, e->x.embedder, e->x.index };
+    int64_t *ids = xcalloc(qo->k, sizeof(*ids));
+    double *scores = xcalloc(qo->k, sizeof(*scores));
+    size_t n = 0, j;
+    int rc = retr_query(&rs, q->text, qo, f, &n, err);
+
+    for (j = 0; !rc && j < n; j++) {
+        ids[j] = f[j].id;
+        scores[j] = f[j].score;
+    }
+    rc = rc ? rc : store_hits_for_ids(e->x.store, ids, scores, n, l, err);
+    for (j = 0; !rc && j < l->n; j++)
+        hits[j] = (struct eval_hit){ l->item[j].doc_path + strlen(EVAL_DOC_PREFIX),
+                                     l->item[j].byte_start, l->item[j].byte_end };
+    free(ids);
+    free(scores);
+    return rc;
+}
+
 static int search_all(struct eval_run *e, const struct eval_cmd_opts *o, const struct globals *g,
                       struct rag_err *err)
 {
     /* Documents are ranked by their best chunk, so fetch more chunks than k. */
-    size_t fetch = e->ds->layout == EVAL_LAYOUT_BEIR ? 100 : (o->k > 10 ? o->k : 10);
-    struct eval_hit *hits = xcalloc(fetch, sizeof(*hits));
+    struct retr_query_opts qo = o->q;
+    struct eval_hit *hits;
+    struct retr_fused *f;
     struct store_hit_list l;
     struct progress p;
     double t0 = time_now();
-    size_t i, j;
+    size_t i;
     int rc = 0;
 
-    store_hit_list_init(&l);
+    qo.k = e->ds->layout == EVAL_LAYOUT_BEIR ? 100 : (o->k > 10 ? o->k : 10);
+    hits = xcalloc(qo.k, sizeof(*hits));
+    f = xcalloc(qo.k, sizeof(*f));
     progress_start(&p, "searching", "questions", e->ds->n_questions, cmd_show_progress(g));
     for (i = 0; !rc && i < e->ds->n_questions; i++) {
-        const struct eval_question *q = &e->ds->question[i];
-
-        store_hit_list_release(&l);
         store_hit_list_init(&l);
-        rc = store_search_bm25(e->store, q->text, fetch, &l, err);
-        for (j = 0; !rc && j < l.n; j++)
-            hits[j] = (struct eval_hit){ l.item[j].doc_path + strlen(EVAL_DOC_PREFIX),
-                                         l.item[j].byte_start, l.item[j].byte_end };
+        rc = rank(e, &e->ds->question[i], &qo, f, &l, hits, err);
         if (!rc)
-            score(e, q, hits, l.n, o->k);
+            score(e, &e->ds->question[i], hits, l.n, o->k);
+        store_hit_list_release(&l);
         progress_update(&p, i + 1, 0);
     }
     progress_end(&p);
     e->search_s = time_now() - t0;
-    store_hit_list_release(&l);
     free(hits);
+    free(f);
     return rc;
 }
 
@@ -155,9 +183,10 @@ static void print_table(const struct eval_run *e, const char *dataset, const str
     printf("dataset %s: %zu documents, %zu chunks (%s, %zu tokens), %zu questions\n", dataset,
            e->ds->n_docs, e->n_chunks, chunker_name(o->pipe.chunk.kind), o->pipe.chunk.max_tokens,
            e->ds->n_questions);
-    printf("ingest %.2f s (%.1f MB/s), search %.2f s (%.1f ms/question), mode bm25\n\n",
+    printf("ingest %.2f s (%.1f MB/s), search %.2f s (%.1f ms/question), mode %s\n\n",
            e->ingest_s, e->ingest_s > 0 ? (double)e->bytes / 1e6 / e->ingest_s : 0.0, e->search_s,
-           e->ds->n_questions ? 1e3 * e->search_s / (double)e->ds->n_questions : 0.0);
+           e->ds->n_questions ? 1e3 * e->search_s / (double)e->ds->n_questions : 0.0,
+           retr_mode_name(o->q.mode));
     printf("%-22s %8s   %-17s %6s\n", "metric", "mean", "95% CI", "n");
     for (i = 0; i < eval_acc_count(e->acc); i++) {
         eval_acc_stat(e->acc, i, &st);
@@ -175,7 +204,7 @@ static void print_json(const struct eval_run *e, const char *dataset, const stru
     cJSON_AddStringToObject(j, "schema", "rag.eval/1");
     cJSON_AddStringToObject(j, "dataset", dataset);
     cJSON_AddStringToObject(j, "layout", e->ds->layout == EVAL_LAYOUT_BEIR ? "beir" : "qa");
-    cJSON_AddStringToObject(j, "mode", "bm25");
+    cJSON_AddStringToObject(j, "mode", retr_mode_name(o->q.mode));
     cJSON_AddStringToObject(j, "chunker", chunker_name(o->pipe.chunk.kind));
     cJSON_AddNumberToObject(j, "max_tokens", (double)o->pipe.chunk.max_tokens);
     cJSON_AddNumberToObject(j, "k", (double)o->k);
@@ -203,7 +232,8 @@ static void print_json(const struct eval_run *e, const char *dataset, const stru
     cJSON_Delete(j);
 }
 
-enum { OPT_SPLIT = 256, OPT_MAXQ, OPT_SAMPLE, OPT_KEEP, OPT_RETRIEVAL, OPT_MAXTOK };
+enum { OPT_SPLIT = 256, OPT_MAXQ, OPT_SAMPLE, OPT_KEEP, OPT_RETRIEVAL, OPT_MAXTOK, OPT_MODE,
+       OPT_ALPHA, OPT_DEPTH };
 
 static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
 {
@@ -216,11 +246,15 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
         { "max-tokens", required_argument, NULL, OPT_MAXTOK },
         { "keep-store", required_argument, NULL, OPT_KEEP },
         { "retrieval-only", no_argument, NULL, OPT_RETRIEVAL },
+        { "mode", required_argument, NULL, OPT_MODE },
+        { "alpha", required_argument, NULL, OPT_ALPHA },
+        { "depth", required_argument, NULL, OPT_DEPTH },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct rag_err err = { 0 };
+    double alpha;
     int c;
 
     optind = 0;
@@ -254,6 +288,21 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
             break;
         case OPT_RETRIEVAL:
             break;
+        case OPT_MODE:
+            if (retr_mode_from_name(optarg, &o->q.mode, &err))
+                return cmd_usage_error(eval_usage, "eval: %s", err.msg);
+            break;
+        case OPT_ALPHA:
+            if (parse_double(optarg, 0, 1, &alpha))
+                return cmd_usage_error(eval_usage, "eval: invalid --alpha '%s'", optarg);
+            o->q.fuse.method = RETR_FUSE_WEIGHTED;
+            o->q.fuse.weight[0] = 1 - alpha;
+            o->q.fuse.weight[1] = alpha;
+            break;
+        case OPT_DEPTH:
+            if (parse_size(optarg, 1, 100000, &o->q.depth))
+                return cmd_usage_error(eval_usage, "eval: invalid --depth '%s'", optarg);
+            break;
         case 'j':
             o->json = true;
             break;
@@ -271,12 +320,15 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
 static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_opts *o,
                const struct globals *g, const char *store_dir, struct rag_err *err)
 {
+    struct ctx_opts co = { .store_dir = store_dir, .vectors = o->q.mode != RETR_MODE_BM25 };
+    struct pipeline_opts po = o->pipe;
     int rc = eval_dataset_load(&e->ds, dataset, &o->load, err);
 
     if (!rc)
-        rc = store_open(&e->store, store_dir, err);
+        rc = ctx_open(&e->x, g, &co, err);
+    ctx_chunker_opts(&e->x, &po.chunk);
     if (!rc)
-        rc = ingest_docs(e, o, e->ds->layout == EVAL_LAYOUT_BEIR, g, err);
+        rc = ingest_docs(e, &po, e->ds->layout == EVAL_LAYOUT_BEIR, g, err);
     if (!rc)
         rc = search_all(e, o, g, err);
     if (!rc)
@@ -286,7 +338,7 @@ static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_op
 
 int cmd_eval(int argc, char **argv, const struct globals *g)
 {
-    struct eval_cmd_opts o = { .k = 5,
+    struct eval_cmd_opts o = { .k = 5, .q = RETR_QUERY_OPTS_DEFAULT,
                                .pipe = { .chunk = CHUNKER_OPTS_DEFAULT } };
     struct eval_run e = { 0 };
     struct rag_err err = { 0 };
@@ -307,7 +359,7 @@ int cmd_eval(int argc, char **argv, const struct globals *g)
     }
     e.acc = eval_acc_new();
     rc = run(&e, argv[optind], &o, g, dir.data, &err);
-    store_close(e.store);
+    ctx_close(&e.x);
     if (!o.keep_store)
         cmd_remove_tree(dir.data);
     eval_acc_free(e.acc);

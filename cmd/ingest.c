@@ -26,6 +26,8 @@ static const char ingest_usage[] =
     "      --max-tokens N   target chunk size in tokens (default 256)\n"
     "      --max-size MB    skip files larger than this (default 64)\n"
     "  -f, --force          re-read files even when unchanged\n"
+    "      --no-embed       store text only (BM25 search); no embedding model needed\n"
+    "      --index FACTORY  FAISS index for a new store (default Flat; e.g. HNSW32,Flat)\n"
     "  -j, --json           one JSON object per file on stdout (JSON Lines)\n"
     "  -h, --help           show this help\n";
 
@@ -34,6 +36,7 @@ static const char ingest_usage[] =
 
 struct ingest_opts {
     struct pipeline_opts pipe;
+    struct ctx_opts ctx;
     bool dry_run, json;
 };
 
@@ -123,8 +126,9 @@ static void count(struct counts *c, const struct pipeline_result *r)
         c->bytes += r->bytes;
 }
 
-static int process_files(struct store *s, const struct file_set *set, const struct ingest_opts *o,
-                         const struct globals *g, struct counts *c, struct rag_err *err)
+static int process_files(struct rag_ctx *x, const struct file_set *set,
+                         const struct ingest_opts *o, const struct globals *g, struct counts *c,
+                         struct rag_err *err)
 {
     struct pipeline_result r;
     struct progress p;
@@ -134,9 +138,9 @@ static int process_files(struct store *s, const struct file_set *set, const stru
 
     progress_start(&p, o->dry_run ? "checking" : "ingesting", "files", set->n,
                    cmd_show_progress(g));
-    rc = store_begin(s, err);
+    rc = store_begin(x->store, err);
     for (i = 0; i < set->n && !rc; i++) {
-        rc = pipeline_file(s, set->item[i].path, &o->pipe, o->dry_run, &r, err);
+        rc = pipeline_file(x, set->item[i].path, &o->pipe, o->dry_run, &r, err);
         if (rc)
             break;
         count(c, &r);
@@ -146,13 +150,14 @@ static int process_files(struct store *s, const struct file_set *set, const stru
         /* Full-text indexing is cheaper in batches; each batch is atomic. */
         if (bytes - committed >= BATCH_BYTES) {
             committed = bytes;
-            rc = store_commit(s, err);
-            rc = rc ? rc : store_begin(s, err);
+            rc = store_commit(x->store, err);
+            rc = rc ? rc : ctx_save_index(x, err);
+            rc = rc ? rc : store_begin(x->store, err);
         }
     }
-    rc = rc ? rc : store_commit(s, err);
+    rc = rc ? rc : store_commit(x->store, err);
     if (rc)
-        store_rollback(s);
+        store_rollback(x->store);
     progress_end(&p);
     return rc;
 }
@@ -165,7 +170,7 @@ static bool in_set(const struct file_set *set, const char *path)
 }
 
 /* Remove documents stored under a walked folder whose files are gone. */
-static int remove_vanished(struct store *s, const char *root, const struct file_set *set,
+static int remove_vanished(struct rag_ctx *x, const char *root, const struct file_set *set,
                            const struct ingest_opts *o, struct counts *c, struct rag_err *err)
 {
     struct store_doc_list docs;
@@ -174,12 +179,12 @@ static int remove_vanished(struct store *s, const char *root, const struct file_
     int rc;
 
     store_doc_list_init(&docs);
-    rc = store_list_docs(s, root, &docs, err);
+    rc = store_list_docs(x->store, root, &docs, err);
     for (i = 0; !rc && i < docs.n; i++) {
         if (in_set(set, docs.item[i].path))
             continue;
         if (!o->dry_run)
-            rc = store_remove_doc(s, docs.item[i].path, err);
+            rc = pipeline_remove(x, docs.item[i].path, err);
         r.n_chunks = docs.item[i].n_chunks;
         count(c, &r);
         emit(o, docs.item[i].path, &r);
@@ -207,6 +212,7 @@ static int parse_opts(int argc, char **argv, struct ingest_opts *o)
         { "max-tokens", required_argument, NULL, 't' },
         { "max-size", required_argument, NULL, 's' },
         { "force", no_argument, NULL, 'f' },      { "json", no_argument, NULL, 'j' },
+        { "no-embed", no_argument, NULL, 'E' },   { "index", required_argument, NULL, 'I' },
         { "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
     };
     struct rag_err err = { 0 };
@@ -235,6 +241,12 @@ static int parse_opts(int argc, char **argv, struct ingest_opts *o)
             break;
         case 'f':
             o->pipe.force = true;
+            break;
+        case 'E':
+            o->ctx.vectors = false;
+            break;
+        case 'I':
+            o->ctx.factory = optarg;
             break;
         case 'j':
             o->json = true;
@@ -270,7 +282,7 @@ static int resolve_roots(int argc, char **argv, char ***ret, struct rag_err *err
     return 0;
 }
 
-static int run(struct store *s, char **roots, int n, const struct ingest_opts *o,
+static int run(struct rag_ctx *x, char **roots, int n, const struct ingest_opts *o,
                const struct globals *g, struct rag_err *err)
 {
     struct file_set set = { 0 };
@@ -284,11 +296,13 @@ static int run(struct store *s, char **roots, int n, const struct ingest_opts *o
     rc = file_walk((const char *const *)roots, (size_t)n, &w, err);
     if (!rc) {
         qsort(set.item, set.n, sizeof(*set.item), by_path);
-        rc = process_files(s, &set, o, g, &c, err);
+        rc = process_files(x, &set, o, g, &c, err);
     }
     for (i = 0; !rc && i < n; i++)
         if (stat(roots[i], &st) == 0 && S_ISDIR(st.st_mode))
-            rc = remove_vanished(s, roots[i], &set, o, &c, err);
+            rc = remove_vanished(x, roots[i], &set, o, &c, err);
+    if (!rc)
+        rc = ctx_save_index(x, err);
     if (!rc)
         summary(o, &c, set.n_problems, time_now() - t0);
     for (k = 0; k < set.n; k++)
@@ -299,9 +313,10 @@ static int run(struct store *s, char **roots, int n, const struct ingest_opts *o
 
 int cmd_ingest(int argc, char **argv, const struct globals *g)
 {
-    struct ingest_opts o = { .pipe = { .chunk = CHUNKER_OPTS_DEFAULT, .max_file_bytes = 64 << 20 } };
+    struct ingest_opts o = { .pipe = { .chunk = CHUNKER_OPTS_DEFAULT, .max_file_bytes = 64 << 20 },
+                             .ctx = { .vectors = true } };
     struct rag_err err = { 0 };
-    struct store *s = NULL;
+    struct rag_ctx x = { 0 };
     char **roots = NULL;
     int rc, i, n;
 
@@ -311,10 +326,11 @@ int cmd_ingest(int argc, char **argv, const struct globals *g)
     n = argc - optind;
     rc = resolve_roots(n, argv + optind, &roots, &err);
     if (!rc)
-        rc = cmd_store_open(g, &s, &err);
+        rc = ctx_open(&x, g, &o.ctx, &err);
+    ctx_chunker_opts(&x, &o.pipe.chunk);
     if (!rc)
-        rc = run(s, roots, n, &o, g, &err);
-    store_close(s);
+        rc = run(&x, roots, n, &o, g, &err);
+    ctx_close(&x);
     for (i = 0; roots && i < n; i++)
         free(roots[i]);
     free(roots);

@@ -7,6 +7,8 @@
 
 #include <sys/stat.h>
 
+#include "retrieval/retrieval.h"
+
 const char *pipeline_status_name(enum pipeline_status s)
 {
     static const char *const names[] = { "added", "changed", "unchanged", "removed", "skipped" };
@@ -20,13 +22,94 @@ static void skip(struct pipeline_result *r, const struct rag_err *why)
     r->err = *why;
 }
 
-/* Chunk a parsed document and store it under meta. */
-static int store_chunks(struct store *s, const struct chunk_doc *doc, struct store_doc *meta,
+/* Embed the chunks' texts into a new (n, dim) array the caller frees. */
+static int embed_chunks(struct rag_ctx *c, const struct chunk_list *l, float **ret,
+                        struct rag_err *err)
+{
+    size_t dim = retr_embedder_info(c->embedder)->dim, i;
+    const char **texts = xcalloc(l->n ? l->n : 1, sizeof(*texts));
+    size_t *lens = xcalloc(l->n ? l->n : 1, sizeof(*lens));
+    float *v = xmalloc_array(l->n ? l->n * dim : 1, sizeof(*v));
+    int rc;
+
+    for (i = 0; i < l->n; i++) {
+        texts[i] = l->item[i].text;
+        lens[i] = l->item[i].len;
+    }
+    rc = retr_embed(c->embedder, texts, lens, l->n, 0, v, err);
+    free(texts);
+    free(lens);
+    if (rc)
+        free(v);
+    else
+        *ret = v;
+    return rc;
+}
+
+/* The chunk ids stored for path (none when it is not stored). */
+static int old_ids(struct rag_ctx *c, const char *path, struct store_ids *ids, struct rag_err *err)
+{
+    struct store_doc d;
+    struct arena a;
+    int rc;
+
+    arena_init(&a, 1024);
+    rc = store_find_doc(c->store, path, &a, &d, err);
+    if (!rc)
+        rc = store_doc_chunk_ids(c->store, d.id, ids, err);
+    arena_release(&a);
+    return rc == RAG_ENOTFOUND ? 0 : rc;
+}
+
+/* Store chunks[0..n) under meta, with their vectors when there is an embedder. */
+static int put(struct rag_ctx *c, const struct store_doc *meta, struct store_chunk *sc, size_t n,
+               const float *vecs, struct rag_err *err)
+{
+    struct store_ids gone = { 0 };
+    int64_t *ids = xcalloc(n ? n : 1, sizeof(*ids));
+    size_t i, dim;
+    int rc = c->index ? old_ids(c, meta->path, &gone, err) : 0;
+
+    rc = rc ? rc : store_put_doc(c->store, meta, sc, n, NULL, err);
+    for (i = 0; i < n; i++)
+        ids[i] = sc[i].id;
+    if (!rc && c->index && gone.n) {
+        rc = retr_index_remove(c->index, gone.item, gone.n, NULL, err);
+        c->index_dirty = true;
+    }
+    if (!rc && vecs && n) {
+        dim = retr_embedder_info(c->embedder)->dim;
+        rc = store_put_vectors(c->store, c->model_id, ids, vecs, n, dim, err);
+        rc = rc ? rc : retr_index_add(c->index, ids, vecs, n, err);
+        c->index_dirty = true;
+    }
+    free(ids);
+    store_ids_release(&gone);
+    return rc;
+}
+
+int pipeline_remove(struct rag_ctx *c, const char *path, struct rag_err *err)
+{
+    struct store_ids gone = { 0 };
+    int rc = c->index ? old_ids(c, path, &gone, err) : 0;
+
+    rc = rc ? rc : store_remove_doc(c->store, path, err);
+    if (!rc && gone.n) {
+        rc = retr_index_remove(c->index, gone.item, gone.n, NULL, err);
+        c->index_dirty = true;
+    }
+    store_ids_release(&gone);
+    return rc;
+}
+
+/* Chunk a parsed document, embed the chunks and store them under meta. */
+static int store_chunks(struct rag_ctx *c, const struct chunk_doc *doc, struct store_doc *meta,
                         const struct pipeline_opts *o, struct pipeline_result *r,
                         struct rag_err *err)
 {
     struct chunk_list list = { 0 };
     struct store_chunk *sc = NULL;
+    float *vecs = NULL;
     enum chunker_kind kind;
     struct arena arena;
     size_t i;
@@ -34,25 +117,28 @@ static int store_chunks(struct store *s, const struct chunk_doc *doc, struct sto
 
     arena_init(&arena, 0);
     rc = chunk_split(doc, &o->chunk, &arena, &list, &kind, err);
+    if (!rc && c->embedder)
+        rc = embed_chunks(c, &list, &vecs, err);
     if (rc)
         goto out;
     sc = xcalloc(list.n ? list.n : 1, sizeof(*sc));
     for (i = 0; i < list.n; i++) {
-        const struct chunk *c = &list.item[i];
+        const struct chunk *k = &list.item[i];
 
-        sc[i] = (struct store_chunk){ .ord = i, .byte_start = c->start, .byte_end = c->end,
-                                      .page_start = c->page_start, .page_end = c->page_end,
-                                      .heading_path = c->heading_path, .n_tokens = c->n_tokens,
-                                      .text = c->text, .len = c->len };
+        sc[i] = (struct store_chunk){ .ord = i, .byte_start = k->start, .byte_end = k->end,
+                                      .page_start = k->page_start, .page_end = k->page_end,
+                                      .heading_path = k->heading_path, .n_tokens = k->n_tokens,
+                                      .text = k->text, .len = k->len };
     }
     meta->chunker = chunker_name(kind);
     meta->format = chunk_format_name(doc->format);
     if (!meta->title)
         meta->title = doc->title;
-    rc = store_put_doc(s, meta, sc, list.n, NULL, err);
+    rc = put(c, meta, sc, list.n, vecs, err);
     r->n_chunks = list.n;
     r->chunker = meta->chunker;
 out:
+    free(vecs);
     free(sc);
     chunk_list_release(&list);
     arena_release(&arena);
@@ -60,7 +146,7 @@ out:
 }
 
 /* Parse data and store it; unreadable content is a skip, not an error. */
-static int parse_and_store(struct store *s, const char *data, size_t len, enum chunk_format fmt,
+static int parse_and_store(struct rag_ctx *s, const char *data, size_t len, enum chunk_format fmt,
                            struct store_doc *meta, const struct pipeline_opts *o,
                            struct pipeline_result *r, struct rag_err *err)
 {
@@ -88,7 +174,7 @@ static bool is_current(const struct store_doc *old, const char *sha, const struc
     return o->chunk.kind == CHUNKER_AUTO || !strcmp(old->chunker, chunker_name(o->chunk.kind));
 }
 
-int pipeline_file(struct store *s, const char *path, const struct pipeline_opts *o,
+int pipeline_file(struct rag_ctx *c, const char *path, const struct pipeline_opts *o,
                   bool dry_run, struct pipeline_result *r, struct rag_err *err)
 {
     struct store_doc meta = { .path = path }, old;
@@ -112,7 +198,7 @@ int pipeline_file(struct store *s, const char *path, const struct pipeline_opts 
         goto out;
     }
     sha256_hex(data.data, data.len, sha);
-    rc = store_find_doc(s, path, &arena, &old, err);
+    rc = store_find_doc(c->store, path, &arena, &old, err);
     if (rc && rc != RAG_ENOTFOUND)
         goto out;
     exists = rc == 0;
@@ -130,14 +216,14 @@ int pipeline_file(struct store *s, const char *path, const struct pipeline_opts 
     meta.sha256 = sha;
     meta.size = (int64_t)data.len;
     meta.mtime = (int64_t)st.st_mtime;
-    rc = parse_and_store(s, data.data, data.len, chunk_format_from_path(path), &meta, o, r, err);
+    rc = parse_and_store(c, data.data, data.len, chunk_format_from_path(path), &meta, o, r, err);
 out:
     buf_release(&data);
     arena_release(&arena);
     return rc;
 }
 
-int pipeline_text(struct store *s, const char *path, const char *title, const char *text,
+int pipeline_text(struct rag_ctx *s, const char *path, const char *title, const char *text,
                   size_t len, enum chunk_format fmt, const struct pipeline_opts *o,
                   struct pipeline_result *r, struct rag_err *err)
 {

@@ -9,19 +9,25 @@
 
 #include <cjson/cJSON.h>
 
+#include "retrieval/retrieval.h"
+
 static const char search_usage[] =
     "usage: rag search [options] QUERY...\n"
     "\n"
     "Rank the store's chunks for QUERY (the words of all arguments).\n"
     "\n"
     "Options:\n"
-    "  -k, --top-k N    results to show (default 10)\n"
-    "      --mode MODE  bm25 (full-text ranking)\n"
+    "  -k, --top-k N       results to show (default 10)\n"
+    "      --mode MODE     hybrid (default: BM25 and dense fused by reciprocal rank),\n"
+    "                      dense (embedding similarity) or bm25 (full-text ranking)\n"
+    "      --alpha A       hybrid: weighted mix A*dense + (1-A)*bm25 of min-max\n"
+    "                      normalised scores instead of reciprocal rank fusion\n"
+    "      --depth N       candidates per list before fusion (default 50)\n"
     "  -j, --json       one JSON document on stdout (schema rag.search/1)\n"
     "  -h, --help       show this help\n";
 
 struct search_opts {
-    size_t k;
+    struct retr_query_opts q;
     bool json;
 };
 
@@ -36,7 +42,28 @@ static void print_hit(size_t rank, const struct store_hit *h)
     printf(" [bytes %zu-%zu]\n   %s\n", h->byte_start, h->byte_end, h->snippet);
 }
 
-static void print_json(const char *query, const struct store_hit_list *l)
+/* Rank and score in each list that fed the result (null when absent). */
+static void add_sources(cJSON *r, const struct search_opts *o, const struct retr_fused *f)
+{
+    static const char *const names[2][2] = { { "bm25_rank", "bm25_score" },
+                                             { "dense_rank", "dense_score" } };
+    size_t i;
+    int which;
+
+    for (i = 0; i < (o->q.mode == RETR_MODE_HYBRID ? 2u : 1u); i++) {
+        which = o->q.mode == RETR_MODE_DENSE ? 1 : (int)i;
+        if (f->rank[i]) {
+            cJSON_AddNumberToObject(r, names[which][0], (double)f->rank[i]);
+            cJSON_AddNumberToObject(r, names[which][1], f->source_score[i]);
+        } else {
+            cJSON_AddNullToObject(r, names[which][0]);
+            cJSON_AddNullToObject(r, names[which][1]);
+        }
+    }
+}
+
+static void print_json(const char *query, const struct search_opts *o,
+                       const struct store_hit_list *l, const struct retr_fused *f)
 {
     cJSON *j = cJSON_CreateObject(), *arr;
     size_t i;
@@ -44,7 +71,7 @@ static void print_json(const char *query, const struct store_hit_list *l)
 
     cJSON_AddStringToObject(j, "schema", "rag.search/1");
     cJSON_AddStringToObject(j, "query", query);
-    cJSON_AddStringToObject(j, "mode", "bm25");
+    cJSON_AddStringToObject(j, "mode", retr_mode_name(o->q.mode));
     arr = cJSON_AddArrayToObject(j, "results");
     for (i = 0; i < l->n; i++) {
         const struct store_hit *h = &l->item[i];
@@ -60,6 +87,7 @@ static void print_json(const char *query, const struct store_hit_list *l)
         cJSON_AddNumberToObject(r, "byte_start", (double)h->byte_start);
         cJSON_AddNumberToObject(r, "byte_end", (double)h->byte_end);
         cJSON_AddStringToObject(r, "snippet", h->snippet);
+        add_sources(r, o, &f[i]);
         cJSON_AddItemToArray(arr, r);
     }
     s = cJSON_PrintUnformatted(j);
@@ -72,9 +100,12 @@ static int parse_opts(int argc, char **argv, struct search_opts *o)
 {
     static const struct option longopts[] = {
         { "top-k", required_argument, NULL, 'k' }, { "mode", required_argument, NULL, 'm' },
+        { "alpha", required_argument, NULL, 'a' }, { "depth", required_argument, NULL, 'd' },
         { "json", no_argument, NULL, 'j' },        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
+    struct rag_err err = { 0 };
+    double alpha;
     int c;
 
     optind = 0;
@@ -82,12 +113,23 @@ static int parse_opts(int argc, char **argv, struct search_opts *o)
     while ((c = getopt_long(argc, argv, "k:jh", longopts, NULL)) != -1) {
         switch (c) {
         case 'k':
-            if (parse_size(optarg, 1, 10000, &o->k))
+            if (parse_size(optarg, 1, 10000, &o->q.k))
                 return cmd_usage_error(search_usage, "search: invalid --top-k '%s'", optarg);
             break;
         case 'm':
-            if (strcmp(optarg, "bm25"))
-                return cmd_usage_error(search_usage, "search: unknown --mode '%s'", optarg);
+            if (retr_mode_from_name(optarg, &o->q.mode, &err))
+                return cmd_usage_error(search_usage, "search: %s", err.msg);
+            break;
+        case 'a':
+            if (parse_double(optarg, 0, 1, &alpha))
+                return cmd_usage_error(search_usage, "search: invalid --alpha '%s'", optarg);
+            o->q.fuse.method = RETR_FUSE_WEIGHTED;
+            o->q.fuse.weight[0] = 1 - alpha;
+            o->q.fuse.weight[1] = alpha;
+            break;
+        case 'd':
+            if (parse_size(optarg, 1, 100000, &o->q.depth))
+                return cmd_usage_error(search_usage, "search: invalid --depth '%s'", optarg);
             break;
         case 'j':
             o->json = true;
@@ -103,13 +145,36 @@ static int parse_opts(int argc, char **argv, struct search_opts *o)
     return 0;
 }
 
+/* Rank, then look up the chunks' documents and snippets for display. */
+static int search(struct rag_ctx *x, const char *query, const struct search_opts *o,
+                  struct store_hit_list *hits, struct retr_fused *f, struct rag_err *err)
+{
+    struct retr_searcher rs = { x->store, x->embedder, x->index };
+    int64_t *ids = xcalloc(o->q.k, sizeof(*ids));
+    double *scores = xcalloc(o->q.k, sizeof(*scores));
+    size_t n = 0, i;
+    int rc = retr_query(&rs, query, &o->q, f, &n, err);
+
+    for (i = 0; !rc && i < n; i++) {
+        ids[i] = f[i].id;
+        scores[i] = f[i].score;
+    }
+    rc = rc ? rc : store_hits_for_ids(x->store, ids, scores, n, hits, err);
+    rc = rc ? rc : store_hit_snippets(x->store, query, hits, 0, err);
+    free(ids);
+    free(scores);
+    return rc;
+}
+
 int cmd_search(int argc, char **argv, const struct globals *g)
 {
-    struct search_opts o = { .k = 10 };
+    struct search_opts o = { .q = RETR_QUERY_OPTS_DEFAULT };
     struct store_hit_list hits;
     struct rag_err err = { 0 };
     struct buf query = BUF_INIT;
-    struct store *s = NULL;
+    struct rag_ctx x = { 0 };
+    struct ctx_opts co = { 0 };
+    struct retr_fused *f;
     size_t i;
     int rc;
 
@@ -119,19 +184,19 @@ int cmd_search(int argc, char **argv, const struct globals *g)
     for (i = (size_t)optind; i < (size_t)argc; i++)
         buf_appendf(&query, "%s%s", i > (size_t)optind ? " " : "", argv[i]);
     store_hit_list_init(&hits);
-    rc = cmd_store_open(g, &s, &err);
-    if (!rc)
-        rc = store_search_bm25(s, query.data, o.k, &hits, &err);
-    if (!rc)
-        rc = store_hit_snippets(s, query.data, &hits, 0, &err);
+    f = xcalloc(o.q.k, sizeof(*f));
+    co.vectors = o.q.mode != RETR_MODE_BM25;
+    rc = ctx_open(&x, g, &co, &err);
+    rc = rc ? rc : search(&x, query.data, &o, &hits, f, &err);
     if (!rc && o.json)
-        print_json(query.data, &hits);
+        print_json(query.data, &o, &hits, f);
     for (i = 0; !rc && !o.json && i < hits.n; i++)
         print_hit(i + 1, &hits.item[i]);
     if (!rc && !o.json && !hits.n)
         fprintf(stderr, "rag: no results for '%s'\n", query.data);
     store_hit_list_release(&hits);
-    store_close(s);
+    ctx_close(&x);
+    free(f);
     buf_release(&query);
     return rc ? cmd_fail(&err) : CMD_OK;
 }

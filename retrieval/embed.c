@@ -16,6 +16,7 @@
 
 #include "retrieval/bert.h"
 #include "retrieval/json.h"
+#include "retrieval/safetensors.h"
 #include "retrieval/wordpiece.h"
 
 #define BGE_QUERY_PREFIX "Represent this sentence for searching relevant passages: "
@@ -161,6 +162,32 @@ static void fill_info(struct retr_embedder *e)
     e->info.vocab = c->vocab;
 }
 
+/*
+ * What identifies the model in a store: the configuration files, the
+ * vocabulary and the weights' size and tensor table (the safetensors header),
+ * hashed together. Cheap, unlike hashing 90 MB of weights on every run.
+ */
+static void fingerprint(struct retr_embedder *e, const char *dir)
+{
+    static const char *const files[] = { "config.json", "vocab.txt", "1_Pooling/config.json",
+                                         "sentence_bert_config.json" };
+    struct buf path = BUF_INIT, data = BUF_INIT;
+    size_t i;
+
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        buf_reset(&path);
+        buf_appendf(&path, "%s/%s", dir, files[i]);
+        file_read(path.data, 8u << 20, &data, NULL);
+    }
+    buf_reset(&path);
+    buf_appendf(&path, "%s/model.safetensors", dir);
+    retr_st_fingerprint(path.data, &data);
+    sha256_hex(data.data, data.len, e->info.fingerprint);
+    e->info.fingerprint[16] = '\0';
+    buf_release(&path);
+    buf_release(&data);
+}
+
 static int load(struct retr_embedder *e, const char *dir, struct rag_err *err)
 {
     struct buf vocab = BUF_INIT;
@@ -195,6 +222,7 @@ int retr_embedder_open(struct retr_embedder **ret, const char *model_dir,
         return rc;
     }
     fill_info(e);
+    fingerprint(e, model_dir);
     bt = e->opts.batch_tokens ? e->opts.batch_tokens : 4096;
     e->opts.batch_tokens = bt < e->info.max_seq ? e->info.max_seq : bt;
     e->ids = xmalloc_array(e->opts.batch_tokens, sizeof(*e->ids));

@@ -40,6 +40,7 @@ struct retr_embedder_info {
     enum retr_pooling pooling;
     bool lowercase;
     const char *query_prefix; /* prepended with RETR_EMBED_QUERY; "" when none */
+    char fingerprint[65];     /* 16 hex digits identifying the files (configs, vocab, weights) */
 };
 
 struct retr_embedder_opts {
@@ -207,5 +208,38 @@ struct retr_fused {
  */
 int retr_fuse(const struct retr_list *lists, size_t n_lists, const struct retr_fuse_opts *opts,
               struct retr_fused *out, size_t *ret_n, struct rag_err *err);
+
+/* ---- queries ---- */
+
+enum retr_mode { RETR_MODE_HYBRID, RETR_MODE_DENSE, RETR_MODE_BM25 };
+
+const char *retr_mode_name(enum retr_mode m); /* "hybrid", "dense", "bm25" */
+int retr_mode_from_name(const char *name, enum retr_mode *ret, struct rag_err *err);
+
+/* What a query runs against; all borrowed. embedder and index may be NULL for BM25. */
+struct retr_searcher {
+    struct store *store;
+    struct retr_embedder *embedder;
+    const struct retr_index *index;
+};
+
+struct retr_query_opts {
+    enum retr_mode mode;
+    size_t k;     /* results wanted */
+    size_t depth; /* candidates taken from each list before fusion (at least k) */
+    struct retr_fuse_opts fuse;
+};
+#define RETR_QUERY_OPTS_DEFAULT { .mode = RETR_MODE_HYBRID, .k = 10, .depth = 50 }
+
+/*
+ * Rank the store's chunks for query. out must hold k entries; *ret_n gets
+ * how many were found. List 0 of each result is BM25 and list 1 dense in
+ * hybrid mode; in a single mode list 0 is that mode and score is its score
+ * (BM25, or cosine similarity). The dense query is
+ * embedded with the model's query prefix and cut to the model's input
+ * limit. RAG_EINVAL when dense or hybrid is asked for without vectors.
+ */
+int retr_query(const struct retr_searcher *s, const char *query, const struct retr_query_opts *o,
+               struct retr_fused *out, size_t *ret_n, struct rag_err *err);
 
 #endif

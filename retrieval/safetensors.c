@@ -238,3 +238,30 @@ int retr_st_read_f32(const struct retr_st *st, const char *name, const size_t *s
     convert(t, out);
     return 0;
 }
+
+void retr_st_fingerprint(const char *path, struct buf *out)
+{
+    unsigned char len8[8];
+    uint64_t n = 0;
+    long size;
+    FILE *f = fopen(path, "rb");
+    int i;
+
+    if (!f)
+        return;
+    if (fread(len8, 1, 8, f) == 8) {
+        for (i = 7; i >= 0; i--)
+            n = n << 8 | len8[i];
+        buf_append(out, len8, 8);
+    }
+    if (n > 0 && n <= (8u << 20)) {
+        char *h = xmalloc(n);
+
+        buf_append(out, h, fread(h, 1, n, f));
+        free(h);
+    }
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    buf_appendf(out, "size=%ld", size);
+    fclose(f);
+}

@@ -48,6 +48,11 @@ struct retr_st {
  */
 int retr_st_open(struct retr_st *st, const char *path, struct rag_err *err);
 void retr_st_close(struct retr_st *st);
+/*
+ * Append what identifies the file without reading its data: the header
+ * bytes and the file size. Appends nothing for an unreadable file.
+ */
+void retr_st_fingerprint(const char *path, struct buf *out);
 
 /* The tensor called name, or NULL. */
 const struct retr_st_tensor *retr_st_find(const struct retr_st *st, const char *name);

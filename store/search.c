@@ -209,6 +209,23 @@ static int hit_info(struct store *s, struct store_hit *h, struct arena *arena, s
     return rc;
 }
 
+/* A chunk no query word matches (a dense hit): its first words. */
+static int lead_snippet(struct store *s, struct store_hit *h, struct arena *arena,
+                        struct rag_err *err)
+{
+    struct store_chunk c;
+    size_t n;
+    int rc = store_get_chunk(s, h->chunk_id, arena, &c, err);
+
+    if (rc)
+        return rc;
+    n = c.len < 200 ? c.len : 200;
+    while (n < c.len && n > 0 && c.text[n] != ' ' && c.text[n] != '\n')
+        n--;
+    h->snippet = copy_snippet(arena, c.text, n);
+    return 0;
+}
+
 static int hit_snippet(struct store *s, const struct buf *expr, struct store_hit *h,
                        struct arena *arena, struct rag_err *err)
 {
@@ -219,12 +236,14 @@ static int hit_snippet(struct store *s, const struct buf *expr, struct store_hit
         return RAG_EDB;
     store_bind_text(st, 1, expr->data, expr->len);
     sqlite3_bind_int64(st, 2, h->chunk_id);
-    if (sqlite3_step(st) == SQLITE_ROW)
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
         h->snippet = copy_snippet(arena, (const char *)sqlite3_column_text(st, 0),
                                   (size_t)sqlite3_column_bytes(st, 0));
-    else
-        rc = store_db_err(s, err, "make snippet");
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_db_err(s, err, "make snippet");
     store_stmt_done(st);
+    if (!rc && !h->snippet[0])
+        rc = lead_snippet(s, h, arena, err);
     return rc;
 }
 
@@ -266,6 +285,23 @@ int store_search_bm25(struct store *s, const char *query, size_t k, struct store
     if (rc)
         out->n = first;
     buf_release(&expr);
+    return rc;
+}
+
+int store_hits_for_ids(struct store *s, const int64_t *ids, const double *scores, size_t n,
+                       struct store_hit_list *out, struct rag_err *err)
+{
+    size_t first = out->n, i;
+    int rc = 0;
+
+    VEC_RESERVE(out, out->n + n);
+    for (i = 0; i < n && !rc; i++) {
+        out->item[out->n] = (struct store_hit){ .chunk_id = ids[i], .score = scores[i],
+                                                .snippet = "" };
+        rc = hit_info(s, &out->item[out->n++], &out->arena, err);
+    }
+    if (rc)
+        out->n = first;
     return rc;
 }
 

@@ -163,6 +163,13 @@ void store_hit_list_release(struct store_hit_list *l);
 int store_search_bm25(struct store *s, const char *query, size_t k, struct store_hit_list *out,
                       struct rag_err *err);
 /*
+ * Append hits for chunk ids[0..n) with the given scores, in that order (for
+ * rankings made outside the store, e.g. dense or fused). RAG_EDB when an id
+ * has no chunk; out is then unchanged.
+ */
+int store_hits_for_ids(struct store *s, const int64_t *ids, const double *scores, size_t n,
+                       struct store_hit_list *out, struct rag_err *err);
+/*
  * Fill the snippet of hits l->item[from..n) for query: about 32 tokens around
  * the matches, no markup, white space collapsed. Separate from the search
  * because each snippet costs a full-text lookup and rankers need none.

@@ -784,6 +784,34 @@ START_TEST(test_matvec_matmat)
 }
 END_TEST
 
+/* SIMD softmax and SwiGLU (polynomial exp) against libm, including the clamped ranges. */
+START_TEST(test_vector_math)
+{
+    enum { N = 1000 };
+    static float s[N], ref[N], g[N], u[N], gref[N];
+
+    for (int isa = QUANT_ISA_SCALAR; isa <= (int)quant_isa_best(); isa++) {
+        for (size_t n = 1; n <= N; n = n * 3 + 1) {
+            double sum = 0;
+            for (size_t i = 0; i < n; i++)
+                s[i] = frand() * 30, g[i] = frand() * 120, u[i] = frand();
+            for (size_t i = 0; i < n; i++)
+                sum += exp((double)s[i]);
+            for (size_t i = 0; i < n; i++)
+                ref[i] = (float)(exp((double)s[i]) / sum);
+            for (size_t i = 0; i < n; i++)
+                gref[i] = (float)(g[i] / (1 + exp(-(double)g[i])) * u[i]);
+            quant_softmax(isa, s, n);
+            quant_swiglu(isa, g, u, n);
+            for (size_t i = 0; i < n; i++) {
+                ck_assert_float_eq_tol(s[i], ref[i], 1e-5f * ref[i] + 1e-9f);
+                ck_assert_float_eq_tol(g[i], gref[i], 1e-5f * fabsf(gref[i]) + 1e-9f);
+            }
+        }
+    }
+}
+END_TEST
+
 /* ---- a tiny random-weight model written here ---- */
 
 enum { TD = 64, TH = 4, TKV = 2, THD = 16, TF = 96, TL = 2, TV = 256, TCTX = 1024 };
@@ -1429,6 +1457,7 @@ static Suite *generation_suite(void)
     tcase_add_test(tq, test_dequant_golden_model);
     tcase_add_test(tq, test_dot_kernels);
     tcase_add_test(tq, test_matvec_matmat);
+    tcase_add_test(tq, test_vector_math);
     suite_add_tcase(s, tq);
     tcase_set_timeout(tm, 120);
     tcase_add_test(tm, test_tiny_llama_f32);

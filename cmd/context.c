@@ -1,0 +1,110 @@
+/*
+ * cmd/context.c - what a command opens: the store and, when vectors are
+ * wanted, the embedder (from the model cache) and the vector index checked
+ * against the store (rebuilt from the stored vectors when they disagree).
+ */
+#include "cmd/cmd.h"
+
+#include <sys/stat.h>
+
+#include "retrieval/retrieval.h"
+
+/* The model row of the embedder in this store. */
+static int model_row(struct rag_ctx *c, struct rag_err *err)
+{
+    const struct retr_embedder_info *info = retr_embedder_info(c->embedder);
+    struct store_model m = { .role = "embed", .name = info->name, .sha256 = info->fingerprint,
+                             .dim = info->dim };
+
+    return store_model_id(c->store, &m, &c->model_id, err);
+}
+
+/* --index, else what the store was built with, else the default. */
+static int factory_of(struct rag_ctx *c, const char *want, struct buf *out, struct rag_err *err)
+{
+    struct rag_err none;
+
+    if (want)
+        buf_appends(out, want);
+    else if (store_meta_get(c->store, "index.factory", out, &none))
+        buf_appends(out, RETR_INDEX_FACTORY_DEFAULT);
+    (void)err;
+    return 0;
+}
+
+static int open_index(struct rag_ctx *c, const struct globals *g, const char *factory,
+                      struct rag_err *err)
+{
+    struct retr_sync_report rep;
+    struct buf f = BUF_INIT;
+    size_t n = 0;
+    int rc = factory_of(c, factory, &f, err);
+
+    buf_appendf(&c->index_path, "%s/vectors.faiss", g->store_dir);
+    rc = rc ? rc : store_count_vectors(c->store, c->model_id, &n, err);
+    rc = rc ? rc
+            : retr_index_sync(&c->index, c->index_path.data, c->store, c->model_id,
+                              retr_embedder_info(c->embedder)->dim, f.data, &rep, err);
+    if (!rc && rep.rebuilt && n > 0)
+        cmd_warn("rebuilt the vector index '%s' (%s)", c->index_path.data, rep.reason);
+    buf_release(&f);
+    return rc;
+}
+
+int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *o,
+             struct rag_err *err)
+{
+    struct buf dir = BUF_INIT;
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    rc = store_open(&c->store, o->store_dir ? o->store_dir : g->store_dir, err);
+    if (rc || !o->vectors)
+        return rc;
+    if (g->embedder_dir)
+        buf_appends(&dir, g->embedder_dir);
+    else
+        buf_appendf(&dir, "%s/%s", g->models_dir, CMD_EMBEDDER_DEFAULT);
+    rc = retr_embedder_open(&c->embedder, dir.data, NULL, err);
+    if (rc)
+        rag_err_prefix(err, "embedder (run scripts/setup, or pass --no-embed)");
+    rc = rc ? rc : model_row(c, err);
+    if (!rc) {
+        struct globals gg = *g;
+
+        gg.store_dir = o->store_dir ? o->store_dir : g->store_dir;
+        rc = open_index(c, &gg, o->factory, err);
+    }
+    buf_release(&dir);
+    return rc;
+}
+
+int ctx_save_index(struct rag_ctx *c, struct rag_err *err)
+{
+    if (!c->index || !c->index_dirty)
+        return 0;
+    c->index_dirty = false;
+    return retr_index_save(c->index, c->index_path.data, err);
+}
+
+void ctx_close(struct rag_ctx *c)
+{
+    retr_index_close(c->index);
+    retr_embedder_close(c->embedder);
+    store_close(c->store);
+    buf_release(&c->index_path);
+    memset(c, 0, sizeof(*c));
+}
+
+void ctx_chunker_opts(const struct rag_ctx *c, struct chunker_opts *o)
+{
+    size_t hard;
+
+    if (!c->embedder)
+        return;
+    hard = retr_embedder_info(c->embedder)->max_tokens;
+    o->tok = (struct chunk_tokenizer){ retr_count_tokens, c->embedder };
+    o->hard_max = hard;
+    if (o->max_tokens > hard)
+        o->max_tokens = hard;
+}
