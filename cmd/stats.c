@@ -105,7 +105,7 @@ int cmd_stats(int argc, char **argv, const struct globals *g)
 }
 
 /* Remove every stored document at or below path; returns how many. */
-static int rm_path(struct store *s, const char *path, bool dry_run, size_t *n,
+static int rm_path(struct rag_ctx *x, const char *path, bool dry_run, size_t *n,
                    struct rag_err *err)
 {
     struct store_doc_list docs;
@@ -113,10 +113,10 @@ static int rm_path(struct store *s, const char *path, bool dry_run, size_t *n,
     int rc;
 
     store_doc_list_init(&docs);
-    rc = store_list_docs(s, path, &docs, err);
+    rc = store_list_docs(x->store, path, &docs, err);
     for (i = 0; !rc && i < docs.n; i++) {
         if (!dry_run)
-            rc = store_remove_doc(s, docs.item[i].path, err);
+            rc = pipeline_remove(x, docs.item[i].path, err);
         if (!rc)
             printf("%s%s\n", dry_run ? "would remove " : "removed ", docs.item[i].path);
     }
@@ -128,9 +128,11 @@ static int rm_path(struct store *s, const char *path, bool dry_run, size_t *n,
 int cmd_rm(int argc, char **argv, const struct globals *g)
 {
     struct rag_err err = { 0 };
-    struct store *s = NULL;
+    struct rag_ctx x = { 0 };
+    struct ctx_opts co = { 0 };
+    struct buf index = BUF_INIT;
     bool dry_run = false;
-    size_t n, total = 0;
+    size_t n;
     char *abs;
     int rc, i;
 
@@ -139,17 +141,21 @@ int cmd_rm(int argc, char **argv, const struct globals *g)
         return rc < 0 ? cmd_usage(rm_usage) : rc;
     if (optind >= argc)
         return cmd_usage_error(rm_usage, "rm: no PATH given");
-    rc = cmd_store_open(g, &s, &err);
+    /* With a vector index, keep it in step (it needs the embedder's identity). */
+    buf_appendf(&index, "%s/vectors.faiss", g->store_dir);
+    co.vectors = file_exists(index.data);
+    buf_release(&index);
+    rc = ctx_open(&x, g, &co, &err);
     for (i = optind; !rc && i < argc; i++) {
         /* The store keeps absolute paths; a file that is gone keeps its given spelling. */
         abs = realpath(argv[i], NULL);
         n = 0;
-        rc = rm_path(s, abs ? abs : argv[i], dry_run, &n, &err);
+        rc = rm_path(&x, abs ? abs : argv[i], dry_run, &n, &err);
         if (!rc && !n)
             rc = rag_errf(&err, RAG_ENOTFOUND, "rm: no document at or below '%s'", argv[i]);
-        total += n;
         free(abs);
     }
-    store_close(s);
+    rc = rc ? rc : ctx_save_index(&x, &err);
+    ctx_close(&x);
     return rc ? cmd_fail(&err) : CMD_OK;
 }

@@ -38,8 +38,20 @@ static void rmsnorm_rows(const struct gen_model *m, float *out, const float *x, 
 {
     size_t dim = m->info.dim;
 
+#pragma omp parallel for num_threads(m->info.n_threads) if (n_tok > 1)
     for (size_t t = 0; t < n_tok; t++)
         rmsnorm(out + t * dim, x + t * dim, w, dim, m->info.rms_eps);
+}
+
+/* x += out over n_tok rows (the residual connection). */
+static void residual(const struct gen_model *m, float *x, const float *out, size_t n_tok)
+{
+    size_t dim = m->info.dim;
+
+#pragma omp parallel for num_threads(m->info.n_threads) if (n_tok > 1)
+    for (size_t t = 0; t < n_tok; t++)
+        for (size_t i = 0; i < dim; i++)
+            x[t * dim + i] += out[t * dim + i];
 }
 
 /* outs[k] = in · w[k]ᵀ for n_tok rows of input (width w[0].n). */
@@ -55,15 +67,6 @@ static void linear(struct gen_model *m, const struct quant_mat *w, size_t n_mats
     }
     quant_block_sums(in, w[0].n, m->act.xsum);
     quant_matvec(m->isa, w, n_mats, in, m->act.xsum, outs, m->act.tmp, nt);
-}
-
-static void add_bias(float *y, const float *b, size_t n_tok, size_t width)
-{
-    if (!b)
-        return;
-    for (size_t t = 0; t < n_tok; t++)
-        for (size_t i = 0; i < width; i++)
-            y[t * width + i] += b[i];
 }
 
 /* Rotate n_heads heads of one token at position pos (adjacent pairs, or halves for NEOX). */
@@ -144,32 +147,42 @@ static void attention_batch(struct gen_model *m, const struct model_layer *L, si
     }
 }
 
+/* Token t of the batch: biases, RoPE at position pos + t, keys and values into the cache. */
+static void qkv_finish(const struct gen_model *m, const struct model_layer *L, size_t t, size_t pos)
+{
+    float *q = m->act.q + t * m->q_dim, *k = m->act.k + t * m->kv_dim;
+    float *v = m->act.v + t * m->kv_dim;
+
+    for (size_t i = 0; L->bq && i < m->q_dim; i++)
+        q[i] += L->bq[i];
+    for (size_t i = 0; L->bk && i < m->kv_dim; i++) {
+        k[i] += L->bk[i];
+        v[i] += L->bv[i];
+    }
+    rope(m, q, m->info.n_heads, pos + t);
+    rope(m, k, m->info.n_kv_heads, pos + t);
+    memcpy(L->k_cache + (pos + t) * m->kv_dim, k, m->kv_dim * sizeof(float));
+    memcpy(L->v_cache + (pos + t) * m->kv_dim, v, m->kv_dim * sizeof(float));
+}
+
 static void attention_block(struct gen_model *m, const struct model_layer *L, size_t n, size_t pos)
 {
     struct model_act *a = &m->act;
     const struct quant_mat qkv[3] = { L->wq, L->wk, L->wv };
     float *const outs[3] = { a->q, a->k, a->v };
     float *const o[1] = { a->out };
-    size_t dim = m->info.dim;
 
     rmsnorm_rows(m, a->xn, a->x, L->attn_norm, n);
     linear(m, qkv, 3, a->xn, n, outs);
-    add_bias(a->q, L->bq, n, m->q_dim);
-    add_bias(a->k, L->bk, n, m->kv_dim);
-    add_bias(a->v, L->bv, n, m->kv_dim);
-    for (size_t t = 0; t < n; t++) {
-        rope(m, a->q + t * m->q_dim, m->info.n_heads, pos + t);
-        rope(m, a->k + t * m->kv_dim, m->info.n_kv_heads, pos + t);
-    }
-    memcpy(L->k_cache + pos * m->kv_dim, a->k, n * m->kv_dim * sizeof(float));
-    memcpy(L->v_cache + pos * m->kv_dim, a->v, n * m->kv_dim * sizeof(float));
+#pragma omp parallel for num_threads(m->info.n_threads) if (n > 1)
+    for (size_t t = 0; t < n; t++)
+        qkv_finish(m, L, t, pos);
     if (n == 1)
         attention_one(m, L, pos);
     else
         attention_batch(m, L, n, pos);
     linear(m, &L->wo, 1, a->att, n, o);
-    for (size_t i = 0; i < n * dim; i++)
-        a->x[i] += a->out[i];
+    residual(m, a->x, a->out, n);
 }
 
 static void ffn_block(struct gen_model *m, const struct model_layer *L, size_t n)
@@ -178,14 +191,15 @@ static void ffn_block(struct gen_model *m, const struct model_layer *L, size_t n
     const struct quant_mat gu[2] = { L->w_gate, L->w_up };
     float *const outs[2] = { a->gate, a->up };
     float *const o[1] = { a->out };
-    size_t ffn = m->info.ffn_dim, dim = m->info.dim;
+    size_t ffn = m->info.ffn_dim;
 
     rmsnorm_rows(m, a->xn, a->x, L->ffn_norm, n);
     linear(m, gu, 2, a->xn, n, outs);
-    quant_swiglu(m->isa, a->gate, a->up, n * ffn);
+#pragma omp parallel for num_threads(m->info.n_threads) if (n > 1)
+    for (size_t t = 0; t < n; t++)
+        quant_swiglu(m->isa, a->gate + t * ffn, a->up + t * ffn, ffn);
     linear(m, &L->w_down, 1, a->gate, n, o);
-    for (size_t i = 0; i < n * dim; i++)
-        a->x[i] += a->out[i];
+    residual(m, a->x, a->out, n);
 }
 
 void model_forward(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos, float *logits)

@@ -16,7 +16,8 @@
 #               (even when they failed) and before memcheck; output on stdout
 # Environment: GPU_ARCH (compute capability, default 90), NVCC, CC,
 # RAG_TEST_SEED (repeat a run's random inputs), JOBS (parallel compiles,
-# default: the number of CPUs), MEMCHECK_TIMEOUT (seconds per memcheck case),
+# default: the number of CPUs), MEMCHECK_CASES (default: all four),
+# MEMCHECK_TIMEOUT (seconds per memcheck case),
 # CUDA_EXTRA_INC / CUDA_EXTRA_LIB (a directory with cublasLt.h / libcublasLt
 # when the toolkit lacks them).
 # Exit status: 0 passed, 1 failed, 77 no GPU (or no CUDA device visible).
@@ -77,7 +78,7 @@ if [ "$bench" = 1 ] && [ "$status" != 77 ]; then
     ./bench_gpu || say "bench FAILED (exit status $?)"
 fi
 if [ "$status" = 0 ] && [ "$memcheck" = 1 ]; then
-    for c in api device kernels model; do
+    for c in ${MEMCHECK_CASES:-api device kernels model}; do
         say "memcheck: case $c"
         CK_RUN_CASE=$c CK_TIMEOUT_MULTIPLIER=10 timeout "${MEMCHECK_TIMEOUT:-3600}" \
             compute-sanitizer --tool memcheck --error-exitcode 1 --report-api-errors no \

@@ -24,7 +24,7 @@ like "huge file warning names the file" "$err" "rag: warning: skipped '$c/huge.t
 like "invalid UTF-8 is repaired and counted" "$err" "'$c/latin1.txt': replaced 5 invalid UTF-8 bytes"
 like "symlink loop reported" "$err" "skipped '$c/loop/up': .*symlink loop"
 like "dangling symlink reported" "$err" "skipped '$c/dangling.txt': No such file or directory"
-run search --json ibex
+run search --mode bm25 --json ibex
 is "repaired file is searchable" "$(jget "$out" 'j["results"][0]["doc_path"]')" "$c/latin1.txt"
 run stats --json
 is "empty file recorded" "$(jget "$out" 'j["documents"]')" 3
@@ -42,7 +42,7 @@ chmod 000 "$u/secret.txt"
 chmod -R a+rwX "$T/store" 2>/dev/null || true
 chmod a+rwx "$T" "$u"
 set +e
-RAG_STORE="$T/store2" $as_user "$RAG" ingest --json "$u" >"$T/.stdout" 2>"$T/.stderr"
+RAG_STORE="$T/store2" $as_user "$RAG" ingest --no-embed --json "$u" >"$T/.stdout" 2>"$T/.stderr"
 rc=$?
 set -e
 like "unreadable file skipped with its name" "$(cat "$T/.stderr")" "skipped open '$u/secret.txt': Permission denied"
