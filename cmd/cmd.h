@@ -41,6 +41,7 @@ struct ctx_opts {
     const char *store_dir; /* NULL: the global store */
     bool vectors;          /* open the embedder and the index */
     const char *factory;   /* FAISS factory for a new index; NULL: the store's or "Flat" */
+    bool rebuild;          /* build the index anew from the stored vectors */
 };
 
 int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *o,
@@ -53,7 +54,7 @@ void ctx_chunker_opts(const struct rag_ctx *c, struct chunker_opts *o);
 
 typedef int cmd_fn(int argc, char **argv, const struct globals *g);
 
-cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help;
+cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help, cmd_reindex;
 
 /* Exit statuses (STYLE.md 6). */
 enum { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };

@@ -5,7 +5,8 @@
  */
 #include "cmd/cmd.h"
 
-#include <sys/stat.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "retrieval/retrieval.h"
 
@@ -33,7 +34,7 @@ static int factory_of(struct rag_ctx *c, const char *want, struct buf *out, stru
 }
 
 static int open_index(struct rag_ctx *c, const struct globals *g, const char *factory,
-                      struct rag_err *err)
+                      bool rebuild, struct rag_err *err)
 {
     struct retr_sync_report rep;
     struct buf f = BUF_INIT;
@@ -41,11 +42,13 @@ static int open_index(struct rag_ctx *c, const struct globals *g, const char *fa
     int rc = factory_of(c, factory, &f, err);
 
     buf_appendf(&c->index_path, "%s/vectors.faiss", g->store_dir);
+    if (rebuild && unlink(c->index_path.data) && errno != ENOENT)
+        rc = rc ? rc : rag_errno(err, "remove '%s'", c->index_path.data);
     rc = rc ? rc : store_count_vectors(c->store, c->model_id, &n, err);
     rc = rc ? rc
             : retr_index_sync(&c->index, c->index_path.data, c->store, c->model_id,
                               retr_embedder_info(c->embedder)->dim, f.data, &rep, err);
-    if (!rc && rep.rebuilt && n > 0)
+    if (!rc && rep.rebuilt && n > 0 && !rebuild)
         cmd_warn("rebuilt the vector index '%s' (%s)", c->index_path.data, rep.reason);
     buf_release(&f);
     return rc;
@@ -73,7 +76,7 @@ int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *
         struct globals gg = *g;
 
         gg.store_dir = o->store_dir ? o->store_dir : g->store_dir;
-        rc = open_index(c, &gg, o->factory, err);
+        rc = open_index(c, &gg, o->factory, o->rebuild, err);
     }
     buf_release(&dir);
     return rc;

@@ -336,6 +336,9 @@ static int check_kv(const char *op, const struct gpu_kv_cache *kv, size_t n_head
     if (!rc)
         rc = no_overlap(op, "k", &kv->k, n * gpu_dtype_size(kv->type), "v", &kv->v,
                         n * gpu_dtype_size(kv->type), err);
+    if (!rc && ((uintptr_t)kv->k.ptr % 16 || (uintptr_t)kv->v.ptr % 16))
+        rc = rag_errf(err, RAG_EINVAL, "%s: cache buffers 'k' and 'v' must be 16-byte aligned",
+                      op);
     return rc;
 }
 

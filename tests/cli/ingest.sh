@@ -86,6 +86,7 @@ run search --mode bm25 --json walrus
 is "rm removes from the index" "$(jget "$out" 'len(j["results"])')" 0
 run search --mode dense -k 50 --json walrus
 is "rm removes the vectors" "$(jget "$out" 'sum(r["doc_path"].endswith("/b.txt") for r in j["results"])')" 0
+is "rm leaves the index in step (no rebuild)" "$err" ""
 run rm "$c/nothing-here.txt"
 is "rm of an unknown path fails" "$rc" 1
 
