@@ -8,6 +8,8 @@
 
 #include "base/base.h"
 #include "chunking/chunking.h"
+#include "generation/generation.h"
+#include "retrieval/retrieval.h"
 #include "store/store.h"
 
 /* Global options, parsed by main() before the subcommand. */
@@ -18,10 +20,8 @@ struct globals {
     int progress;             /* -1 auto (stderr is a tty), 0 never, 1 always */
 };
 
-#define CMD_EMBEDDER_DEFAULT "all-minilm-l6-v2"
-
-struct retr_embedder;
-struct retr_index;
+#define CMD_EMBEDDER_DEFAULT  "all-minilm-l6-v2"
+#define CMD_GENERATOR_DEFAULT "smollm2-135m-instruct-q4_1.gguf"
 
 /*
  * context.c: what a command works on. The embedder and the vector index are
@@ -54,7 +54,7 @@ void ctx_chunker_opts(const struct rag_ctx *c, struct chunker_opts *o);
 
 typedef int cmd_fn(int argc, char **argv, const struct globals *g);
 
-cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help, cmd_reindex;
+cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help, cmd_reindex, cmd_ask;
 
 /* Exit statuses (STYLE.md 6). */
 enum { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };
@@ -136,5 +136,71 @@ int pipeline_text(struct rag_ctx *c, const char *path, const char *title, const 
 
 /* Remove the document at path from the store and its vectors from the index. */
 int pipeline_remove(struct rag_ctx *c, const char *path, struct rag_err *err);
+
+/* ---- answer.c: retrieve, prompt, generate, check citations ---- */
+
+struct ask_opts {
+    size_t k;          /* candidate chunks offered to the prompt */
+    enum retr_mode mode;
+    const char *model; /* GGUF path; NULL: models_dir/CMD_GENERATOR_DEFAULT */
+    size_t n_ctx, max_tokens, n_threads;
+    struct gen_sampler_opts sampler;
+    double min_score;  /* weak-evidence threshold on the best dense score; 0: off */
+    bool json;
+};
+#define ASK_OPTS_DEFAULT                                                                       \
+    {                                                                                          \
+        .k = 8, .mode = RETR_MODE_HYBRID, .n_ctx = 2048, .max_tokens = 256,                   \
+        .sampler = GEN_SAMPLER_OPTS_DEFAULT, .min_score = GEN_WEAK_EVIDENCE_DEFAULT            \
+    }
+
+/* A retrieved chunk as offered to the prompt; strings in the result's arena. */
+struct ask_source {
+    int64_t chunk_id;
+    const char *path, *heading, *text;
+    size_t len, byte_start, byte_end;
+    int page_start, page_end;
+    double score;                 /* fused (or single-list) score */
+    size_t bm25_rank, dense_rank; /* 1-based, 0 when absent from that list */
+    double dense_score;           /* cosine similarity, when dense_rank */
+    bool in_prompt, cited;
+};
+
+struct ask_result {
+    struct arena arena;
+    const char *question;
+    struct ask_source *source; /* candidates, best first; prompt order for [n] */
+    size_t n_sources;
+    struct buf answer;
+    const char **problem; /* citation problems, one line each */
+    size_t n_problems;
+    bool weak, abstained;
+    size_t budget, prompt_tokens, reused_tokens, gen_tokens;
+    double search_s, prefill_s, decode_s, ttft_s, total_s;
+    struct retr_query_stats retrieval; /* search_s split into BM25, query embedding, dense */
+    enum gen_stop stopped;
+};
+void ask_result_init(struct ask_result *r);
+void ask_result_release(struct ask_result *r);
+
+struct asker; /* the store, embedder, index, model, tokenizer and sampler of a session */
+
+int asker_open(struct asker **ret, const struct globals *g, const struct ask_opts *o,
+               struct rag_err *err);
+void asker_close(struct asker *a);
+/*
+ * Answer question. retrieval_query (NULL: the question) is what is
+ * searched, e.g. a follow-up rewritten with the conversation. on_text
+ * streams the answer (may be NULL). interrupt stops generation when set.
+ */
+int asker_ask(struct asker *a, const char *question, const char *retrieval_query,
+              int (*on_text)(void *ctx, const char *text, size_t len), void *ctx,
+              struct ask_result *r, struct rag_err *err);
+void asker_set_interrupt(struct asker *a, const volatile int *flag);
+
+/* ask_json.c: the rag.ask/1 trace of a result on stdout. */
+void ask_print_json(const struct ask_result *r);
+/* chat.c: the interactive session. */
+int chat_session(struct asker *a, const struct globals *g, struct rag_err *err);
 
 #endif

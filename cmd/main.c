@@ -21,6 +21,7 @@ struct command {
 
 static const struct command commands[] = {
     { "ingest", cmd_ingest, "add files and folders to the store (incremental)" },
+    { "ask", cmd_ask, "answer a question from the indexed documents, with sources" },
     { "search", cmd_search, "rank chunks for a query" },
     { "chunk", cmd_chunk, "show how a file is cut into chunks" },
     { "eval", cmd_eval, "score retrieval on a dataset" },
@@ -38,6 +39,8 @@ static const char main_usage[] =
     "Global options:\n"
     "  --store DIR    the store directory (default $RAG_STORE, else\n"
     "                 $XDG_DATA_HOME/rag/default)\n"
+    "  --embedder DIR a sentence-transformers model folder (default\n"
+    "                 $RAG_MODELS/all-minilm-l6-v2)\n"
     "  -v, -q         more or less chatter on stderr (-vv: debug)\n"
     "  --progress     draw progress even when stderr is not a terminal\n"
     "  --no-progress  never draw progress\n"
@@ -116,13 +119,14 @@ static int check_stdout(int status)
     return status;
 }
 
-enum { OPT_STORE = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION };
+enum { OPT_STORE = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION, OPT_EMBEDDER };
 
 static int parse_globals(int argc, char **argv, struct globals *g, int *verbosity)
 {
     static const struct option longopts[] = {
         { "store", required_argument, NULL, OPT_STORE },
         { "db", required_argument, NULL, OPT_STORE },
+        { "embedder", required_argument, NULL, OPT_EMBEDDER },
         { "progress", no_argument, NULL, OPT_PROGRESS },
         { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
         { "verbose", no_argument, NULL, 'v' },
@@ -138,6 +142,9 @@ static int parse_globals(int argc, char **argv, struct globals *g, int *verbosit
         switch (c) {
         case OPT_STORE:
             g->store_dir = optarg;
+            break;
+        case OPT_EMBEDDER:
+            g->embedder_dir = optarg;
             break;
         case OPT_PROGRESS:
             g->progress = 1;

@@ -488,4 +488,45 @@ bool gen_is_abstention(const char *answer, size_t len);
 
 /* ======== end of prompt and citations ======== */
 
+/* ======== generation loop (generation/generate.c) ======== */
+
+/* Why generation ended. */
+enum gen_stop {
+    GEN_STOP_NONE,
+    GEN_STOP_EOS,       /* a stop token or stop string of the chat format */
+    GEN_STOP_LIMIT,     /* max_tokens generated */
+    GEN_STOP_CONTEXT,   /* the context window is full */
+    GEN_STOP_INTERRUPT, /* *interrupt became non-zero (Ctrl-C) */
+    GEN_STOP_CALLER,    /* on_text returned non-zero */
+};
+
+struct gen_generate_opts {
+    size_t max_tokens;           /* tokens to generate at most */
+    struct gen_sampler *sampler; /* required; borrowed */
+    /* Streamed text: complete UTF-8, never part of a stop string. Non-zero stops. */
+    int (*on_text)(void *ctx, const char *text, size_t len);
+    void *ctx;
+    const volatile int *interrupt; /* optional: checked before each token */
+};
+
+struct gen_generate_stats {
+    size_t n_prompt, n_reused, n_gen; /* prompt tokens, of them found in the cache, generated */
+    double prefill_s, decode_s, ttft_s; /* ttft: prompt start to the first token */
+    enum gen_stop stopped;
+};
+
+/*
+ * Generate the answer to prompt[0..n) (chat-formatted ids) and append its
+ * text to answer, streaming it through opts->on_text. cached tracks the
+ * tokens in the model's KV cache across calls (start with an empty list;
+ * the caller owns it): the common prefix with the new prompt is reused,
+ * the rest evaluated. RAG_EINVAL when the prompt does not fit the context;
+ * errors of gen_eval are passed on.
+ */
+int gen_generate(struct gen_model *m, struct gen_tokenizer *t, const int32_t *prompt, size_t n,
+                 const struct gen_generate_opts *opts, struct gen_tokens *cached, struct buf *answer,
+                 struct gen_generate_stats *st, struct rag_err *err);
+
+/* ======== end of generation loop ======== */
+
 #endif

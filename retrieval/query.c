@@ -46,8 +46,10 @@ static int bm25_list(const struct retr_searcher *s, const char *query, size_t de
 }
 
 static int dense_list(const struct retr_searcher *s, const char *query, size_t depth,
-                      struct retr_ranked *out, size_t *n, struct rag_err *err)
+                      struct retr_ranked *out, size_t *n, struct retr_query_stats *st,
+                      struct rag_err *err)
 {
+    double t0 = time_now();
     size_t dim = retr_embedder_info(s->embedder)->dim, i;
     float *q = xmalloc_array(dim + depth, sizeof(float));
     int64_t *ids = xmalloc_array(depth, sizeof(*ids));
@@ -55,10 +57,12 @@ static int dense_list(const struct retr_searcher *s, const char *query, size_t d
 
     *n = 0;
     rc = retr_embed(s->embedder, &query, NULL, 1, RETR_EMBED_QUERY | RETR_EMBED_TRUNCATE, q, err);
+    st->embed_s = time_now() - t0;
     if (!rc)
         rc = retr_index_search(s->index, q, 1, depth, ids, q + dim, err);
     for (i = 0; !rc && i < depth && ids[i] >= 0; i++)
         out[(*n)++] = (struct retr_ranked){ ids[i], q[dim + i] };
+    st->dense_s = time_now() - t0 - st->embed_s;
     free(q);
     free(ids);
     return rc;
@@ -70,14 +74,17 @@ int retr_query(const struct retr_searcher *s, const char *query, const struct re
     size_t depth = o->depth > o->k ? o->depth : o->k, n[2] = { 0, 0 }, n_lists = 0, n_out;
     struct retr_ranked *ranked = xmalloc_array(2 * depth, sizeof(*ranked));
     struct retr_fused *all = xmalloc_array(2 * depth, sizeof(*all));
+    struct retr_query_stats st = { 0 };
     struct retr_list lists[2];
+    double t0 = time_now();
     int rc = 0;
 
     if (o->mode != RETR_MODE_DENSE)
         rc = bm25_list(s, query, depth, ranked, &n[0], err);
+    st.bm25_s = time_now() - t0;
     if (!rc && o->mode != RETR_MODE_BM25)
         rc = s->embedder && s->index
-                 ? dense_list(s, query, depth, ranked + depth, &n[1], err)
+                 ? dense_list(s, query, depth, ranked + depth, &n[1], &st, err)
                  : rag_errf(err, RAG_EINVAL, "%s search needs vectors: the store has none",
                             retr_mode_name(o->mode));
     if (o->mode != RETR_MODE_DENSE)
@@ -90,6 +97,8 @@ int retr_query(const struct retr_searcher *s, const char *query, const struct re
         *ret_n = n_out < o->k ? n_out : o->k;
         memcpy(out, all, *ret_n * sizeof(*out));
     }
+    if (o->stats)
+        *o->stats = st;
     /* One list: its own scores (BM25 or cosine) say more than a fused rank. */
     for (size_t i = 0; !rc && n_lists == 1 && i < *ret_n; i++)
         out[i].score = out[i].source_score[0];

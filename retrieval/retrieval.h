@@ -223,11 +223,17 @@ struct retr_searcher {
     const struct retr_index *index;
 };
 
+/* Where a query's time went, in seconds. */
+struct retr_query_stats {
+    double bm25_s, embed_s, dense_s;
+};
+
 struct retr_query_opts {
     enum retr_mode mode;
     size_t k;     /* results wanted */
     size_t depth; /* candidates taken from each list before fusion (at least k) */
     struct retr_fuse_opts fuse;
+    struct retr_query_stats *stats; /* optional: receives the timings */
 };
 #define RETR_QUERY_OPTS_DEFAULT { .mode = RETR_MODE_HYBRID, .k = 10, .depth = 50 }
 

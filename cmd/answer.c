@@ -1,0 +1,280 @@
+/*
+ * cmd/answer.c - answering one question: hybrid retrieval of candidate
+ * chunks, a weak-evidence check on their dense scores, a numbered-source
+ * prompt within the context window (counted with the generator's own
+ * tokenizer, chat template included), generation that reuses the KV cache
+ * of the previous prompt's common prefix, and the citation check.
+ */
+#include "cmd/cmd.h"
+
+struct asker {
+    struct rag_ctx x;
+    struct gen_model *model;
+    struct gen_tokenizer *tok;
+    struct gen_sampler sampler;
+    struct gen_tokens cached; /* what the model's KV cache holds */
+    struct ask_opts o;
+    size_t template_tokens; /* the chat template's own tokens around two messages */
+    const volatile int *interrupt;
+};
+
+void ask_result_init(struct ask_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    arena_init(&r->arena, 0);
+}
+
+void ask_result_release(struct ask_result *r)
+{
+    arena_release(&r->arena);
+    buf_release(&r->answer);
+    free(r->source);
+    free(r->problem);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Tokens the template adds around a system and a user message and the answer header. */
+static int template_overhead(struct asker *a, struct rag_err *err)
+{
+    struct gen_chat_msg m[2] = { { "system", "" }, { "user", "" } };
+    struct gen_tokens t = { 0 };
+    int rc = gen_chat_tokenize(a->tok, m, 2, true, &t, err);
+
+    a->template_tokens = t.n;
+    gen_tokens_release(&t);
+    return rc;
+}
+
+static int open_model(struct asker *a, const struct globals *g, struct rag_err *err)
+{
+    struct gen_model_opts mo = { .n_ctx = a->o.n_ctx, .n_threads = (int)a->o.n_threads };
+    struct buf path = BUF_INIT;
+    int rc;
+
+    if (a->o.model)
+        buf_appends(&path, a->o.model);
+    else
+        buf_appendf(&path, "%s/%s", g->models_dir, CMD_GENERATOR_DEFAULT);
+    rc = gen_model_open(&a->model, path.data, &mo, err);
+    rc = rc ? rc : gen_tokenizer_load(&a->tok, gen_model_gguf(a->model), err);
+    rc = rc ? rc : gen_sampler_init(&a->sampler, &a->o.sampler, gen_tok_n_vocab(a->tok), err);
+    rc = rc ? rc : template_overhead(a, err);
+    if (!rc && gen_model_info(a->model)->n_ctx < a->o.n_ctx)
+        a->o.n_ctx = gen_model_info(a->model)->n_ctx;
+    buf_release(&path);
+    return rc;
+}
+
+int asker_open(struct asker **ret, const struct globals *g, const struct ask_opts *o,
+               struct rag_err *err)
+{
+    struct asker *a = xcalloc(1, sizeof(*a));
+    struct ctx_opts co = { .vectors = o->mode != RETR_MODE_BM25 };
+    int rc;
+
+    a->o = *o;
+    rc = ctx_open(&a->x, g, &co, err);
+    rc = rc ? rc : open_model(a, g, err);
+    if (rc) {
+        asker_close(a);
+        return rc;
+    }
+    *ret = a;
+    return 0;
+}
+
+void asker_close(struct asker *a)
+{
+    if (!a)
+        return;
+    ctx_close(&a->x);
+    gen_sampler_release(&a->sampler);
+    gen_tokenizer_free(a->tok);
+    gen_model_close(a->model);
+    gen_tokens_release(&a->cached);
+    free(a);
+}
+
+void asker_set_interrupt(struct asker *a, const volatile int *flag)
+{
+    a->interrupt = flag;
+}
+
+/* Fill one candidate from a fused result and its chunk. */
+static int fill_source(struct asker *a, const struct retr_fused *f, struct ask_source *s,
+                       struct arena *arena, struct rag_err *err)
+{
+    int dense = a->o.mode == RETR_MODE_HYBRID ? 1 : 0;
+    struct store_hit_list h;
+    struct store_chunk c;
+    int rc;
+
+    store_hit_list_init(&h);
+    rc = store_hits_for_ids(a->x.store, &f->id, &f->score, 1, &h, err);
+    rc = rc ? rc : store_get_chunk(a->x.store, f->id, arena, &c, err);
+    if (!rc) {
+        *s = (struct ask_source){ .chunk_id = f->id, .text = c.text, .len = c.len,
+                                  .path = arena_strdup(arena, h.item[0].doc_path),
+                                  .heading = arena_strdup(arena, h.item[0].heading_path),
+                                  .byte_start = c.byte_start, .byte_end = c.byte_end,
+                                  .page_start = c.page_start, .page_end = c.page_end,
+                                  .score = f->score };
+        s->bm25_rank = a->o.mode == RETR_MODE_DENSE ? 0 : f->rank[0];
+        s->dense_rank = a->o.mode == RETR_MODE_BM25 ? 0 : f->rank[dense];
+        s->dense_score = s->dense_rank ? f->source_score[dense] : 0;
+    }
+    store_hit_list_release(&h);
+    return rc;
+}
+
+static int retrieve(struct asker *a, const char *query, struct ask_result *r, struct rag_err *err)
+{
+    struct retr_searcher rs = { a->x.store, a->x.embedder, a->x.index };
+    struct retr_query_opts qo = RETR_QUERY_OPTS_DEFAULT;
+    struct retr_fused *f = xcalloc(a->o.k, sizeof(*f));
+    size_t n = 0, i;
+    int rc;
+
+    qo.mode = a->o.mode;
+    qo.k = a->o.k;
+    qo.stats = &r->retrieval;
+    rc = retr_query(&rs, query, &qo, f, &n, err);
+    r->source = xcalloc(n ? n : 1, sizeof(*r->source));
+    for (i = 0; !rc && i < n; i++)
+        rc = fill_source(a, &f[i], &r->source[i], &r->arena, err);
+    r->n_sources = rc ? 0 : n;
+    free(f);
+    return rc;
+}
+
+/* Weak evidence: the candidates' best dense similarity is under the threshold. */
+static bool weak(const struct asker *a, const struct ask_result *r)
+{
+    double best[64];
+    size_t n = 0, i;
+
+    if (a->o.min_score <= 0 || a->o.mode == RETR_MODE_BM25)
+        return false;
+    for (i = 0; i < r->n_sources && n < 64; i++)
+        if (r->source[i].dense_rank)
+            best[n++] = r->source[i].dense_score;
+    return gen_evidence_weak(best, n, a->o.min_score);
+}
+
+/* Put the sources in the prompt first, in their [n] order; the rest after. */
+static void reorder(struct ask_result *r, const struct gen_prompt *p)
+{
+    struct ask_source *s = xcalloc(r->n_sources ? r->n_sources : 1, sizeof(*s));
+    size_t k, n = 0;
+
+    for (k = 0; k < p->n_source; k++) {
+        s[n] = r->source[p->index[k]];
+        s[n].in_prompt = true;
+        r->source[p->index[k]].in_prompt = true;
+        s[n].text = p->source[k].text; /* what the prompt holds (cut when truncated) */
+        s[n++].len = p->source[k].len;
+    }
+    for (k = 0; k < r->n_sources; k++)
+        if (!r->source[k].in_prompt)
+            s[n++] = r->source[k];
+    free(r->source);
+    r->source = s;
+}
+
+static int build_prompt(struct asker *a, const char *question, struct ask_result *r,
+                        struct gen_prompt *p, struct rag_err *err)
+{
+    struct gen_source *src = xcalloc(r->n_sources ? r->n_sources : 1, sizeof(*src));
+    struct gen_prompt_opts po = { .tok = { gen_count_tokens, a->tok } };
+    size_t i;
+    int rc;
+
+    for (i = 0; i < r->n_sources; i++) {
+        const struct ask_source *s = &r->source[i];
+
+        src[i] = (struct gen_source){ s->text, s->len, s->path, s->heading[0] ? s->heading : NULL,
+                                      (unsigned)s->page_start, (unsigned)s->page_end };
+    }
+    po.budget = a->o.n_ctx - a->o.max_tokens - a->template_tokens;
+    r->budget = po.budget;
+    rc = gen_prompt_build(p, question, src, r->n_sources, &po, err);
+    free(src);
+    if (!rc)
+        reorder(r, p);
+    return rc;
+}
+
+static int generate(struct asker *a, const struct gen_prompt *p,
+                    int (*on_text)(void *, const char *, size_t), void *ctx,
+                    struct ask_result *r, struct rag_err *err)
+{
+    struct gen_chat_msg m[2] = { { "system", p->system }, { "user", p->user } };
+    struct gen_generate_opts go = { .max_tokens = a->o.max_tokens, .sampler = &a->sampler,
+                                    .on_text = on_text, .ctx = ctx, .interrupt = a->interrupt };
+    struct gen_generate_stats st;
+    struct gen_tokens ids = { 0 };
+    int rc = gen_chat_tokenize(a->tok, m, 2, true, &ids, err);
+
+    gen_sampler_reset(&a->sampler);
+    rc = rc ? rc
+            : gen_generate(a->model, a->tok, ids.item, ids.n, &go, &a->cached, &r->answer, &st,
+                           err);
+    r->prompt_tokens = ids.n;
+    r->reused_tokens = st.n_reused;
+    r->gen_tokens = st.n_gen;
+    r->prefill_s = st.prefill_s;
+    r->decode_s = st.decode_s;
+    r->ttft_s = r->search_s + st.ttft_s;
+    r->stopped = st.stopped;
+    gen_tokens_release(&ids);
+    return rc;
+}
+
+/* Flag citations that point nowhere or quote what the source does not say. */
+static void check_citations(struct ask_result *r, const struct gen_prompt *p)
+{
+    struct gen_cite_report rep;
+    size_t i;
+
+    gen_cite_check(r->answer.data ? r->answer.data : "", r->answer.len, p->source, p->n_source,
+                   &rep);
+    for (i = 0; i < p->n_source; i++)
+        r->source[i].cited = rep.cited[i];
+    r->problem = xcalloc(rep.problems.n ? rep.problems.n : 1, sizeof(*r->problem));
+    for (i = 0; i < rep.problems.n; i++)
+        r->problem[i] = arena_strdup(&r->arena, rep.problems.item[i].msg);
+    r->n_problems = rep.problems.n;
+    r->abstained = rep.abstained;
+    gen_cite_report_release(&rep);
+}
+
+static const char not_found[] = "The answer was " GEN_NOT_FOUND ".";
+
+int asker_ask(struct asker *a, const char *question, const char *retrieval_query,
+              int (*on_text)(void *ctx, const char *text, size_t len), void *ctx,
+              struct ask_result *r, struct rag_err *err)
+{
+    struct gen_prompt p = { 0 };
+    double t0 = time_now();
+    int rc;
+
+    r->question = arena_strdup(&r->arena, question);
+    rc = retrieve(a, retrieval_query ? retrieval_query : question, r, err);
+    r->search_s = time_now() - t0;
+    r->weak = !rc && weak(a, r);
+    if (!rc && r->weak) {
+        buf_appends(&r->answer, not_found);
+        r->abstained = true;
+        r->ttft_s = r->search_s;
+        if (on_text)
+            on_text(ctx, r->answer.data, r->answer.len);
+    } else if (!rc) {
+        rc = build_prompt(a, question, r, &p, err);
+        rc = rc ? rc : generate(a, &p, on_text, ctx, r, err);
+        if (!rc)
+            check_citations(r, &p);
+    }
+    gen_prompt_release(&p);
+    r->total_s = time_now() - t0;
+    return rc;
+}
