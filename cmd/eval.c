@@ -24,7 +24,11 @@ static const char eval_usage[] =
     "removed afterwards (see --keep-store).\n"
     "\n"
     "Options:\n"
-    "      --retrieval-only     score retrieval only (the default until answers land)\n"
+    "      --retrieval-only     score retrieval only; otherwise questions with gold\n"
+    "                           answers are also answered and scored (EM, F1)\n"
+    "  -m, --model PATH         GGUF generator for answers (see rag ask)\n"
+    "      --ctx N              generator context window (default 2048)\n"
+    "      --answer-k N         chunks offered to the prompt (default 8)\n"
     "      --mode MODE          hybrid (default), dense or bm25 (no embedding model)\n"
     "      --alpha A            hybrid: weighted score mix instead of rank fusion\n"
     "      --depth N            candidates per list before fusion (default 50)\n"
@@ -42,6 +46,8 @@ static const char eval_usage[] =
 #define EVAL_DOC_PREFIX "eval:"
 
 struct eval_cmd_opts {
+    struct ask_opts ask;
+    bool retrieval_only;
     struct eval_load_opts load;
     struct pipeline_opts pipe;
     struct retr_query_opts q;
@@ -175,6 +181,48 @@ static int search_all(struct eval_run *e, const struct eval_cmd_opts *o, const s
     return rc;
 }
 
+/* One question through the whole pipeline; answer and cost metrics. */
+static void score_answer(struct eval_run *e, const struct eval_question *q,
+                         const struct ask_result *r)
+{
+    struct eval_answer_scores s;
+
+    eval_score_answer(q, r->abstained ? NULL : r->answer.data, r->abstained, &s);
+    eval_acc_add_answer(e->acc, &s);
+    eval_acc_add(e->acc, "context_tokens", (double)r->prompt_tokens);
+    eval_acc_add(e->acc, "ttft_s", r->ttft_s);
+    if (r->decode_s > 0)
+        eval_acc_add(e->acc, "decode_tok_per_s", (double)r->gen_tokens / r->decode_s);
+}
+
+static int answer_all(struct eval_run *e, const struct eval_cmd_opts *o, const struct globals *g,
+                      const char *store_dir, struct rag_err *err)
+{
+    struct ask_opts ao = o->ask;
+    struct globals gg = *g;
+    struct asker *a = NULL;
+    struct ask_result r;
+    struct progress p;
+    size_t i;
+    int rc;
+
+    gg.store_dir = store_dir;
+    ao.mode = o->q.mode;
+    rc = asker_open(&a, &gg, &ao, err);
+    progress_start(&p, "answering", "questions", e->ds->n_questions, cmd_show_progress(g));
+    for (i = 0; !rc && i < e->ds->n_questions; i++) {
+        ask_result_init(&r);
+        rc = asker_ask(a, e->ds->question[i].text, NULL, NULL, NULL, &r, err);
+        if (!rc)
+            score_answer(e, &e->ds->question[i], &r);
+        ask_result_release(&r);
+        progress_update(&p, i + 1, 0);
+    }
+    progress_end(&p);
+    asker_close(a);
+    return rc;
+}
+
 static void print_table(const struct eval_run *e, const char *dataset, const struct eval_cmd_opts *o)
 {
     struct eval_stat st;
@@ -233,7 +281,7 @@ static void print_json(const struct eval_run *e, const char *dataset, const stru
 }
 
 enum { OPT_SPLIT = 256, OPT_MAXQ, OPT_SAMPLE, OPT_KEEP, OPT_RETRIEVAL, OPT_MAXTOK, OPT_MODE,
-       OPT_ALPHA, OPT_DEPTH };
+       OPT_ALPHA, OPT_DEPTH, OPT_CTX, OPT_ANSWER_K };
 
 static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
 {
@@ -249,6 +297,9 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
         { "mode", required_argument, NULL, OPT_MODE },
         { "alpha", required_argument, NULL, OPT_ALPHA },
         { "depth", required_argument, NULL, OPT_DEPTH },
+        { "model", required_argument, NULL, 'm' },
+        { "ctx", required_argument, NULL, OPT_CTX },
+        { "answer-k", required_argument, NULL, OPT_ANSWER_K },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -259,7 +310,7 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "k:c:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:c:m:jh", longopts, NULL)) != -1) {
         switch (c) {
         case 'k':
             if (parse_size(optarg, 1, 1000, &o->k))
@@ -287,6 +338,18 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
             o->keep_store = optarg;
             break;
         case OPT_RETRIEVAL:
+            o->retrieval_only = true;
+            break;
+        case 'm':
+            o->ask.model = optarg;
+            break;
+        case OPT_CTX:
+            if (parse_size(optarg, 256, 1 << 20, &o->ask.n_ctx))
+                return cmd_usage_error(eval_usage, "eval: invalid --ctx '%s'", optarg);
+            break;
+        case OPT_ANSWER_K:
+            if (parse_size(optarg, 1, 100, &o->ask.k))
+                return cmd_usage_error(eval_usage, "eval: invalid --answer-k '%s'", optarg);
             break;
         case OPT_MODE:
             if (retr_mode_from_name(optarg, &o->q.mode, &err))
@@ -331,6 +394,10 @@ static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_op
         rc = ingest_docs(e, &po, e->ds->layout == EVAL_LAYOUT_BEIR, g, err);
     if (!rc)
         rc = search_all(e, o, g, err);
+    if (!rc && !o->retrieval_only && e->ds->n_answers) {
+        ctx_close(&e->x); /* the asker opens the scratch store with the generator */
+        rc = answer_all(e, o, g, store_dir, err);
+    }
     if (!rc)
         (o->json ? print_json : print_table)(e, dataset, o);
     return rc;
@@ -338,7 +405,7 @@ static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_op
 
 int cmd_eval(int argc, char **argv, const struct globals *g)
 {
-    struct eval_cmd_opts o = { .k = 5, .q = RETR_QUERY_OPTS_DEFAULT,
+    struct eval_cmd_opts o = { .k = 5, .q = RETR_QUERY_OPTS_DEFAULT, .ask = ASK_OPTS_DEFAULT,
                                .pipe = { .chunk = CHUNKER_OPTS_DEFAULT } };
     struct eval_run e = { 0 };
     struct rag_err err = { 0 };

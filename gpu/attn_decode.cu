@@ -54,8 +54,8 @@ static __device__ inline bool len_ok(int32_t len, size_t max_blocks)
 
 /* The query rows of the group (scaled), and the split's physical blocks (-1 = bad). */
 template <int HD>
-static __device__ void load_split(const struct gpu_cuda_attn &a, size_t seq, size_t kvh,
-                                  size_t t0, size_t nt, size_t group, float *q_s, int *blk_s)
+static __device__ void load_split(const struct gpu_cuda_attn &a, size_t seq, size_t kvh, size_t t0,
+                                  size_t nt, size_t group, float *q_s, int *blk_s)
 {
     for (size_t i = threadIdx.x; i < group * HD; i += blockDim.x)
         q_s[i] = a.q[(seq * a.n_heads + kvh * group + i / HD) * HD + i % HD] * a.scale;
@@ -67,15 +67,14 @@ static __device__ void load_split(const struct gpu_cuda_attn &a, size_t seq, siz
 }
 
 /* Element offset of token t's row of kv head kvh in a cache, given its block. */
-static __device__ inline size_t row_at(const struct gpu_cuda_attn &a, int blk, size_t kvh,
-                                       size_t t, int hd)
+static __device__ inline size_t row_at(const struct gpu_cuda_attn &a, int blk, size_t kvh, size_t t,
+                                       int hd)
 {
     return (((size_t)blk * a.n_kv_heads + kvh) * GPU_KV_BLOCK + t % GPU_KV_BLOCK) * hd;
 }
 
 /* E consecutive floats at p (aligned to E floats) in one load. */
-template <int E>
-static __device__ inline void load_vec(const float *p, float *out)
+template <int E> static __device__ inline void load_vec(const float *p, float *out)
 {
     if constexpr (E == 4) {
         float4 v = *(const float4 *)p;
@@ -93,8 +92,7 @@ static __device__ inline void load_vec(const float *p, float *out)
 }
 
 /* E consecutive bf16 at p (aligned to E elements) in one load, as floats. */
-template <int E>
-static __device__ inline void load_vec(const __nv_bfloat16 *p, float *out)
+template <int E> static __device__ inline void load_vec(const __nv_bfloat16 *p, float *out)
 {
     if constexpr (E == 4) {
         uint2 u = *(const uint2 *)p;
@@ -162,9 +160,9 @@ static __device__ void split_scores(const struct gpu_cuda_attn &a, size_t kvh, s
  * then the warps' sums meet in red_s (n_warps x head_dim floats).
  */
 template <int HD, typename KV>
-static __device__ void split_values(const struct gpu_cuda_attn &a, size_t kvh, size_t t0,
-                                    size_t nt, size_t group, size_t split, const float *s_s,
-                                    const int *blk_s, float *red_s, float *acc_out, size_t stride)
+static __device__ void split_values(const struct gpu_cuda_attn &a, size_t kvh, size_t t0, size_t nt,
+                                    size_t group, size_t split, const float *s_s, const int *blk_s,
+                                    float *red_s, float *acc_out, size_t stride)
 {
     constexpr int E = HD / WARP;
     unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, n_warps = blockDim.x / WARP;

@@ -30,12 +30,11 @@
  */
 #include "gpu/cuda_util.cuh"
 
-#define PRE_ROWS    32 /* query rows per block */
-#define PRE_WARPS   8
+#define PRE_ROWS     32 /* query rows per block */
+#define PRE_WARPS    8
 #define PRE_PER_WARP (PRE_ROWS / PRE_WARPS)
 
-template <int HD>
-struct prefill_smem {
+template <int HD> struct prefill_smem {
     float q[PRE_ROWS][HD];
     float k[GPU_KV_BLOCK][HD + 1];
     float v[GPU_KV_BLOCK][HD];
@@ -61,8 +60,7 @@ static __device__ void stage_tile(const struct gpu_cuda_attn &a, size_t tile, si
 }
 
 /* Running state of one query row: max, sum and this lane's output columns. */
-template <int HD>
-struct row_state {
+template <int HD> struct row_state {
     float m, l, acc[HD / WARP];
 };
 
@@ -97,8 +95,7 @@ static __device__ void fold_tile(const struct prefill_smem<HD> &sm, size_t r, si
 }
 
 template <int HD, typename KV, typename O>
-static __global__ void __launch_bounds__(PRE_WARPS *WARP)
-    prefill_kernel(struct gpu_cuda_attn a)
+static __global__ void __launch_bounds__(PRE_WARPS *WARP) prefill_kernel(struct gpu_cuda_attn a)
 {
     __shared__ struct prefill_smem<HD> sm;
     size_t h = blockIdx.y, kvh = h / (a.n_heads / a.n_kv_heads), q0 = blockIdx.x * PRE_ROWS;
@@ -108,8 +105,8 @@ static __global__ void __launch_bounds__(PRE_WARPS *WARP)
 
     for (size_t i = threadIdx.x; i < PRE_ROWS * HD; i += blockDim.x) {
         size_t tq = q0 + i / HD;
-        sm.q[i / HD][i % HD] = tq < a.n_tokens ? a.q[(tq * a.n_heads + h) * HD + i % HD] * a.scale
-                                               : 0.0f;
+        sm.q[i / HD][i % HD] =
+            tq < a.n_tokens ? a.q[(tq * a.n_heads + h) * HD + i % HD] * a.scale : 0.0f;
     }
 #pragma unroll
     for (int r = 0; r < PRE_PER_WARP; r++) {
@@ -122,8 +119,8 @@ static __global__ void __launch_bounds__(PRE_WARPS *WARP)
         __syncthreads(); /* the previous tile is consumed */
         stage_tile<HD, KV>(a, tile, kvh, kv_end, sm);
         __syncthreads();
-    #pragma unroll
-    for (int r = 0; r < PRE_PER_WARP; r++) {
+#pragma unroll
+        for (int r = 0; r < PRE_PER_WARP; r++) {
             size_t row = warp * PRE_PER_WARP + r;
             if (q0 + row < a.n_tokens)
                 fold_tile<HD>(sm, row, a.pos0 + q0 + row, tile, st[r]);
@@ -140,8 +137,7 @@ static __global__ void __launch_bounds__(PRE_WARPS *WARP)
     }
 }
 
-template <int HD>
-static void launch_hd(const struct gpu *g, const struct gpu_cuda_attn *a)
+template <int HD> static void launch_hd(const struct gpu *g, const struct gpu_cuda_attn *a)
 {
     dim3 grid((unsigned)CEIL_DIV(a->n_tokens, (size_t)PRE_ROWS), (unsigned)a->n_heads);
     bool kv16 = a->kv_type == GPU_BF16, out16 = a->out_type == GPU_BF16;

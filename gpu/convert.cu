@@ -30,8 +30,8 @@ static void launch(const struct gpu *g, const void *src, void *dst, size_t n)
 
     if (blocks > cap)
         blocks = cap;
-    convert_kernel<S, D><<<(unsigned)blocks, CONVERT_THREADS, 0, stream_of(g)>>>(
-        (const S *)src, (D *)dst, n);
+    convert_kernel<S, D>
+        <<<(unsigned)blocks, CONVERT_THREADS, 0, stream_of(g)>>>((const S *)src, (D *)dst, n);
 }
 
 template <typename S>

@@ -30,9 +30,9 @@ static __global__ void embed_kernel(const T *__restrict__ table, size_t n_vocab,
         row[j] = ok ? scale * to_float(table[(size_t)id * dim + j]) : NAN;
 }
 
-int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_type,
-                        size_t n_vocab, size_t dim, const int32_t *ids, size_t n_ids,
-                        float scale, float *out, struct rag_err *err)
+int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_type, size_t n_vocab,
+                        size_t dim, const int32_t *ids, size_t n_ids, float scale, float *out,
+                        struct rag_err *err)
 {
     cudaStream_t s = stream_of(g);
     unsigned grid = (unsigned)n_ids;
@@ -42,13 +42,13 @@ int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_t
     if (use_device(g, "embed_rows", err))
         return RAG_EGPU;
     if (table_type == GPU_BF16)
-        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const __nv_bfloat16 *)table, n_vocab, dim,
-                                                    ids, scale, out);
+        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const __nv_bfloat16 *)table, n_vocab, dim, ids,
+                                                    scale, out);
     else if (table_type == GPU_F16)
-        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const __half *)table, n_vocab, dim, ids,
-                                                    scale, out);
+        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const __half *)table, n_vocab, dim, ids, scale,
+                                                    out);
     else
-        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const float *)table, n_vocab, dim, ids,
-                                                    scale, out);
+        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const float *)table, n_vocab, dim, ids, scale,
+                                                    out);
     return launched(g, "embed_rows", err);
 }

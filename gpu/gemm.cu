@@ -141,8 +141,8 @@ static cublasStatus_t plan_describe(struct plan *p, const void *bias)
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &ta, sizeof(ta));
     if (st == CUBLAS_STATUS_SUCCESS && p->bias)
-        st = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
-                                            sizeof(epi));
+        st =
+            cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi));
     if (st == CUBLAS_STATUS_SUCCESS && p->bias)
         st = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                             sizeof(bias));
@@ -184,8 +184,8 @@ static int plan_choose(struct gemm_state *s, struct plan *p, struct rag_err *err
     if (st != CUBLAS_STATUS_SUCCESS)
         return lt_errf(err, st, "choose algorithm");
     if (found < 1)
-        return rag_errf(err, RAG_EGPU, "gpu gemm: cuBLASLt has no algorithm for %zux%zux%zu",
-                        p->m, p->n, p->k);
+        return rag_errf(err, RAG_EGPU, "gpu gemm: cuBLASLt has no algorithm for %zux%zux%zu", p->m,
+                        p->n, p->k);
     p->algo = result.algo;
     return 0;
 }

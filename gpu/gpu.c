@@ -197,9 +197,9 @@ int gpu_cuda_argmax_rows(struct gpu *g, const float *x, int32_t *ids, size_t n_r
     return no_cuda(err);
 }
 
-int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_type,
-                        size_t n_vocab, size_t dim, const int32_t *ids, size_t n_ids,
-                        float scale, float *out, struct rag_err *err)
+int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_type, size_t n_vocab,
+                        size_t dim, const int32_t *ids, size_t n_ids, float scale, float *out,
+                        struct rag_err *err)
 {
     return no_cuda(err);
 }

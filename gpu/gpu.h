@@ -128,8 +128,10 @@ int gpu_noop(struct gpu *g, struct rag_err *err);
  * replays; host-side arguments (pointers, shapes) are frozen at capture.
  * gpu_upload(), gpu_download(), gpu_sync() and gpu_buf_alloc() are refused
  * with RAG_EINVAL while capturing. A capture in which a launch failed gives
- * RAG_EGPU at gpu_capture_end(). Free graphs with gpu_graph_free() before
- * gpu_close().
+ * RAG_EGPU at gpu_capture_end(). Run a sequence once eagerly before
+ * capturing it, so that each gpu_gemm() shape has its cuBLASLt plan (host
+ * work that should stay out of the capture). Free graphs with
+ * gpu_graph_free() before gpu_close().
  */
 struct gpu_graph; /* opaque: an instantiated cudaGraphExec */
 
@@ -200,9 +202,9 @@ int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
  * x (n_rows, dim) and w (dim) fp32, r NULL or (n_rows, dim) fp32, out
  * (n_rows, dim) in out_type (GPU_F32 or GPU_BF16: bf16 feeds gpu_gemm()).
  */
-int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r,
-                const struct gpu_buf *w, struct gpu_buf *out, enum gpu_dtype out_type,
-                size_t n_rows, size_t dim, float eps, struct rag_err *err);
+int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const struct gpu_buf *w,
+                struct gpu_buf *out, enum gpu_dtype out_type, size_t n_rows, size_t dim, float eps,
+                struct rag_err *err);
 
 /*
  * out[i][j] = silu(gu[i][j]) * gu[i][ff + j], silu(x) = x / (1 + e^-x)
@@ -210,9 +212,8 @@ int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r,
  * one GEMM with the gate and up weights stacked gives it; gu_type and
  * out_type are GPU_F32 or GPU_BF16; out is (n_rows, ff).
  */
-int gpu_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
-               struct gpu_buf *out, enum gpu_dtype out_type, size_t n_rows, size_t ff,
-               struct rag_err *err);
+int gpu_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type, struct gpu_buf *out,
+               enum gpu_dtype out_type, size_t n_rows, size_t ff, struct rag_err *err);
 
 /* y[i] = softmax(scale * x[i]) per row of n fp32 (gpu/softmax.cu); y may equal x. */
 int gpu_softmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *y, size_t n_rows,
@@ -233,8 +234,8 @@ int gpu_argmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *ids,
  * written as NaN, which shows in every later result.
  */
 int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype table_type,
-                   size_t n_vocab, size_t dim, const struct gpu_buf *ids, size_t n_ids,
-                   float scale, struct gpu_buf *out, struct rag_err *err);
+                   size_t n_vocab, size_t dim, const struct gpu_buf *ids, size_t n_ids, float scale,
+                   struct gpu_buf *out, struct rag_err *err);
 
 /*
  * ---- paged KV cache and attention ----
@@ -251,8 +252,8 @@ int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype ta
 #define GPU_KV_BLOCK 16
 
 struct gpu_kv_cache {
-    struct gpu_buf k, v;  /* each (n_blocks, n_kv_heads, GPU_KV_BLOCK, head_dim) */
-    enum gpu_dtype type;  /* GPU_F32 or GPU_BF16 */
+    struct gpu_buf k, v; /* each (n_blocks, n_kv_heads, GPU_KV_BLOCK, head_dim) */
+    enum gpu_dtype type; /* GPU_F32 or GPU_BF16 */
     size_t n_blocks, n_kv_heads, head_dim;
 };
 
@@ -281,9 +282,9 @@ enum gpu_rope_type {
  * turns the token's q_out row into NaN.
  */
 int gpu_rope_kv(struct gpu *g, const struct gpu_buf *qkv, size_t n_tokens, size_t n_heads,
-                enum gpu_rope_type type, const struct gpu_buf *inv_freq,
-                const struct gpu_buf *pos, const struct gpu_buf *slots, struct gpu_buf *q_out,
-                struct gpu_kv_cache *kv, struct rag_err *err);
+                enum gpu_rope_type type, const struct gpu_buf *inv_freq, const struct gpu_buf *pos,
+                const struct gpu_buf *slots, struct gpu_buf *q_out, struct gpu_kv_cache *kv,
+                struct rag_err *err);
 
 /*
  * Decode attention, one query token per sequence (gpu/attn_decode.cu):
@@ -296,8 +297,8 @@ int gpu_rope_kv(struct gpu *g, const struct gpu_buf *qkv, size_t n_tokens, size_
  * gpu_attn_decode_workspace() bytes; the split depends only on the shapes
  * and max_blocks, so one capture fits any lens. A length of 0 gives zeros.
  */
-size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads,
-                                 const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs);
+size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads, const struct gpu_kv_cache *kv,
+                                 const struct gpu_seqs *seqs);
 int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
                     const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs, float scale,
                     struct gpu_buf *work, struct gpu_buf *out, enum gpu_dtype out_type,
@@ -313,8 +314,8 @@ int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
  * out as for gpu_attn_decode() with n_tokens rows.
  */
 int gpu_attn_prefill(struct gpu *g, const struct gpu_buf *q, size_t n_tokens, size_t n_heads,
-                     size_t pos0, const struct gpu_kv_cache *kv,
-                     const struct gpu_buf *block_table, float scale, struct gpu_buf *out,
-                     enum gpu_dtype out_type, struct rag_err *err);
+                     size_t pos0, const struct gpu_kv_cache *kv, const struct gpu_buf *block_table,
+                     float scale, struct gpu_buf *out, enum gpu_dtype out_type,
+                     struct rag_err *err);
 
 #endif

@@ -60,10 +60,10 @@ struct gpu_cuda_attn {
     const int32_t *lens;         /* decode only */
     void *out;
     enum gpu_dtype out_type;
-    float *work; /* decode only */
-    size_t n_seqs, max_blocks;   /* decode only */
-    size_t split, n_splits;      /* decode only: tokens per split, splits per sequence */
-    size_t n_tokens, pos0;       /* prefill only */
+    float *work;               /* decode only */
+    size_t n_seqs, max_blocks; /* decode only */
+    size_t split, n_splits;    /* decode only: tokens per split, splits per sequence */
+    size_t n_tokens, pos0;     /* prefill only */
     size_t n_heads, n_kv_heads, head_dim, n_blocks;
     float scale;
 };
@@ -127,9 +127,9 @@ int gpu_cuda_softmax_rows(struct gpu *g, const float *x, float *y, size_t n_rows
                           float scale, struct rag_err *err);
 int gpu_cuda_argmax_rows(struct gpu *g, const float *x, int32_t *ids, size_t n_rows, size_t n,
                          struct rag_err *err);
-int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_type,
-                        size_t n_vocab, size_t dim, const int32_t *ids, size_t n_ids,
-                        float scale, float *out, struct rag_err *err);
+int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_type, size_t n_vocab,
+                        size_t dim, const int32_t *ids, size_t n_ids, float scale, float *out,
+                        struct rag_err *err);
 int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_err *err);
 int gpu_cuda_attn_decode(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err);
 int gpu_cuda_attn_prefill(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err);

@@ -41,16 +41,15 @@ static int check_buf(const char *op, const char *name, const struct gpu_buf *b, 
     if (!b)
         return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is missing", op, name);
     if (n > SIZE_MAX / size)
-        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s': %zu elements overflow size_t", op,
-                        name, n);
+        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s': %zu elements overflow size_t", op, name,
+                        n);
     if (n * size > b->bytes)
         return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' has %zu bytes, needs %zu", op, name,
                         b->bytes, n * size);
     if (n && !b->ptr)
         return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is NULL", op, name);
     if ((uintptr_t)b->ptr % size)
-        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is not %zu-byte aligned", op, name,
-                        size);
+        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is not %zu-byte aligned", op, name, size);
     return 0;
 }
 
@@ -73,8 +72,7 @@ static int check_type(const char *op, const char *name, enum gpu_dtype type, str
     return 0;
 }
 
-static int check_count(const char *op, const char *what, size_t n, size_t max,
-                       struct rag_err *err)
+static int check_count(const char *op, const char *what, size_t n, size_t max, struct rag_err *err)
 {
     if (n > max)
         return rag_errf(err, RAG_EINVAL, "%s: %s %zu exceeds %zu", op, what, n, max);
@@ -91,8 +89,7 @@ static bool overlap(const struct gpu_buf *a, size_t a_bytes, const struct gpu_bu
 }
 
 static int no_overlap(const char *op, const char *na, const struct gpu_buf *a, size_t a_bytes,
-                      const char *nb, const struct gpu_buf *b, size_t b_bytes,
-                      struct rag_err *err)
+                      const char *nb, const struct gpu_buf *b, size_t b_bytes, struct rag_err *err)
 {
     if (b && overlap(a, a_bytes, b, b_bytes))
         return rag_errf(err, RAG_EINVAL, "%s: buffers '%s' and '%s' overlap", op, na, nb);
@@ -155,13 +152,13 @@ int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
         return rc;
     if (!isfinite(beta))
         return rag_errf(err, RAG_EINVAL, "%s: beta is not finite", op);
-    return gpu_cuda_gemm(g, a->ptr, w->ptr, bias ? bias->ptr : NULL, c->ptr, c_type, m, n, k,
-                         beta, err);
+    return gpu_cuda_gemm(g, a->ptr, w->ptr, bias ? bias->ptr : NULL, c->ptr, c_type, m, n, k, beta,
+                         err);
 }
 
-int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r,
-                const struct gpu_buf *w, struct gpu_buf *out, enum gpu_dtype out_type,
-                size_t n_rows, size_t dim, float eps, struct rag_err *err)
+int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const struct gpu_buf *w,
+                struct gpu_buf *out, enum gpu_dtype out_type, size_t n_rows, size_t dim, float eps,
+                struct rag_err *err)
 {
     const char *op = "gpu_rmsnorm";
     size_t n = 0, os = gpu_dtype_size(out_type);
@@ -193,13 +190,12 @@ int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r,
         rc = rag_errf(err, RAG_EINVAL, "%s: eps %g is not a finite value >= 0", op, eps);
     if (rc)
         return rc;
-    return gpu_cuda_rmsnorm(g, x->ptr, r ? r->ptr : NULL, w->ptr, out->ptr, out_type, n_rows,
-                            dim, eps, err);
+    return gpu_cuda_rmsnorm(g, x->ptr, r ? r->ptr : NULL, w->ptr, out->ptr, out_type, n_rows, dim,
+                            eps, err);
 }
 
-int gpu_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
-               struct gpu_buf *out, enum gpu_dtype out_type, size_t n_rows, size_t ff,
-               struct rag_err *err)
+int gpu_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type, struct gpu_buf *out,
+               enum gpu_dtype out_type, size_t n_rows, size_t ff, struct rag_err *err)
 {
     const char *op = "gpu_swiglu";
     size_t n_in = 0, n_out;
@@ -273,8 +269,8 @@ int gpu_argmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *ids,
 }
 
 int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype table_type,
-                   size_t n_vocab, size_t dim, const struct gpu_buf *ids, size_t n_ids,
-                   float scale, struct gpu_buf *out, struct rag_err *err)
+                   size_t n_vocab, size_t dim, const struct gpu_buf *ids, size_t n_ids, float scale,
+                   struct gpu_buf *out, struct rag_err *err)
 {
     const char *op = "gpu_embed_rows";
     size_t n_table = 0, n_out = 0;
@@ -313,8 +309,7 @@ static int check_kv(const char *op, const struct gpu_kv_cache *kv, size_t n_head
     int rc;
 
     if (kv->head_dim != 32 && kv->head_dim != 64 && kv->head_dim != 128)
-        return rag_errf(err, RAG_EINVAL, "%s: head_dim %zu is not 32, 64 or 128", op,
-                        kv->head_dim);
+        return rag_errf(err, RAG_EINVAL, "%s: head_dim %zu is not 32, 64 or 128", op, kv->head_dim);
     if (kv->n_kv_heads == 0 || n_heads == 0 || n_heads % kv->n_kv_heads)
         return rag_errf(err, RAG_EINVAL, "%s: %zu heads do not share %zu kv heads evenly", op,
                         n_heads, kv->n_kv_heads);
@@ -337,8 +332,7 @@ static int check_kv(const char *op, const struct gpu_kv_cache *kv, size_t n_head
         rc = no_overlap(op, "k", &kv->k, n * gpu_dtype_size(kv->type), "v", &kv->v,
                         n * gpu_dtype_size(kv->type), err);
     if (!rc && ((uintptr_t)kv->k.ptr % 16 || (uintptr_t)kv->v.ptr % 16))
-        rc = rag_errf(err, RAG_EINVAL, "%s: cache buffers 'k' and 'v' must be 16-byte aligned",
-                      op);
+        rc = rag_errf(err, RAG_EINVAL, "%s: cache buffers 'k' and 'v' must be 16-byte aligned", op);
     return rc;
 }
 
@@ -350,8 +344,7 @@ static int check_rope_rows(const char *op, const struct gpu_buf *qkv, const stru
     size_t n_qkv = 0, n_q = 0;
     int rc;
 
-    rc = product(op, "qkv size", n_tokens, n_heads + 2 * kv->n_kv_heads, kv->head_dim, &n_qkv,
-                 err);
+    rc = product(op, "qkv size", n_tokens, n_heads + 2 * kv->n_kv_heads, kv->head_dim, &n_qkv, err);
     if (!rc)
         rc = product(op, "q_out size", n_tokens, n_heads, kv->head_dim, &n_q, err);
     if (!rc)
@@ -364,9 +357,9 @@ static int check_rope_rows(const char *op, const struct gpu_buf *qkv, const stru
 }
 
 int gpu_rope_kv(struct gpu *g, const struct gpu_buf *qkv, size_t n_tokens, size_t n_heads,
-                enum gpu_rope_type type, const struct gpu_buf *inv_freq,
-                const struct gpu_buf *pos, const struct gpu_buf *slots, struct gpu_buf *q_out,
-                struct gpu_kv_cache *kv, struct rag_err *err)
+                enum gpu_rope_type type, const struct gpu_buf *inv_freq, const struct gpu_buf *pos,
+                const struct gpu_buf *slots, struct gpu_buf *q_out, struct gpu_kv_cache *kv,
+                struct rag_err *err)
 {
     const char *op = "gpu_rope_kv";
     int rc;
@@ -388,10 +381,20 @@ int gpu_rope_kv(struct gpu *g, const struct gpu_buf *qkv, size_t n_tokens, size_
     if (rc)
         return rc;
     struct gpu_cuda_rope a = {
-        .qkv = qkv->ptr, .q_out = q_out->ptr, .pos = pos->ptr, .slots = slots->ptr,
-        .inv_freq = inv_freq->ptr, .k_cache = kv->k.ptr, .v_cache = kv->v.ptr,
-        .kv_type = kv->type, .rope_type = type, .n_tokens = n_tokens, .n_heads = n_heads,
-        .n_kv_heads = kv->n_kv_heads, .head_dim = kv->head_dim, .n_blocks = kv->n_blocks,
+        .qkv = qkv->ptr,
+        .q_out = q_out->ptr,
+        .pos = pos->ptr,
+        .slots = slots->ptr,
+        .inv_freq = inv_freq->ptr,
+        .k_cache = kv->k.ptr,
+        .v_cache = kv->v.ptr,
+        .kv_type = kv->type,
+        .rope_type = type,
+        .n_tokens = n_tokens,
+        .n_heads = n_heads,
+        .n_kv_heads = kv->n_kv_heads,
+        .head_dim = kv->head_dim,
+        .n_blocks = kv->n_blocks,
     };
     return gpu_cuda_rope_kv(g, &a, err);
 }
@@ -412,8 +415,8 @@ static size_t decode_split(const struct gpu *g, size_t group, size_t n_kv_heads,
     return split < cap ? split : cap;
 }
 
-size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads,
-                                 const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs)
+size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads, const struct gpu_kv_cache *kv,
+                                 const struct gpu_seqs *seqs)
 {
     size_t split, n_splits, floats = 0;
 
@@ -422,8 +425,8 @@ size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads,
         n_heads / kv->n_kv_heads > GROUP_MAX || seqs->max_blocks > INT32_MAX / GPU_KV_BLOCK ||
         seqs->n_seqs > GRID_YZ_MAX || n_heads > GRID_YZ_MAX)
         return 0;
-    split = decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs,
-                         seqs->max_blocks);
+    split =
+        decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
     n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, split);
     if (product("", "", seqs->n_seqs * n_heads, n_splits, kv->head_dim + 2, &floats, NULL) ||
         floats > SIZE_MAX / sizeof(float))
@@ -493,22 +496,32 @@ int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
     if (rc)
         return rc;
     struct gpu_cuda_attn a = {
-        .q = q->ptr, .k_cache = kv->k.ptr, .v_cache = kv->v.ptr, .kv_type = kv->type,
-        .block_tables = seqs->block_tables.ptr, .lens = seqs->lens.ptr, .out = out->ptr,
-        .out_type = out_type, .work = work->ptr, .n_seqs = seqs->n_seqs,
-        .max_blocks = seqs->max_blocks, .n_heads = n_heads, .n_kv_heads = kv->n_kv_heads,
-        .head_dim = kv->head_dim, .n_blocks = kv->n_blocks, .scale = scale,
+        .q = q->ptr,
+        .k_cache = kv->k.ptr,
+        .v_cache = kv->v.ptr,
+        .kv_type = kv->type,
+        .block_tables = seqs->block_tables.ptr,
+        .lens = seqs->lens.ptr,
+        .out = out->ptr,
+        .out_type = out_type,
+        .work = work->ptr,
+        .n_seqs = seqs->n_seqs,
+        .max_blocks = seqs->max_blocks,
+        .n_heads = n_heads,
+        .n_kv_heads = kv->n_kv_heads,
+        .head_dim = kv->head_dim,
+        .n_blocks = kv->n_blocks,
+        .scale = scale,
     };
-    a.split = decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs,
-                           seqs->max_blocks);
+    a.split =
+        decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
     a.n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, a.split);
     return gpu_cuda_attn_decode(g, &a, err);
 }
 
 int gpu_attn_prefill(struct gpu *g, const struct gpu_buf *q, size_t n_tokens, size_t n_heads,
-                     size_t pos0, const struct gpu_kv_cache *kv,
-                     const struct gpu_buf *block_table, float scale, struct gpu_buf *out,
-                     enum gpu_dtype out_type, struct rag_err *err)
+                     size_t pos0, const struct gpu_kv_cache *kv, const struct gpu_buf *block_table,
+                     float scale, struct gpu_buf *out, enum gpu_dtype out_type, struct rag_err *err)
 {
     const char *op = "gpu_attn_prefill";
     int rc;
@@ -518,8 +531,8 @@ int gpu_attn_prefill(struct gpu *g, const struct gpu_buf *q, size_t n_tokens, si
     if (!rc)
         rc = check_count(op, "pos0", pos0, INT32_MAX, err);
     if (!rc && n_tokens > INT32_MAX - pos0)
-        rc = rag_errf(err, RAG_EINVAL, "%s: pos0 %zu + n_tokens %zu exceed %d", op, pos0,
-                      n_tokens, INT32_MAX);
+        rc = rag_errf(err, RAG_EINVAL, "%s: pos0 %zu + n_tokens %zu exceed %d", op, pos0, n_tokens,
+                      INT32_MAX);
     if (!rc)
         rc = check_queries(op, q, out, out_type, n_tokens, n_heads, kv->head_dim, err);
     if (!rc)
@@ -530,10 +543,20 @@ int gpu_attn_prefill(struct gpu *g, const struct gpu_buf *q, size_t n_tokens, si
     if (rc)
         return rc;
     struct gpu_cuda_attn a = {
-        .q = q->ptr, .k_cache = kv->k.ptr, .v_cache = kv->v.ptr, .kv_type = kv->type,
-        .block_tables = block_table->ptr, .out = out->ptr, .out_type = out_type,
-        .n_tokens = n_tokens, .pos0 = pos0, .n_heads = n_heads, .n_kv_heads = kv->n_kv_heads,
-        .head_dim = kv->head_dim, .n_blocks = kv->n_blocks, .scale = scale,
+        .q = q->ptr,
+        .k_cache = kv->k.ptr,
+        .v_cache = kv->v.ptr,
+        .kv_type = kv->type,
+        .block_tables = block_table->ptr,
+        .out = out->ptr,
+        .out_type = out_type,
+        .n_tokens = n_tokens,
+        .pos0 = pos0,
+        .n_heads = n_heads,
+        .n_kv_heads = kv->n_kv_heads,
+        .head_dim = kv->head_dim,
+        .n_blocks = kv->n_blocks,
+        .scale = scale,
     };
     return gpu_cuda_attn_prefill(g, &a, err);
 }

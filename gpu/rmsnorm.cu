@@ -22,8 +22,8 @@
 
 template <typename O>
 static __global__ void rmsnorm_kernel(float *__restrict__ x, const float *__restrict__ r,
-                                      const float *__restrict__ w, O *__restrict__ out,
-                                      size_t dim, float eps)
+                                      const float *__restrict__ w, O *__restrict__ out, size_t dim,
+                                      float eps)
 {
     __shared__ float red[WARP];
     float *xr = x + blockIdx.x * dim;

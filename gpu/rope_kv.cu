@@ -28,8 +28,7 @@
 
 #define ROPE_THREADS 128
 
-template <typename T>
-static __global__ void rope_kv_kernel(struct gpu_cuda_rope a)
+template <typename T> static __global__ void rope_kv_kernel(struct gpu_cuda_rope a)
 {
     size_t t = blockIdx.x, hd = a.head_dim, half = hd / 2;
     size_t n_pairs = (a.n_heads + a.n_kv_heads) * half, n_v = a.n_kv_heads * hd;
@@ -74,8 +73,7 @@ int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_er
     if (use_device(g, "rope_kv", err))
         return RAG_EGPU;
     if (a->kv_type == GPU_BF16)
-        rope_kv_kernel<__nv_bfloat16>
-            <<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
+        rope_kv_kernel<__nv_bfloat16><<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
     else
         rope_kv_kernel<float><<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
     return launched(g, "rope_kv", err);

@@ -719,9 +719,10 @@ static const enum gpu_dtype all_types[] = { GPU_F32, GPU_BF16, GPU_F16 };
 /* Random values plus ties, specials, fp16 subnormals and overflows. */
 static float *convert_source(size_t n)
 {
-    static const float special[] = { 0.0f, -0.0f, 1.0f, -2.5f, INFINITY, -INFINITY, NAN,
-                                     70000.0f, -65520.0f, 65504.0f, 1e-6f, -3e-8f, 1e-40f,
-                                     1.00390625f, 1.01171875f, 2049.0f, 3.4e38f };
+    static const float special[] = { 0.0f,      -0.0f,  1.0f,     -2.5f,       INFINITY,
+                                     -INFINITY, NAN,    70000.0f, -65520.0f,   65504.0f,
+                                     1e-6f,     -3e-8f, 1e-40f,   1.00390625f, 1.01171875f,
+                                     2049.0f,   3.4e38f };
     float *x = random_floats(n, -100, 100);
 
     for (size_t i = 0; i < sizeof(special) / sizeof(special[0]) && i < n; i++)
@@ -757,8 +758,7 @@ START_TEST(test_convert)
         }
         free(in);
     }
-    ck_assert_msg(bad == 0, "convert: %zu wrong (seed %llu)", bad,
-                  (unsigned long long)test_seed);
+    ck_assert_msg(bad == 0, "convert: %zu wrong (seed %llu)", bad, (unsigned long long)test_seed);
     free(x);
 }
 END_TEST
@@ -825,7 +825,8 @@ static size_t gemm_check(const struct gemm_shape *s, const float *a, const float
 static void gemm_case(const struct gemm_shape *s)
 {
     size_t cs = gpu_dtype_size(s->c_type), mn = s->m * s->n, off = 0;
-    float *a = random_as(GPU_BF16, s->m * s->k, -1, 1), *w = random_as(GPU_BF16, s->n * s->k, -1, 1);
+    float *a = random_as(GPU_BF16, s->m * s->k, -1, 1),
+          *w = random_as(GPU_BF16, s->n * s->k, -1, 1);
     float *bias = random_as(s->c_type, s->n, -1, 1), *c0 = random_as(s->c_type, mn, -1, 1);
     void *ea = encode(GPU_BF16, a, s->m * s->k), *ew = encode(GPU_BF16, w, s->n * s->k);
     void *eb = encode(s->c_type, bias, s->n), *ec = encode(s->c_type, c0, mn);
@@ -850,7 +851,8 @@ static void gemm_case(const struct gemm_shape *s)
     if (s->beta != 0)
         put_bytes(&bc, ec, mn * cs);
     ck_assert_msg(gpu_gemm(g, &ba, &bw, s->bias ? &bb : NULL, &bc, s->c_type, s->m, s->n, s->k,
-                           s->beta, &err) == 0, "%s", err.msg);
+                           s->beta, &err) == 0,
+                  "%s", err.msg);
     get_bytes(got, &bc, mn * cs + 64);
     size_t bad = gemm_check(s, a, w, bias, c0, got);
     for (size_t i = mn * cs; i < mn * cs + 64; i++)
@@ -873,11 +875,11 @@ static void gemm_case(const struct gemm_shape *s)
 START_TEST(test_gemm)
 {
     static const struct gemm_shape shapes[] = {
-        { 1, 576, 576, false, 0, GPU_F32, 0 },     { 7, 1536, 576, true, 0, GPU_BF16, 0 },
-        { 33, 960, 576, true, 1, GPU_F32, 0 },     { 128, 384, 1536, false, 1, GPU_BF16, 0 },
-        { 5, 17, 40, true, 0, GPU_F32, 0 },        { 64, 4096, 256, false, 0.5f, GPU_F32, 0 },
-        { 300, 200, 1024, true, 0, GPU_BF16, 0 },  { 33, 960, 576, true, 1, GPU_F32, 0 },
-        { 9, 96, 64, true, 1, GPU_F32, 4 },        { 9, 96, 64, false, 0, GPU_BF16, 2 },
+        { 1, 576, 576, false, 0, GPU_F32, 0 },    { 7, 1536, 576, true, 0, GPU_BF16, 0 },
+        { 33, 960, 576, true, 1, GPU_F32, 0 },    { 128, 384, 1536, false, 1, GPU_BF16, 0 },
+        { 5, 17, 40, true, 0, GPU_F32, 0 },       { 64, 4096, 256, false, 0.5f, GPU_F32, 0 },
+        { 300, 200, 1024, true, 0, GPU_BF16, 0 }, { 33, 960, 576, true, 1, GPU_F32, 0 },
+        { 9, 96, 64, true, 1, GPU_F32, 4 },       { 9, 96, 64, false, 0, GPU_BF16, 2 },
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -930,7 +932,8 @@ END_TEST
 static void rmsnorm_case(size_t n_rows, size_t dim, bool with_r, enum gpu_dtype ot)
 {
     size_t n = n_rows * dim, os = gpu_dtype_size(ot), off = 0, bad = 0;
-    float *x = random_floats(n, -2, 2), *r = random_floats(n, -1, 1), *w = random_floats(dim, 0.5f, 1.5f);
+    float *x = random_floats(n, -2, 2), *r = random_floats(n, -1, 1),
+          *w = random_floats(dim, 0.5f, 1.5f);
     float *got_x = filled_floats(n, NAN);
     void *got = xmalloc_array(n + GUARD, os);
     float eps = 1e-5f;
@@ -946,7 +949,8 @@ static void rmsnorm_case(size_t n_rows, size_t dim, bool with_r, enum gpu_dtype 
     put(&br, r, n);
     put(&bw, w, dim);
     poison(&bo, bo.bytes);
-    ck_assert_msg(gpu_rmsnorm(g, &bx, with_r ? &br : NULL, &bw, &bo, ot, n_rows, dim, eps, &err) == 0,
+    ck_assert_msg(gpu_rmsnorm(g, &bx, with_r ? &br : NULL, &bw, &bo, ot, n_rows, dim, eps, &err) ==
+                      0,
                   "%s", err.msg);
     get(got_x, &bx, n);
     get_bytes(got, &bo, (n + GUARD) * os);
@@ -969,8 +973,8 @@ static void rmsnorm_case(size_t n_rows, size_t dim, bool with_r, enum gpu_dtype 
     }
     for (size_t i = n; i < n + GUARD; i++)
         bad += !isnan(decode_at(ot, got, i));
-    ck_assert_msg(bad == 0, "rmsnorm %zux%zu r=%d: %zu wrong (seed %llu)", n_rows, dim, with_r,
-                  bad, (unsigned long long)test_seed);
+    ck_assert_msg(bad == 0, "rmsnorm %zux%zu r=%d: %zu wrong (seed %llu)", n_rows, dim, with_r, bad,
+                  (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(x);
     free(r);
@@ -1000,8 +1004,7 @@ START_TEST(test_rmsnorm_args)
     out = (struct gpu_buf){ (char *)pool.ptr + 2048, 2048 };
     ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F16, 2, 8, 1e-5f, &err), RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_rmsnorm: 'out' must be f32 or bf16, not f16");
-    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F32, 2, 200, 1e-5f, &err),
-                     RAG_EINVAL);
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F32, 2, 200, 1e-5f, &err), RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_rmsnorm: buffer 'x' has 1024 bytes, needs 1600");
     ck_assert_int_eq(gpu_rmsnorm(g, &x, &x, &w, &out, GPU_F32, 2, 8, 1e-5f, &err), RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_rmsnorm: buffers 'x' and 'r' overlap");
@@ -1167,8 +1170,8 @@ static void embed_case(enum gpu_dtype t, size_t n_vocab, size_t dim, size_t n_id
     struct gpu_buf bt, bi, bo;
 
     ids[0] = (int32_t)n_vocab - 1;
-    ids[1] = -1;                /* out of range: a NaN row */
-    ids[2] = (int32_t)n_vocab;  /* likewise */
+    ids[1] = -1;               /* out of range: a NaN row */
+    ids[2] = (int32_t)n_vocab; /* likewise */
     pool_alloc(gpu_align(n_vocab * dim * ts) + gpu_align(n_ids * 4) + gpu_align(n_ids * dim * 4));
     bt = carve_bytes(&off, n_vocab * dim * ts);
     bi = carve_bytes(&off, n_ids * 4);
@@ -1176,8 +1179,8 @@ static void embed_case(enum gpu_dtype t, size_t n_vocab, size_t dim, size_t n_id
     put_bytes(&bt, et, n_vocab * dim * ts);
     put_bytes(&bi, ids, n_ids * 4);
     poison(&bo, n_ids * dim * 4);
-    ck_assert_msg(gpu_embed_rows(g, &bt, t, n_vocab, dim, &bi, n_ids, scale, &bo, &err) == 0,
-                  "%s", err.msg);
+    ck_assert_msg(gpu_embed_rows(g, &bt, t, n_vocab, dim, &bi, n_ids, scale, &bo, &err) == 0, "%s",
+                  err.msg);
     get(got, &bo, n_ids * dim);
     for (size_t i = 0; i < n_ids; i++) {
         bool ok = ids[i] >= 0 && (size_t)ids[i] < n_vocab;
@@ -1242,8 +1245,9 @@ static size_t rope_check_cache(const struct rope_shape *s, const double *want, c
         if (isnan(want[i]) || exact)
             bad += !same_or_nan(v, isnan(want[i]) ? NAN : round_to(s->kv_type, want[i]));
         else
-            bad += !within(v, want[i],
-                           1e-5 * 2 + 1e-6 + (s->kv_type == GPU_BF16 ? ldexp(fabs(want[i]), -8) : 0));
+            bad +=
+                !within(v, want[i],
+                        1e-5 * 2 + 1e-6 + (s->kv_type == GPU_BF16 ? ldexp(fabs(want[i]), -8) : 0));
     }
     return bad;
 }
@@ -1323,8 +1327,9 @@ static void rope_case(const struct rope_shape *s)
     void *gv = xmalloc_array(n_cache, ks);
     struct rag_err err = { 0 };
     struct gpu_buf bqkv, binv, bpos, bslots, bq;
-    struct gpu_kv_cache kv = { .type = s->kv_type, .n_blocks = n_blocks,
-                               .n_kv_heads = s->n_kv_heads, .head_dim = hd };
+    struct gpu_kv_cache kv = {
+        .type = s->kv_type, .n_blocks = n_blocks, .n_kv_heads = s->n_kv_heads, .head_dim = hd
+    };
 
     for (size_t i = 0; i < hd / 2; i++)
         inv[i] = (float)pow(s->base, -2.0 * (double)i / (double)hd);
@@ -1332,8 +1337,8 @@ static void rope_case(const struct rope_shape *s)
         kc[i] = vc[i] = NAN;
     rope_indices(s->n_tokens, n_slots, pos, slots);
     rope_reference(s, qkv, pos, slots, inv, q, kc, vc, n_slots);
-    pool_alloc(gpu_align(s->n_tokens * width * 4) + gpu_align(hd * 2) + 2 * gpu_align(s->n_tokens * 4) +
-               gpu_align(n_q * 4) + 2 * gpu_align(n_cache * ks));
+    pool_alloc(gpu_align(s->n_tokens * width * 4) + gpu_align(hd * 2) +
+               2 * gpu_align(s->n_tokens * 4) + gpu_align(n_q * 4) + 2 * gpu_align(n_cache * ks));
     bqkv = carve_floats(&off, s->n_tokens * width);
     binv = carve_floats(&off, hd / 2);
     bpos = carve_bytes(&off, s->n_tokens * 4);
@@ -1349,7 +1354,8 @@ static void rope_case(const struct rope_shape *s)
     put_bytes(&kv.k, enan, n_cache * ks);
     put_bytes(&kv.v, enan, n_cache * ks);
     ck_assert_msg(gpu_rope_kv(g, &bqkv, s->n_tokens, s->n_heads, s->type, &binv, &bpos, &bslots,
-                              &bq, &kv, &err) == 0, "%s", err.msg);
+                              &bq, &kv, &err) == 0,
+                  "%s", err.msg);
     get(gq, &bq, n_q);
     get_bytes(gk, &kv.k, n_cache * ks);
     get_bytes(gv, &kv.v, n_cache * ks);
@@ -1455,8 +1461,8 @@ static void host_cache_put(const struct host_cache *c, struct gpu_kv_cache *kv, 
 
 static size_t host_cache_bytes(const struct host_cache *c, enum gpu_dtype t)
 {
-    return 2 * gpu_align(c->n_blocks * GPU_KV_BLOCK * c->n_kv_heads * c->head_dim *
-                         gpu_dtype_size(t));
+    return 2 *
+           gpu_align(c->n_blocks * GPU_KV_BLOCK * c->n_kv_heads * c->head_dim * gpu_dtype_size(t));
 }
 
 /*
@@ -1550,8 +1556,9 @@ static void decode_case(const struct attn_shape *s, const int32_t *lens, size_t 
     void *got = xmalloc_array(n_q + GUARD, os);
     struct host_cache c;
     struct rag_err err = { 0 };
-    struct gpu_kv_cache kv = { .type = s->kv_type, .n_blocks = n_blocks,
-                               .n_kv_heads = s->n_kv_heads, .head_dim = hd };
+    struct gpu_kv_cache kv = {
+        .type = s->kv_type, .n_blocks = n_blocks, .n_kv_heads = s->n_kv_heads, .head_dim = hd
+    };
     struct gpu_seqs seqs = { .n_seqs = n_seqs, .max_blocks = max_blocks };
     struct gpu_buf bq, bo, work;
 
@@ -1577,14 +1584,15 @@ static void decode_case(const struct attn_shape *s, const int32_t *lens, size_t 
     put(&bq, q, n_q);
     poison(&bo, bo.bytes);
     poison(&work, ws);
-    ck_assert_msg(gpu_attn_decode(g, &bq, s->n_heads, &kv, &seqs, scale, &work, &bo, s->out_type,
-                                  &err) == 0, "%s", err.msg);
+    ck_assert_msg(
+        gpu_attn_decode(g, &bq, s->n_heads, &kv, &seqs, scale, &work, &bo, s->out_type, &err) == 0,
+        "%s", err.msg);
     get_bytes(got, &bo, (n_q + GUARD) * os);
     size_t bad = decode_check(s, &c, tables, max_blocks, lens, n_seqs, q, scale, got, bad_seq);
     for (size_t i = n_q; i < n_q + GUARD; i++)
         bad += !isnan(decode_at(s->out_type, got, i));
-    ck_assert_msg(bad == 0, "attn_decode heads %zu/%zu hd %zu: %zu wrong (seed %llu)",
-                  s->n_heads, s->n_kv_heads, hd, bad, (unsigned long long)test_seed);
+    ck_assert_msg(bad == 0, "attn_decode heads %zu/%zu hd %zu: %zu wrong (seed %llu)", s->n_heads,
+                  s->n_kv_heads, hd, bad, (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(tables);
     free(q);
@@ -1596,8 +1604,8 @@ static void decode_case(const struct attn_shape *s, const int32_t *lens, size_t 
 START_TEST(test_attn_decode)
 {
     static const struct attn_shape shapes[] = {
-        { 9, 3, 64, GPU_BF16, GPU_F32 },   { 32, 8, 128, GPU_BF16, GPU_BF16 },
-        { 14, 2, 64, GPU_F32, GPU_F32 },   { 12, 2, 128, GPU_F32, GPU_BF16 },
+        { 9, 3, 64, GPU_BF16, GPU_F32 },  { 32, 8, 128, GPU_BF16, GPU_BF16 },
+        { 14, 2, 64, GPU_F32, GPU_F32 },  { 12, 2, 128, GPU_F32, GPU_BF16 },
         { 12, 12, 32, GPU_F32, GPU_F32 },
     };
     static const int32_t lens[] = { 1, 17, 300, 1000, 16, 0, 555, 999 };
@@ -1605,7 +1613,7 @@ START_TEST(test_attn_decode)
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
         decode_case(&shapes[i], lens, 8, 63, -1);
-    decode_case(&shapes[0], odd, 4, 20, 3); /* sequence 3 has a block id past the cache */
+    decode_case(&shapes[0], odd, 4, 20, 3);       /* sequence 3 has a block id past the cache */
     decode_case(&shapes[1], lens + 3, 1, 64, -1); /* batch 1, 1000 tokens */
 }
 END_TEST
@@ -1635,7 +1643,8 @@ static void prefill_case(const struct attn_shape *s, size_t pos0, size_t n_token
     put(&bq, q, n_q);
     poison(&bo, bo.bytes);
     ck_assert_msg(gpu_attn_prefill(g, &bq, n_tokens, s->n_heads, pos0, &kv, &bt, scale, &bo,
-                                   s->out_type, &err) == 0, "%s", err.msg);
+                                   s->out_type, &err) == 0,
+                  "%s", err.msg);
     get_bytes(got, &bo, (n_q + GUARD) * os);
     for (size_t i = 0; i < n_tokens; i++)
         for (size_t h = 0; h < s->n_heads; h++)
@@ -1643,9 +1652,9 @@ static void prefill_case(const struct attn_shape *s, size_t pos0, size_t n_token
                                   scale, s->out_type, got, (i * s->n_heads + h) * hd);
     for (size_t i = n_q; i < n_q + GUARD; i++)
         bad += !isnan(decode_at(s->out_type, got, i));
-    ck_assert_msg(bad == 0, "attn_prefill heads %zu/%zu hd %zu pos0 %zu n %zu: %zu wrong (seed %llu)",
-                  s->n_heads, s->n_kv_heads, hd, pos0, n_tokens, bad,
-                  (unsigned long long)test_seed);
+    ck_assert_msg(
+        bad == 0, "attn_prefill heads %zu/%zu hd %zu pos0 %zu n %zu: %zu wrong (seed %llu)",
+        s->n_heads, s->n_kv_heads, hd, pos0, n_tokens, bad, (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(table);
     free(q);
@@ -1657,8 +1666,10 @@ static void prefill_case(const struct attn_shape *s, size_t pos0, size_t n_token
 START_TEST(test_attn_prefill)
 {
     static const struct attn_shape shapes[] = {
-        { 9, 3, 64, GPU_BF16, GPU_F32 },  { 32, 8, 128, GPU_BF16, GPU_BF16 },
-        { 14, 2, 64, GPU_F32, GPU_BF16 }, { 12, 12, 32, GPU_F32, GPU_F32 },
+        { 9, 3, 64, GPU_BF16, GPU_F32 },
+        { 32, 8, 128, GPU_BF16, GPU_BF16 },
+        { 14, 2, 64, GPU_F32, GPU_BF16 },
+        { 12, 12, 32, GPU_F32, GPU_F32 },
     };
 
     prefill_case(&shapes[0], 0, 300);
@@ -1707,12 +1718,13 @@ START_TEST(test_attn_args)
     ck_assert_str_eq(err.msg, "gpu_attn_decode: head_dim 96 is not 32, 64 or 128");
     kv.head_dim = 64;
     kv.n_blocks = 5;
-    ck_assert_int_eq(gpu_attn_prefill(g, &q, 3, 4, 0, &kv, &seqs.lens, 0.125f, &out, GPU_F32,
-                                      &err), RAG_EINVAL);
+    ck_assert_int_eq(gpu_attn_prefill(g, &q, 3, 4, 0, &kv, &seqs.lens, 0.125f, &out, GPU_F32, &err),
+                     RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_attn_prefill: buffer 'k' has 16384 bytes, needs 20480");
     kv.n_blocks = 4;
-    ck_assert_int_eq(gpu_attn_prefill(g, &q, 40, 4, 0, &kv, &seqs.lens, 0.125f, &out, GPU_F32,
-                                      &err), RAG_EINVAL);
+    ck_assert_int_eq(
+        gpu_attn_prefill(g, &q, 40, 4, 0, &kv, &seqs.lens, 0.125f, &out, GPU_F32, &err),
+        RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_attn_prefill: buffer 'block_table' has 8 bytes, needs 12");
     seqs.max_blocks = 0;
     ck_assert_int_eq(gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err),
@@ -1758,14 +1770,14 @@ static void step_init(struct step *s, size_t vocab, size_t dim, size_t n)
 static void step_run(struct step *s)
 {
     struct rag_err err = { 0 };
-    int rc = gpu_embed_rows(g, &s->table, GPU_F32, s->vocab, s->dim, &s->ids, s->n, 1.0f, &s->x,
-                            &err);
+    int rc =
+        gpu_embed_rows(g, &s->table, GPU_F32, s->vocab, s->dim, &s->ids, s->n, 1.0f, &s->x, &err);
 
     if (!rc)
         rc = gpu_rmsnorm(g, &s->x, NULL, &s->w, &s->normed, GPU_BF16, s->n, s->dim, 1e-5f, &err);
     if (!rc)
-        rc = gpu_gemm(g, &s->normed, &s->head, NULL, &s->logits, GPU_F32, s->n, s->vocab, s->dim,
-                      0, &err);
+        rc = gpu_gemm(g, &s->normed, &s->head, NULL, &s->logits, GPU_F32, s->n, s->vocab, s->dim, 0,
+                      &err);
     if (!rc)
         rc = gpu_argmax_rows(g, &s->logits, &s->next, s->n, s->vocab, &err);
     ck_assert_msg(rc == 0, "%s", err.msg);

@@ -211,10 +211,10 @@ static void bench_launch(void)
     double e0 = time_eager(noop_op, NULL, n), g0 = time_graph(noop_op, NULL, r);
     double e1 = time_eager(axpy_op, &c, n), g1 = time_graph(axpy_op, &c, r);
 
-    printf("launch   empty kernel: eager %.2f us/launch, graph of %d %.2f us/kernel\n", e0 * 1e6,
-           r, g0 * 1e6);
-    printf("launch   axpy n=256:   eager %.2f us/launch, graph of %d %.2f us/kernel\n", e1 * 1e6,
-           r, g1 * 1e6);
+    printf("launch   empty kernel: eager %.2f us/launch, graph of %d %.2f us/kernel\n", e0 * 1e6, r,
+           g0 * 1e6);
+    printf("launch   axpy n=256:   eager %.2f us/launch, graph of %d %.2f us/kernel\n", e1 * 1e6, r,
+           g1 * 1e6);
     row("launch floor, empty kernel, eager       %8.2f us", e0 * 1e6);
     row("launch floor, empty kernel, graph       %8.2f us", g0 * 1e6);
     row("axpy(256) eager / graph                 %5.2f / %.2f us", e1 * 1e6, g1 * 1e6);
@@ -321,8 +321,9 @@ static void attn_init(struct attn_ctx *c, size_t n_heads, size_t n_kv, size_t hd
     int32_t *lens = xmalloc_array(n_seqs, sizeof(int32_t));
 
     *c = (struct attn_ctx){ .n_heads = n_heads, .n_seqs = n_seqs, .len = len };
-    c->kv = (struct gpu_kv_cache){ .type = GPU_BF16, .n_blocks = n_blocks, .n_kv_heads = n_kv,
-                                   .head_dim = hd };
+    c->kv = (struct gpu_kv_cache){
+        .type = GPU_BF16, .n_blocks = n_blocks, .n_kv_heads = n_kv, .head_dim = hd
+    };
     c->kv.k = alloc_filled(n_blocks * 16 * n_kv * hd * 2);
     c->kv.v = alloc_filled(n_blocks * 16 * n_kv * hd * 2);
     for (size_t i = 0; i < n_blocks; i++)
@@ -354,8 +355,8 @@ static void attn_release(struct attn_ctx *c)
     gpu_buf_free(g, &c->work);
 }
 
-static void bench_decode(const char *model, size_t n_heads, size_t n_kv, size_t hd,
-                         size_t n_seqs, size_t len, double copy_gbs)
+static void bench_decode(const char *model, size_t n_heads, size_t n_kv, size_t hd, size_t n_seqs,
+                         size_t len, double copy_gbs)
 {
     struct attn_ctx c;
     double s, bytes, gbs;
@@ -367,8 +368,7 @@ static void bench_decode(const char *model, size_t n_heads, size_t n_kv, size_t 
     printf("decode   %-5s heads %2zu/%zu hd %3zu batch %2zu kv %5zu: %8.1f us %6.0f GB/s "
            "(%.0f%% of copy)\n",
            model, n_heads, n_kv, hd, n_seqs, len, s * 1e6, gbs, 100 * gbs / copy_gbs);
-    row("attn decode %-4s b=%-2zu kv=%-5zu %8.1f us %5.0f GB/s", model, n_seqs, len, s * 1e6,
-        gbs);
+    row("attn decode %-4s b=%-2zu kv=%-5zu %8.1f us %5.0f GB/s", model, n_seqs, len, s * 1e6, gbs);
     attn_release(&c);
 }
 
@@ -382,8 +382,7 @@ static void bench_prefill(const char *model, size_t n_heads, size_t n_kv, size_t
     tflops = 4.0 * (double)n_heads * (double)hd * (double)len * (double)len / 2 / s / 1e12;
     printf("prefill  %-5s heads %2zu/%zu hd %3zu tokens %5zu: %8.3f ms per layer, %.1f TFLOP/s\n",
            model, n_heads, n_kv, hd, len, s * 1e3, tflops);
-    row("attn prefill %-4s %5zu tok   %8.3f ms/layer %5.1f TFLOP/s", model, len, s * 1e3,
-        tflops);
+    row("attn prefill %-4s %5zu tok   %8.3f ms/layer %5.1f TFLOP/s", model, len, s * 1e3, tflops);
     attn_release(&c);
 }
 
