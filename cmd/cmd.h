@@ -23,6 +23,21 @@ struct globals {
 #define CMD_EMBEDDER_DEFAULT  "all-minilm-l6-v2"
 #define CMD_GENERATOR_DEFAULT "smollm2-135m-instruct-q4_1.gguf"
 
+/* pipeline.c: a document chunked and waiting for its vectors and its store write. */
+struct pending {
+    struct store_doc meta;     /* strings in arena */
+    struct store_chunk *chunk; /* (n), texts in arena */
+    size_t n;
+    struct arena arena;
+};
+
+struct pipeline_queue {
+    struct pending *item;
+    size_t n, cap;
+    size_t n_chunks;
+};
+#define PIPELINE_BATCH 64 /* chunks embedded together */
+
 /*
  * context.c: what a command works on. The embedder and the vector index are
  * opened only when vectors are wanted; the index is checked against the
@@ -35,6 +50,7 @@ struct rag_ctx {
     int64_t model_id;               /* the embedder's row in the store */
     struct buf index_path;
     bool index_dirty; /* changed since opened: save before closing */
+    struct pipeline_queue queue; /* documents chunked but not yet stored */
 };
 
 struct ctx_opts {
@@ -134,6 +150,9 @@ int pipeline_text(struct rag_ctx *c, const char *path, const char *title, const 
                   size_t len, enum chunk_format fmt, const struct pipeline_opts *o,
                   struct pipeline_result *ret, struct rag_err *err);
 
+/* Embed and store the queued documents (each in its own savepoint). */
+int pipeline_flush(struct rag_ctx *c, struct rag_err *err);
+void pipeline_queue_release(struct pipeline_queue *q);
 /* Remove the document at path from the store and its vectors from the index. */
 int pipeline_remove(struct rag_ctx *c, const char *path, struct rag_err *err);
 

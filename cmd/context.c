@@ -84,6 +84,10 @@ int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *
 
 int ctx_save_index(struct rag_ctx *c, struct rag_err *err)
 {
+    int rc = pipeline_flush(c, err);
+
+    if (rc)
+        return rc;
     if (!c->index || !c->index_dirty)
         return 0;
     c->index_dirty = false;
@@ -92,6 +96,7 @@ int ctx_save_index(struct rag_ctx *c, struct rag_err *err)
 
 void ctx_close(struct rag_ctx *c)
 {
+    pipeline_queue_release(&c->queue);
     retr_index_close(c->index);
     retr_embedder_close(c->embedder);
     store_close(c->store);

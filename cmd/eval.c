@@ -93,6 +93,7 @@ static int ingest_docs(struct eval_run *e, const struct pipeline_opts *po, bool 
         e->bytes += text.len;
         progress_update(&p, i + 1, e->bytes);
     }
+    rc = rc ? rc : pipeline_flush(&e->x, err);
     rc = rc ? rc : store_commit(e->x.store, err);
     rc = rc ? rc : ctx_save_index(&e->x, err);
     if (rc)

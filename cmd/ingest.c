@@ -150,11 +150,13 @@ static int process_files(struct rag_ctx *x, const struct file_set *set,
         /* Full-text indexing is cheaper in batches; each batch is atomic. */
         if (bytes - committed >= BATCH_BYTES) {
             committed = bytes;
-            rc = store_commit(x->store, err);
+            rc = pipeline_flush(x, err);
+            rc = rc ? rc : store_commit(x->store, err);
             rc = rc ? rc : ctx_save_index(x, err);
             rc = rc ? rc : store_begin(x->store, err);
         }
     }
+    rc = rc ? rc : pipeline_flush(x, err);
     rc = rc ? rc : store_commit(x->store, err);
     if (rc)
         store_rollback(x->store);

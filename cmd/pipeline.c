@@ -1,7 +1,9 @@
 /*
- * cmd/pipeline.c - one document through the ingest pipeline: read, hash,
- * compare with the store, parse, chunk, store (one transaction per
- * document, inside store_put_doc). Shared by `rag ingest` and `rag eval`.
+ * cmd/pipeline.c - documents through the ingest pipeline: read, hash,
+ * compare with the store, parse, chunk, then queue. The queue is embedded
+ * in one batch (small documents would otherwise each make a tiny, slow
+ * batch) and each document stored in its own savepoint. Shared by
+ * `rag ingest` and `rag eval`; callers flush before they commit.
  */
 #include "cmd/cmd.h"
 
@@ -22,21 +24,22 @@ static void skip(struct pipeline_result *r, const struct rag_err *why)
     r->err = *why;
 }
 
-/* Embed the chunks' texts into a new (n, dim) array the caller frees. */
-static int embed_chunks(struct rag_ctx *c, const struct chunk_list *l, float **ret,
-                        struct rag_err *err)
+/* The queued chunks' texts embedded into a new (n_chunks, dim) array the caller frees. */
+static int embed_queue(struct rag_ctx *c, float **ret, struct rag_err *err)
 {
-    size_t dim = retr_embedder_info(c->embedder)->dim, i;
-    const char **texts = xcalloc(l->n ? l->n : 1, sizeof(*texts));
-    size_t *lens = xcalloc(l->n ? l->n : 1, sizeof(*lens));
-    float *v = xmalloc_array(l->n ? l->n * dim : 1, sizeof(*v));
+    struct pipeline_queue *q = &c->queue;
+    size_t dim = retr_embedder_info(c->embedder)->dim, i, k, n = 0;
+    const char **texts = xcalloc(q->n_chunks + 1, sizeof(*texts));
+    size_t *lens = xcalloc(q->n_chunks + 1, sizeof(*lens));
+    float *v = xmalloc_array(q->n_chunks * dim + 1, sizeof(*v));
     int rc;
 
-    for (i = 0; i < l->n; i++) {
-        texts[i] = l->item[i].text;
-        lens[i] = l->item[i].len;
-    }
-    rc = retr_embed(c->embedder, texts, lens, l->n, 0, v, err);
+    for (i = 0; i < q->n; i++)
+        for (k = 0; k < q->item[i].n; k++, n++) {
+            texts[n] = q->item[i].chunk[k].text;
+            lens[n] = q->item[i].chunk[k].len;
+        }
+    rc = retr_embed(c->embedder, texts, lens, n, 0, v, err);
     free(texts);
     free(lens);
     if (rc)
@@ -61,26 +64,25 @@ static int old_ids(struct rag_ctx *c, const char *path, struct store_ids *ids, s
     return rc == RAG_ENOTFOUND ? 0 : rc;
 }
 
-/* Store chunks[0..n) under meta, with their vectors when there is an embedder. */
-static int put(struct rag_ctx *c, const struct store_doc *meta, struct store_chunk *sc, size_t n,
-               const float *vecs, struct rag_err *err)
+/* Store a document's chunks, with their vectors when there are some. */
+static int put(struct rag_ctx *c, struct pending *d, const float *vecs, struct rag_err *err)
 {
     struct store_ids gone = { 0 };
-    int64_t *ids = xcalloc(n ? n : 1, sizeof(*ids));
+    int64_t *ids = xcalloc(d->n + 1, sizeof(*ids));
     size_t i, dim;
-    int rc = c->index ? old_ids(c, meta->path, &gone, err) : 0;
+    int rc = c->index ? old_ids(c, d->meta.path, &gone, err) : 0;
 
-    rc = rc ? rc : store_put_doc(c->store, meta, sc, n, NULL, err);
-    for (i = 0; i < n; i++)
-        ids[i] = sc[i].id;
+    rc = rc ? rc : store_put_doc(c->store, &d->meta, d->chunk, d->n, NULL, err);
+    for (i = 0; i < d->n; i++)
+        ids[i] = d->chunk[i].id;
     if (!rc && c->index && gone.n) {
         rc = retr_index_remove(c->index, gone.item, gone.n, NULL, err);
         c->index_dirty = true;
     }
-    if (!rc && vecs && n) {
+    if (!rc && vecs && d->n) {
         dim = retr_embedder_info(c->embedder)->dim;
-        rc = store_put_vectors(c->store, c->model_id, ids, vecs, n, dim, err);
-        rc = rc ? rc : retr_index_add(c->index, ids, vecs, n, err);
+        rc = store_put_vectors(c->store, c->model_id, ids, vecs, d->n, dim, err);
+        rc = rc ? rc : retr_index_add(c->index, ids, vecs, d->n, err);
         c->index_dirty = true;
     }
     free(ids);
@@ -88,11 +90,48 @@ static int put(struct rag_ctx *c, const struct store_doc *meta, struct store_chu
     return rc;
 }
 
+static void pending_release(struct pending *d)
+{
+    free(d->chunk);
+    arena_release(&d->arena);
+}
+
+void pipeline_queue_release(struct pipeline_queue *q)
+{
+    size_t i;
+
+    for (i = 0; i < q->n; i++)
+        pending_release(&q->item[i]);
+    free(q->item);
+    memset(q, 0, sizeof(*q));
+}
+
+int pipeline_flush(struct rag_ctx *c, struct rag_err *err)
+{
+    struct pipeline_queue *q = &c->queue;
+    size_t dim = c->embedder ? retr_embedder_info(c->embedder)->dim : 0, i, off = 0;
+    float *vecs = NULL;
+    int rc = 0;
+
+    if (c->embedder && q->n_chunks)
+        rc = embed_queue(c, &vecs, err);
+    for (i = 0; !rc && i < q->n; i++) {
+        rc = put(c, &q->item[i], vecs ? vecs + off * dim : NULL, err);
+        off += q->item[i].n;
+    }
+    free(vecs);
+    for (i = 0; i < q->n; i++)
+        pending_release(&q->item[i]);
+    q->n = q->n_chunks = 0;
+    return rc;
+}
+
 int pipeline_remove(struct rag_ctx *c, const char *path, struct rag_err *err)
 {
     struct store_ids gone = { 0 };
-    int rc = c->index ? old_ids(c, path, &gone, err) : 0;
+    int rc = pipeline_flush(c, err);
 
+    rc = rc ? rc : (c->index ? old_ids(c, path, &gone, err) : 0);
     rc = rc ? rc : store_remove_doc(c->store, path, err);
     if (!rc && gone.n) {
         rc = retr_index_remove(c->index, gone.item, gone.n, NULL, err);
@@ -102,47 +141,67 @@ int pipeline_remove(struct rag_ctx *c, const char *path, struct rag_err *err)
     return rc;
 }
 
-/* Chunk a parsed document, embed the chunks and store them under meta. */
-static int store_chunks(struct rag_ctx *c, const struct chunk_doc *doc, struct store_doc *meta,
-                        const struct pipeline_opts *o, struct pipeline_result *r,
-                        struct rag_err *err)
+/* A document's chunks as store rows; strings stay in the chunks' arena. */
+static struct store_chunk *to_rows(const struct chunk_list *l)
 {
-    struct chunk_list list = { 0 };
-    struct store_chunk *sc = NULL;
-    float *vecs = NULL;
-    enum chunker_kind kind;
-    struct arena arena;
+    struct store_chunk *sc = xcalloc(l->n + 1, sizeof(*sc));
     size_t i;
-    int rc;
 
-    arena_init(&arena, 0);
-    rc = chunk_split(doc, &o->chunk, &arena, &list, &kind, err);
-    if (!rc && c->embedder)
-        rc = embed_chunks(c, &list, &vecs, err);
-    if (rc)
-        goto out;
-    sc = xcalloc(list.n ? list.n : 1, sizeof(*sc));
-    for (i = 0; i < list.n; i++) {
-        const struct chunk *k = &list.item[i];
+    for (i = 0; i < l->n; i++) {
+        const struct chunk *k = &l->item[i];
 
         sc[i] = (struct store_chunk){ .ord = i, .byte_start = k->start, .byte_end = k->end,
                                       .page_start = k->page_start, .page_end = k->page_end,
                                       .heading_path = k->heading_path, .n_tokens = k->n_tokens,
                                       .text = k->text, .len = k->len };
     }
+    return sc;
+}
+
+/* Copy meta's strings into the pending document's arena. */
+static void keep_meta(struct pending *d, const struct store_doc *meta)
+{
+    d->meta = *meta;
+    d->meta.path = arena_strdup(&d->arena, meta->path);
+    d->meta.sha256 = arena_strdup(&d->arena, meta->sha256);
+    d->meta.title = meta->title ? arena_strdup(&d->arena, meta->title) : NULL;
+}
+
+/*
+ * Chunk a parsed document and queue it; the queue is embedded in one batch
+ * and stored once it holds PIPELINE_BATCH chunks (at once without vectors).
+ */
+static int queue_doc(struct rag_ctx *c, const struct chunk_doc *doc, struct store_doc *meta,
+                     const struct pipeline_opts *o, struct pipeline_result *r,
+                     struct rag_err *err)
+{
+    struct pipeline_queue *q = &c->queue;
+    struct chunk_list list = { 0 };
+    enum chunker_kind kind;
+    struct pending d;
+    int rc;
+
+    arena_init(&d.arena, 0);
+    rc = chunk_split(doc, &o->chunk, &d.arena, &list, &kind, err);
+    if (rc) {
+        chunk_list_release(&list);
+        arena_release(&d.arena);
+        return rc;
+    }
     meta->chunker = chunker_name(kind);
     meta->format = chunk_format_name(doc->format);
     if (!meta->title)
         meta->title = doc->title;
-    rc = put(c, meta, sc, list.n, vecs, err);
-    r->n_chunks = list.n;
-    r->chunker = meta->chunker;
-out:
-    free(vecs);
-    free(sc);
+    keep_meta(&d, meta);
+    d.chunk = to_rows(&list);
+    d.n = list.n;
     chunk_list_release(&list);
-    arena_release(&arena);
-    return rc;
+    VEC_RESERVE(q, q->n + 1);
+    q->item[q->n++] = d;
+    q->n_chunks += d.n;
+    r->n_chunks = d.n;
+    r->chunker = meta->chunker;
+    return !c->embedder || q->n_chunks >= PIPELINE_BATCH ? pipeline_flush(c, err) : 0;
 }
 
 /* Parse data and store it; unreadable content is a skip, not an error. */
@@ -161,7 +220,7 @@ static int parse_and_store(struct rag_ctx *s, const char *data, size_t len, enum
     }
     r->n_repaired = doc.n_repaired;
     r->bytes = len;
-    rc = store_chunks(s, &doc, meta, o, r, err);
+    rc = queue_doc(s, &doc, meta, o, r, err);
     chunk_doc_release(&doc);
     return rc;
 }
