@@ -379,17 +379,23 @@ START_TEST(test_gguf_nesting_and_missing)
 }
 END_TEST
 
-/* $RAG_MODELS/smollm2-135m-instruct-q4_1.gguf, else ~/.cache/rag/models/...; NULL if absent. */
+/*
+ * The default model: $RAG_MODELS/smollm2-135m-instruct-q4_1.gguf, else under
+ * $XDG_CACHE_HOME/rag/models, else ~/.cache/rag/models; NULL when absent (the
+ * model-dependent cases then return early: the set-up script installs it in CI).
+ */
 static const char *model_path(void)
 {
     static char path[4096];
-    const char *dir = getenv("RAG_MODELS"), *home = getenv("HOME");
+    const char *dir = getenv("RAG_MODELS"), *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME"), *name = "smollm2-135m-instruct-q4_1.gguf";
 
     if (dir && *dir)
-        snprintf(path, sizeof(path), "%s/smollm2-135m-instruct-q4_1.gguf", dir);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+    else if (xdg && *xdg)
+        snprintf(path, sizeof(path), "%s/rag/models/%s", xdg, name);
     else
-        snprintf(path, sizeof(path), "%s/.cache/rag/models/smollm2-135m-instruct-q4_1.gguf",
-                 home ? home : "");
+        snprintf(path, sizeof(path), "%s/.cache/rag/models/%s", home ? home : "", name);
     return file_exists(path) ? path : NULL;
 }
 
