@@ -70,7 +70,8 @@ void ctx_chunker_opts(const struct rag_ctx *c, struct chunker_opts *o);
 
 typedef int cmd_fn(int argc, char **argv, const struct globals *g);
 
-cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help, cmd_reindex, cmd_ask;
+cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help, cmd_reindex, cmd_ask,
+    cmd_models;
 
 /* Exit statuses (STYLE.md 6). */
 enum { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };

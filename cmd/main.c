@@ -27,6 +27,7 @@ static const struct command commands[] = {
     { "eval", cmd_eval, "score retrieval on a dataset" },
     { "stats", cmd_stats, "show what the store holds" },
     { "rm", cmd_rm, "remove documents from the store" },
+    { "models", cmd_models, "list, verify and fetch models" },
     { "reindex", cmd_reindex, "embed missing chunks and rebuild the vector index" },
     { "help", cmd_help, "show help for a command" },
 };

@@ -279,13 +279,12 @@ static int cmp_tensor(const void *a, const void *b, void *ctx)
 }
 
 /* Sort indices 0..n-1 by name; returns the first duplicated name or NULL. */
-static const char *sort_names(size_t **ret, size_t n, void *items, size_t item_size,
+static const char *sort_names(size_t **ret, size_t n, void *items,
                               const char *(*name)(const void *items, size_t i),
                               int (*cmp)(const void *, const void *, void *))
 {
     size_t *idx = xmalloc_array(n ? n : 1, sizeof(*idx));
 
-    (void)item_size;
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
     qsort_r(idx, n, sizeof(*idx), cmp, items);
@@ -345,7 +344,7 @@ static int parse_kvs(struct cursor *c, uint64_t n)
         if (parse_kv(c, &g->kv[i], i))
             return RAG_EFORMAT;
     }
-    dup = sort_names(&g->kv_sorted, g->n_kv, g->kv, sizeof(*g->kv), kv_name, cmp_kv);
+    dup = sort_names(&g->kv_sorted, g->n_kv, g->kv, kv_name, cmp_kv);
     if (dup)
         return rag_errf(c->err, RAG_EFORMAT, "'%s': duplicate key '%.64s'", g->path, dup);
     return 0;
@@ -446,8 +445,7 @@ static int parse_tensors(struct cursor *c, uint64_t n)
         if (parse_tensor_info(c, &g->tensor[i], i))
             return RAG_EFORMAT;
     }
-    dup = sort_names(&g->tensor_sorted, g->n_tensors, g->tensor, sizeof(*g->tensor), tensor_name,
-                     cmp_tensor);
+    dup = sort_names(&g->tensor_sorted, g->n_tensors, g->tensor, tensor_name, cmp_tensor);
     if (dup)
         return rag_errf(c->err, RAG_EFORMAT, "'%s': duplicate tensor '%s'", g->path, dup);
     data_start = (c->pos + g->alignment - 1) / g->alignment * g->alignment;
