@@ -145,7 +145,8 @@ int pipeline_file(struct rag_ctx *c, const char *path, const struct pipeline_opt
                   bool dry_run, struct pipeline_result *ret, struct rag_err *err);
 /*
  * Store an in-memory document (datasets): text of format fmt under the key
- * path, replacing any earlier version.
+ * path, replacing an earlier version unless it is current (same text, same
+ * chunker, no force).
  */
 int pipeline_text(struct rag_ctx *c, const char *path, const char *title, const char *text,
                   size_t len, enum chunk_format fmt, const struct pipeline_opts *o,

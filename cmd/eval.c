@@ -65,9 +65,30 @@ struct eval_run {
     double ingest_s, search_s;
 };
 
-static int ingest_docs(struct eval_run *e, const struct pipeline_opts *po, bool beir,
+/*
+ * A kept store is reused when it was chunked the same way: its documents are
+ * then skipped when unchanged. Otherwise every document is chunked again.
+ */
+static int reuse_check(struct eval_run *e, struct pipeline_opts *po, struct rag_err *err)
+{
+    struct buf want = BUF_INIT, have = BUF_INIT;
+    struct rag_err none;
+    int rc;
+
+    buf_appendf(&want, "%s/%zu/%zu/%s", chunker_name(po->chunk.kind), po->chunk.max_tokens,
+                po->chunk.hard_max, e->x.embedder ? "vectors" : "text");
+    po->force = store_meta_get(e->x.store, "eval.chunking", &have, &none) ||
+                strcmp(have.data, want.data);
+    rc = store_meta_set(e->x.store, "eval.chunking", want.data, err);
+    buf_release(&want);
+    buf_release(&have);
+    return rc;
+}
+
+static int ingest_docs(struct eval_run *e, const struct pipeline_opts *pipe, bool beir,
                        const struct globals *g, struct rag_err *err)
 {
+    struct pipeline_opts po = *pipe;
     struct pipeline_result r;
     struct buf path = BUF_INIT, text = BUF_INIT;
     struct progress p;
@@ -76,7 +97,8 @@ static int ingest_docs(struct eval_run *e, const struct pipeline_opts *po, bool 
     int rc;
 
     progress_start(&p, "ingesting", "docs", e->ds->n_docs, cmd_show_progress(g));
-    rc = store_begin(e->x.store, err);
+    rc = reuse_check(e, &po, err);
+    rc = rc ? rc : store_begin(e->x.store, err);
     for (i = 0; !rc && i < e->ds->n_docs; i++) {
         const struct eval_doc *d = &e->ds->doc[i];
 
@@ -88,7 +110,7 @@ static int ingest_docs(struct eval_run *e, const struct pipeline_opts *po, bool 
             buf_appendf(&text, "%s\n\n", d->title);
         buf_append(&text, d->text, d->len);
         rc = pipeline_text(&e->x, path.data, d->title, text.data, text.len, CHUNK_FORMAT_TEXT,
-                           po, &r, err);
+                           &po, &r, err);
         e->n_chunks += r.n_chunks;
         e->bytes += text.len;
         progress_update(&p, i + 1, e->bytes);

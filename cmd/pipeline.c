@@ -286,13 +286,24 @@ int pipeline_text(struct rag_ctx *s, const char *path, const char *title, const 
                   size_t len, enum chunk_format fmt, const struct pipeline_opts *o,
                   struct pipeline_result *r, struct rag_err *err)
 {
-    struct store_doc meta = { .path = path, .title = title && *title ? title : NULL };
+    struct store_doc meta = { .path = path, .title = title && *title ? title : NULL }, old;
+    struct arena arena;
     char sha[65];
+    int rc;
 
     memset(r, 0, sizeof(*r));
     sha256_hex(text, len, sha);
     meta.sha256 = sha;
     meta.size = (int64_t)len;
-    r->status = PIPE_ADDED;
-    return parse_and_store(s, text, len, fmt, &meta, o, r, err);
+    arena_init(&arena, 1024);
+    rc = store_find_doc(s->store, path, &arena, &old, err);
+    r->status = rc == RAG_ENOTFOUND ? PIPE_ADDED : PIPE_CHANGED;
+    if (!rc && is_current(&old, sha, o)) {
+        r->status = PIPE_UNCHANGED;
+        r->n_chunks = old.n_chunks;
+    }
+    arena_release(&arena);
+    if (rc && rc != RAG_ENOTFOUND)
+        return rc;
+    return r->status == PIPE_UNCHANGED ? 0 : parse_and_store(s, text, len, fmt, &meta, o, r, err);
 }
