@@ -28,13 +28,15 @@ static const char ask_usage[] =
     "      --max-tokens N   answer length limit in tokens (default 256)\n"
     "      --temperature T  0 (default) is greedy decoding\n"
     "      --seed N         sampling seed (default 0)\n"
+    "      --repeat-penalty P  penalty on the last 64 tokens (default 1.1; 1 = off)\n"
     "      --min-score S    answer \"not found\" when the best dense score is\n"
     "                       below S (default 0.30; 0 turns the check off)\n"
     "      --threads N      CPU threads (default: all)\n"
     "  -j, --json           print a JSON trace instead (schema rag.ask/1)\n"
     "  -h, --help           show this help\n";
 
-enum { OPT_MODE = 256, OPT_CTX, OPT_MAXTOK, OPT_TEMP, OPT_SEED, OPT_MINSCORE, OPT_THREADS };
+enum { OPT_MODE = 256, OPT_CTX, OPT_MAXTOK, OPT_TEMP, OPT_SEED, OPT_MINSCORE, OPT_THREADS,
+       OPT_REPEAT };
 
 static int parse_number_opt(int c, const char *arg, struct ask_opts *o)
 {
@@ -60,6 +62,11 @@ static int parse_number_opt(int c, const char *arg, struct ask_opts *o)
         return 0;
     case OPT_MINSCORE:
         return parse_double(arg, -1, 1, &o->min_score);
+    case OPT_REPEAT:
+        if (parse_double(arg, 0.5, 3, &d))
+            return RAG_EINVAL;
+        o->sampler.repeat_penalty = (float)d;
+        return 0;
     case OPT_THREADS:
         return parse_size(arg, 1, 1024, &o->n_threads);
     }
@@ -76,6 +83,7 @@ static int parse_opts(int argc, char **argv, struct ask_opts *o)
         { "seed", required_argument, NULL, OPT_SEED },
         { "min-score", required_argument, NULL, OPT_MINSCORE },
         { "threads", required_argument, NULL, OPT_THREADS },
+        { "repeat-penalty", required_argument, NULL, OPT_REPEAT },
         { "json", no_argument, NULL, 'j' },            { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };

@@ -169,10 +169,16 @@ struct ask_opts {
     double min_score;  /* weak-evidence threshold on the best dense score; 0: off */
     bool json;
 };
+/* Greedy with a mild repetition penalty: small models otherwise loop on a sentence. */
+#define ASK_SAMPLER_DEFAULT                                                                    \
+    {                                                                                          \
+        .temperature = 0.0f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,                     \
+        .repeat_penalty = 1.1f, .repeat_last_n = 64                                            \
+    }
 #define ASK_OPTS_DEFAULT                                                                       \
     {                                                                                          \
         .k = 8, .mode = RETR_MODE_HYBRID, .n_ctx = 2048, .max_tokens = 256,                   \
-        .sampler = GEN_SAMPLER_OPTS_DEFAULT, .min_score = GEN_WEAK_EVIDENCE_DEFAULT            \
+        .sampler = ASK_SAMPLER_DEFAULT, .min_score = GEN_WEAK_EVIDENCE_DEFAULT                 \
     }
 
 /* A retrieved chunk as offered to the prompt; strings in the result's arena. */
