@@ -61,7 +61,7 @@ char *xstrndup(const char *s, size_t n);
 /* Ensure room for need elements of size bytes in p (capacity *cap); grows by 1.5x. */
 void *grow_array(void *p, size_t *cap, size_t need, size_t size);
 #define VEC_RESERVE(v, need) \
-    ((v)->item = grow_array((v)->item, &(v)->cap, (need), sizeof(*(v)->item)))
+ ((v)->item = grow_array((v)->item, &(v)->cap, (need), sizeof(*(v)->item)))
 
 /* ---- growable bytes: content is NUL-terminated after the first append ---- */
 
@@ -70,7 +70,10 @@ struct buf {
     size_t len, cap;
     size_t max; /* 0 = unlimited; buf_append_checked refuses to grow past it */
 };
-#define BUF_INIT { 0 }
+#define BUF_INIT \
+ {               \
+  0              \
+ }
 
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_appends(struct buf *b, const char *s);
@@ -79,8 +82,8 @@ void buf_appendf(struct buf *b, const char *fmt, ...) RAG_PRINTF(2, 3);
 void buf_vappendf(struct buf *b, const char *fmt, va_list ap);
 /* Like buf_append but returns RAG_EINVAL (buffer unchanged) past b->max. */
 int buf_append_checked(struct buf *b, const void *p, size_t n, struct rag_err *err);
-const char *buf_cstr(const struct buf *b); /* "" when empty */
-void buf_reset(struct buf *b);             /* len = 0, keeps memory */
+const char *buf_cstr(const struct buf *b);        /* "" when empty */
+void buf_reset(struct buf *b);                    /* len = 0, keeps memory */
 char *buf_detach(struct buf *b, size_t *ret_len); /* caller free()s; b is reset */
 void buf_release(struct buf *b);
 

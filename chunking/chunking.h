@@ -96,8 +96,7 @@ bool chunk_is_binary(const char *data, size_t len);
 int chunk_doc_parse(struct chunk_doc *doc, const char *data, size_t len, enum chunk_format fmt,
                     const char *name, struct rag_err *err);
 /* Read and parse the file at path, refusing files over max_bytes (0 = none). */
-int chunk_doc_read(struct chunk_doc *doc, const char *path, size_t max_bytes,
-                   struct rag_err *err);
+int chunk_doc_read(struct chunk_doc *doc, const char *path, size_t max_bytes, struct rag_err *err);
 void chunk_doc_release(struct chunk_doc *doc);
 
 /* ---- chunks ---- */
@@ -117,7 +116,10 @@ struct chunk_tokenizer {
  * character (close to WordPiece counts on English prose).
  */
 size_t chunk_count_approx(void *ctx, const char *text, size_t len);
-#define CHUNK_TOKENIZER_APPROX { chunk_count_approx, NULL }
+#define CHUNK_TOKENIZER_APPROX \
+ {                             \
+  chunk_count_approx, NULL     \
+ }
 
 /*
  * A chunk of a document: text[start, end) of the doc, except that a table
@@ -127,9 +129,9 @@ size_t chunk_count_approx(void *ctx, const char *text, size_t len);
 struct chunk {
     const char *text; /* NUL-terminated */
     size_t len;
-    size_t start, end;          /* byte span in chunk_doc.text */
-    int page_start, page_end;   /* 0 when the doc has no pages */
-    const char *heading_path;   /* enclosing headings, " > " joined; "" if none */
+    size_t start, end;        /* byte span in chunk_doc.text */
+    int page_start, page_end; /* 0 when the doc has no pages */
+    const char *heading_path; /* enclosing headings, " > " joined; "" if none */
     size_t n_tokens;
 };
 
@@ -151,17 +153,17 @@ enum chunker_kind {
 
 struct chunker_opts {
     enum chunker_kind kind;
-    size_t max_tokens;  /* target size */
-    size_t overlap;     /* tokens repeated between neighbours (fixed, recursive) */
-    size_t min_tokens;  /* post-processing merges chunks smaller than this */
-    size_t hard_max;    /* no chunk exceeds this many tokens, ever */
+    size_t max_tokens; /* target size */
+    size_t overlap;    /* tokens repeated between neighbours (fixed, recursive) */
+    size_t min_tokens; /* post-processing merges chunks smaller than this */
+    size_t hard_max;   /* no chunk exceeds this many tokens, ever */
     struct chunk_tokenizer tok;
 };
-#define CHUNKER_OPTS_DEFAULT                                                                   \
-    {                                                                                          \
-        .kind = CHUNKER_AUTO, .max_tokens = 256, .overlap = 0, .min_tokens = 32,              \
-        .hard_max = 512, .tok = CHUNK_TOKENIZER_APPROX                                         \
-    }
+#define CHUNKER_OPTS_DEFAULT                                                                \
+ {                                                                                          \
+  .kind = CHUNKER_AUTO, .max_tokens = 256, .overlap = 0, .min_tokens = 32, .hard_max = 512, \
+  .tok = CHUNK_TOKENIZER_APPROX                                                             \
+ }
 
 /* "fixed", "sentence", ... and back; returns RAG_EINVAL for an unknown name. */
 const char *chunker_name(enum chunker_kind k);
@@ -173,9 +175,8 @@ int chunker_from_name(const char *name, enum chunker_kind *ret, struct rag_err *
  * CHUNKER_AUTO resolves to one concrete kind, written to *ret_kind when it is
  * not NULL. Returns 0 or RAG_EINVAL for bad options.
  */
-int chunk_split(const struct chunk_doc *doc, const struct chunker_opts *opts,
-                struct arena *arena, struct chunk_list *out, enum chunker_kind *ret_kind,
-                struct rag_err *err);
+int chunk_split(const struct chunk_doc *doc, const struct chunker_opts *opts, struct arena *arena,
+                struct chunk_list *out, enum chunker_kind *ret_kind, struct rag_err *err);
 
 /*
  * Intrinsic quality of a chunking (ALGORITHMS.md 1.6), each in [0, 1] or NAN

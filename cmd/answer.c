@@ -113,11 +113,15 @@ static int fill_source(struct asker *a, const struct retr_fused *f, struct ask_s
     rc = store_hits_for_ids(a->x.store, &f->id, &f->score, 1, &h, err);
     rc = rc ? rc : store_get_chunk(a->x.store, f->id, arena, &c, err);
     if (!rc) {
-        *s = (struct ask_source){ .chunk_id = f->id, .text = c.text, .len = c.len,
+        *s = (struct ask_source){ .chunk_id = f->id,
+                                  .text = c.text,
+                                  .len = c.len,
                                   .path = arena_strdup(arena, h.item[0].doc_path),
                                   .heading = arena_strdup(arena, h.item[0].heading_path),
-                                  .byte_start = c.byte_start, .byte_end = c.byte_end,
-                                  .page_start = c.page_start, .page_end = c.page_end,
+                                  .byte_start = c.byte_start,
+                                  .byte_end = c.byte_end,
+                                  .page_start = c.page_start,
+                                  .page_end = c.page_end,
                                   .score = f->score };
         s->bm25_rank = a->o.mode == RETR_MODE_DENSE ? 0 : f->rank[0];
         s->dense_rank = a->o.mode == RETR_MODE_BM25 ? 0 : f->rank[dense];
@@ -192,8 +196,12 @@ static int build_prompt(struct asker *a, const char *question, struct ask_result
     for (i = 0; i < r->n_sources; i++) {
         const struct ask_source *s = &r->source[i];
 
-        src[i] = (struct gen_source){ s->text, s->len, s->path, s->heading[0] ? s->heading : NULL,
-                                      (unsigned)s->page_start, (unsigned)s->page_end };
+        src[i] = (struct gen_source){ s->text,
+                                      s->len,
+                                      s->path,
+                                      s->heading[0] ? s->heading : NULL,
+                                      (unsigned)s->page_start,
+                                      (unsigned)s->page_end };
     }
     po.budget = a->o.n_ctx - a->o.max_tokens - a->template_tokens;
     r->budget = po.budget;
@@ -205,20 +213,23 @@ static int build_prompt(struct asker *a, const char *question, struct ask_result
 }
 
 static int generate(struct asker *a, const struct gen_prompt *p,
-                    int (*on_text)(void *, const char *, size_t), void *ctx,
-                    struct ask_result *r, struct rag_err *err)
+                    int (*on_text)(void *, const char *, size_t), void *ctx, struct ask_result *r,
+                    struct rag_err *err)
 {
     struct gen_chat_msg m[2] = { { "system", p->system }, { "user", p->user } };
-    struct gen_generate_opts go = { .max_tokens = a->o.max_tokens, .sampler = &a->sampler,
-                                    .on_text = on_text, .ctx = ctx, .interrupt = a->interrupt };
+    struct gen_generate_opts go = { .max_tokens = a->o.max_tokens,
+                                    .sampler = &a->sampler,
+                                    .on_text = on_text,
+                                    .ctx = ctx,
+                                    .interrupt = a->interrupt };
     struct gen_generate_stats st;
     struct gen_tokens ids = { 0 };
     int rc = gen_chat_tokenize(a->tok, m, 2, true, &ids, err);
 
     gen_sampler_reset(&a->sampler);
-    rc = rc ? rc
-            : gen_generate(a->model, a->tok, ids.item, ids.n, &go, &a->cached, &r->answer, &st,
-                           err);
+    rc = rc ?
+             rc :
+             gen_generate(a->model, a->tok, ids.item, ids.n, &go, &a->cached, &r->answer, &st, err);
     r->prompt_tokens = ids.n;
     r->reused_tokens = st.n_reused;
     r->gen_tokens = st.n_gen;

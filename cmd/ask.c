@@ -35,8 +35,16 @@ static const char ask_usage[] =
     "  -j, --json           print a JSON trace instead (schema rag.ask/1)\n"
     "  -h, --help           show this help\n";
 
-enum { OPT_MODE = 256, OPT_CTX, OPT_MAXTOK, OPT_TEMP, OPT_SEED, OPT_MINSCORE, OPT_THREADS,
-       OPT_REPEAT };
+enum {
+    OPT_MODE = 256,
+    OPT_CTX,
+    OPT_MAXTOK,
+    OPT_TEMP,
+    OPT_SEED,
+    OPT_MINSCORE,
+    OPT_THREADS,
+    OPT_REPEAT
+};
 
 static int parse_number_opt(int c, const char *arg, struct ask_opts *o)
 {
@@ -76,15 +84,18 @@ static int parse_number_opt(int c, const char *arg, struct ask_opts *o)
 static int parse_opts(int argc, char **argv, struct ask_opts *o)
 {
     static const struct option longopts[] = {
-        { "top-k", required_argument, NULL, 'k' },     { "mode", required_argument, NULL, OPT_MODE },
-        { "model", required_argument, NULL, 'm' },     { "ctx", required_argument, NULL, OPT_CTX },
+        { "top-k", required_argument, NULL, 'k' },
+        { "mode", required_argument, NULL, OPT_MODE },
+        { "model", required_argument, NULL, 'm' },
+        { "ctx", required_argument, NULL, OPT_CTX },
         { "max-tokens", required_argument, NULL, OPT_MAXTOK },
         { "temperature", required_argument, NULL, OPT_TEMP },
         { "seed", required_argument, NULL, OPT_SEED },
         { "min-score", required_argument, NULL, OPT_MINSCORE },
         { "threads", required_argument, NULL, OPT_THREADS },
         { "repeat-penalty", required_argument, NULL, OPT_REPEAT },
-        { "json", no_argument, NULL, 'j' },            { "help", no_argument, NULL, 'h' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct rag_err err = { 0 };

@@ -30,9 +30,9 @@ static int stream_out(void *ctx, const char *text, size_t len)
 /* Words that point back to the conversation ("it", "they", "what about"...). */
 static bool is_follow_up(const char *q)
 {
-    static const char *const refs[] = { "it",   "its",   "they", "them", "their", "this",
-                                        "that", "these", "those", "he",  "she",   "his",
-                                        "her",  "there", "and",  "also", "about" };
+    static const char *const refs[] = { "it",   "its",   "they",  "them", "their", "this",
+                                        "that", "these", "those", "he",   "she",   "his",
+                                        "her",  "there", "and",   "also", "about" };
     size_t words = 0, i, n;
     const char *p = q;
 
@@ -69,8 +69,8 @@ static void show_sources(const struct ask_result *r)
     for (i = 0; i < r->n_sources; i++)
         if (r->source[i].in_prompt || r->weak)
             printf("[%zu]%s %s%s%s [bytes %zu-%zu]\n", i + 1, r->source[i].cited ? "*" : " ",
-                   r->source[i].path, r->source[i].heading[0] ? " > " : "",
-                   r->source[i].heading, r->source[i].byte_start, r->source[i].byte_end);
+                   r->source[i].path, r->source[i].heading[0] ? " > " : "", r->source[i].heading,
+                   r->source[i].byte_start, r->source[i].byte_end);
     if (!r->n_sources)
         printf("(no question asked yet)\n");
 }

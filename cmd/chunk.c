@@ -35,8 +35,8 @@ static void print_chunk(size_t i, const struct chunk *c)
     printf("%4zu  %8zu-%-8zu", i, c->start, c->end);
     if (c->page_start)
         printf(" p%d-%d", c->page_start, c->page_end);
-    printf(" %4zu tok  %s%s%.*s\n", c->n_tokens, c->heading_path,
-           c->heading_path[0] ? " | " : "", (int)n, c->text);
+    printf(" %4zu tok  %s%s%.*s\n", c->n_tokens, c->heading_path, c->heading_path[0] ? " | " : "",
+           (int)n, c->text);
 }
 
 static cJSON *chunk_json(const struct chunk *c)

@@ -49,7 +49,7 @@ struct rag_ctx {
     struct retr_index *index;       /* NULL without vectors */
     int64_t model_id;               /* the embedder's row in the store */
     struct buf index_path;
-    bool index_dirty; /* changed since opened: save before closing */
+    bool index_dirty;            /* changed since opened: save before closing */
     struct pipeline_queue queue; /* documents chunked but not yet stored */
 };
 
@@ -70,8 +70,8 @@ void ctx_chunker_opts(const struct rag_ctx *c, struct chunker_opts *o);
 
 typedef int cmd_fn(int argc, char **argv, const struct globals *g);
 
-cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help, cmd_reindex, cmd_ask,
-    cmd_models;
+cmd_fn cmd_ingest, cmd_search, cmd_chunk, cmd_stats, cmd_rm, cmd_eval, cmd_help, cmd_reindex,
+    cmd_ask, cmd_models;
 
 /* Exit statuses (STYLE.md 6). */
 enum { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };
@@ -141,8 +141,8 @@ struct pipeline_result {
  * only the status is computed. Skipped files are not errors (ret->err tells
  * why); a store failure is returned.
  */
-int pipeline_file(struct rag_ctx *c, const char *path, const struct pipeline_opts *o,
-                  bool dry_run, struct pipeline_result *ret, struct rag_err *err);
+int pipeline_file(struct rag_ctx *c, const char *path, const struct pipeline_opts *o, bool dry_run,
+                  struct pipeline_result *ret, struct rag_err *err);
 /*
  * Store an in-memory document (datasets): text of format fmt under the key
  * path, replacing an earlier version unless it is current (same text, same
@@ -161,25 +161,25 @@ int pipeline_remove(struct rag_ctx *c, const char *path, struct rag_err *err);
 /* ---- answer.c: retrieve, prompt, generate, check citations ---- */
 
 struct ask_opts {
-    size_t k;          /* candidate chunks offered to the prompt */
+    size_t k; /* candidate chunks offered to the prompt */
     enum retr_mode mode;
     const char *model; /* GGUF path; NULL: models_dir/CMD_GENERATOR_DEFAULT */
     size_t n_ctx, max_tokens, n_threads;
     struct gen_sampler_opts sampler;
-    double min_score;  /* weak-evidence threshold on the best dense score; 0: off */
+    double min_score; /* weak-evidence threshold on the best dense score; 0: off */
     bool json;
 };
 /* Greedy with a mild repetition penalty: small models otherwise loop on a sentence. */
-#define ASK_SAMPLER_DEFAULT                                                                    \
-    {                                                                                          \
-        .temperature = 0.0f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,                     \
-        .repeat_penalty = 1.1f, .repeat_last_n = 64                                            \
-    }
-#define ASK_OPTS_DEFAULT                                                                       \
-    {                                                                                          \
-        .k = 8, .mode = RETR_MODE_HYBRID, .n_ctx = 2048, .max_tokens = 256,                   \
-        .sampler = ASK_SAMPLER_DEFAULT, .min_score = GEN_WEAK_EVIDENCE_DEFAULT                 \
-    }
+#define ASK_SAMPLER_DEFAULT                                                                 \
+ {                                                                                          \
+  .temperature = 0.0f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.1f, \
+  .repeat_last_n = 64                                                                       \
+ }
+#define ASK_OPTS_DEFAULT                                                 \
+ {                                                                       \
+  .k = 8, .mode = RETR_MODE_HYBRID, .n_ctx = 2048, .max_tokens = 256,    \
+  .sampler = ASK_SAMPLER_DEFAULT, .min_score = GEN_WEAK_EVIDENCE_DEFAULT \
+ }
 
 /* A retrieved chunk as offered to the prompt; strings in the result's arena. */
 struct ask_source {

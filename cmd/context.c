@@ -14,8 +14,9 @@
 static int model_row(struct rag_ctx *c, struct rag_err *err)
 {
     const struct retr_embedder_info *info = retr_embedder_info(c->embedder);
-    struct store_model m = { .role = "embed", .name = info->name, .sha256 = info->fingerprint,
-                             .dim = info->dim };
+    struct store_model m = {
+        .role = "embed", .name = info->name, .sha256 = info->fingerprint, .dim = info->dim
+    };
 
     return store_model_id(c->store, &m, &c->model_id, err);
 }
@@ -33,8 +34,8 @@ static int factory_of(struct rag_ctx *c, const char *want, struct buf *out, stru
     return 0;
 }
 
-static int open_index(struct rag_ctx *c, const struct globals *g, const char *factory,
-                      bool rebuild, struct rag_err *err)
+static int open_index(struct rag_ctx *c, const struct globals *g, const char *factory, bool rebuild,
+                      struct rag_err *err)
 {
     struct retr_sync_report rep;
     struct buf f = BUF_INIT;
@@ -45,8 +46,8 @@ static int open_index(struct rag_ctx *c, const struct globals *g, const char *fa
     if (rebuild && unlink(c->index_path.data) && errno != ENOENT)
         rc = rc ? rc : rag_errno(err, "remove '%s'", c->index_path.data);
     rc = rc ? rc : store_count_vectors(c->store, c->model_id, &n, err);
-    rc = rc ? rc
-            : retr_index_sync(&c->index, c->index_path.data, c->store, c->model_id,
+    rc = rc ? rc :
+              retr_index_sync(&c->index, c->index_path.data, c->store, c->model_id,
                               retr_embedder_info(c->embedder)->dim, f.data, &rep, err);
     if (!rc && rep.rebuilt && n > 0 && !rebuild)
         cmd_warn("rebuilt the vector index '%s' (%s)", c->index_path.data, rep.reason);

@@ -77,8 +77,8 @@ static int reuse_check(struct eval_run *e, struct pipeline_opts *po, struct rag_
 
     buf_appendf(&want, "%s/%zu/%zu/%s", chunker_name(po->chunk.kind), po->chunk.max_tokens,
                 po->chunk.hard_max, e->x.embedder ? "vectors" : "text");
-    po->force = store_meta_get(e->x.store, "eval.chunking", &have, &none) ||
-                strcmp(have.data, want.data);
+    po->force =
+        store_meta_get(e->x.store, "eval.chunking", &have, &none) || strcmp(have.data, want.data);
     rc = store_meta_set(e->x.store, "eval.chunking", want.data, err);
     buf_release(&want);
     buf_release(&have);
@@ -109,8 +109,8 @@ static int ingest_docs(struct eval_run *e, const struct pipeline_opts *pipe, boo
         if (beir && d->title[0])
             buf_appendf(&text, "%s\n\n", d->title);
         buf_append(&text, d->text, d->len);
-        rc = pipeline_text(&e->x, path.data, d->title, text.data, text.len, CHUNK_FORMAT_TEXT,
-                           &po, &r, err);
+        rc = pipeline_text(&e->x, path.data, d->title, text.data, text.len, CHUNK_FORMAT_TEXT, &po,
+                           &r, err);
         e->n_chunks += r.n_chunks;
         e->bytes += text.len;
         progress_update(&p, i + 1, e->bytes);
@@ -246,7 +246,8 @@ static int answer_all(struct eval_run *e, const struct eval_cmd_opts *o, const s
     return rc;
 }
 
-static void print_table(const struct eval_run *e, const char *dataset, const struct eval_cmd_opts *o)
+static void print_table(const struct eval_run *e, const char *dataset,
+                        const struct eval_cmd_opts *o)
 {
     struct eval_stat st;
     size_t i;
@@ -254,8 +255,8 @@ static void print_table(const struct eval_run *e, const char *dataset, const str
     printf("dataset %s: %zu documents, %zu chunks (%s, %zu tokens), %zu questions\n", dataset,
            e->ds->n_docs, e->n_chunks, chunker_name(o->pipe.chunk.kind), o->pipe.chunk.max_tokens,
            e->ds->n_questions);
-    printf("ingest %.2f s (%.1f MB/s), search %.2f s (%.1f ms/question), mode %s\n\n",
-           e->ingest_s, e->ingest_s > 0 ? (double)e->bytes / 1e6 / e->ingest_s : 0.0, e->search_s,
+    printf("ingest %.2f s (%.1f MB/s), search %.2f s (%.1f ms/question), mode %s\n\n", e->ingest_s,
+           e->ingest_s > 0 ? (double)e->bytes / 1e6 / e->ingest_s : 0.0, e->search_s,
            e->ds->n_questions ? 1e3 * e->search_s / (double)e->ds->n_questions : 0.0,
            retr_mode_name(o->q.mode));
     printf("%-22s %8s   %-17s %6s\n", "metric", "mean", "95% CI", "n");
@@ -303,8 +304,19 @@ static void print_json(const struct eval_run *e, const char *dataset, const stru
     cJSON_Delete(j);
 }
 
-enum { OPT_SPLIT = 256, OPT_MAXQ, OPT_SAMPLE, OPT_KEEP, OPT_RETRIEVAL, OPT_MAXTOK, OPT_MODE,
-       OPT_ALPHA, OPT_DEPTH, OPT_CTX, OPT_ANSWER_K };
+enum {
+    OPT_SPLIT = 256,
+    OPT_MAXQ,
+    OPT_SAMPLE,
+    OPT_KEEP,
+    OPT_RETRIEVAL,
+    OPT_MAXTOK,
+    OPT_MODE,
+    OPT_ALPHA,
+    OPT_DEPTH,
+    OPT_CTX,
+    OPT_ANSWER_K
+};
 
 static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
 {
@@ -428,7 +440,9 @@ static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_op
 
 int cmd_eval(int argc, char **argv, const struct globals *g)
 {
-    struct eval_cmd_opts o = { .k = 5, .q = RETR_QUERY_OPTS_DEFAULT, .ask = ASK_OPTS_DEFAULT,
+    struct eval_cmd_opts o = { .k = 5,
+                               .q = RETR_QUERY_OPTS_DEFAULT,
+                               .ask = ASK_OPTS_DEFAULT,
                                .pipe = { .chunk = CHUNKER_OPTS_DEFAULT } };
     struct eval_run e = { 0 };
     struct rag_err err = { 0 };

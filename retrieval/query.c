@@ -83,10 +83,10 @@ int retr_query(const struct retr_searcher *s, const char *query, const struct re
         rc = bm25_list(s, query, depth, ranked, &n[0], err);
     st.bm25_s = time_now() - t0;
     if (!rc && o->mode != RETR_MODE_BM25)
-        rc = s->embedder && s->index
-                 ? dense_list(s, query, depth, ranked + depth, &n[1], &st, err)
-                 : rag_errf(err, RAG_EINVAL, "%s search needs vectors: the store has none",
-                            retr_mode_name(o->mode));
+        rc = s->embedder && s->index ?
+                 dense_list(s, query, depth, ranked + depth, &n[1], &st, err) :
+                 rag_errf(err, RAG_EINVAL, "%s search needs vectors: the store has none",
+                          retr_mode_name(o->mode));
     if (o->mode != RETR_MODE_DENSE)
         lists[n_lists++] = (struct retr_list){ ranked, n[0] };
     if (o->mode != RETR_MODE_BM25)

@@ -235,7 +235,10 @@ struct retr_query_opts {
     struct retr_fuse_opts fuse;
     struct retr_query_stats *stats; /* optional: receives the timings */
 };
-#define RETR_QUERY_OPTS_DEFAULT { .mode = RETR_MODE_HYBRID, .k = 10, .depth = 50 }
+#define RETR_QUERY_OPTS_DEFAULT                  \
+ {                                               \
+  .mode = RETR_MODE_HYBRID, .k = 10, .depth = 50 \
+ }
 
 /*
  * Rank the store's chunks for query. out must hold k entries; *ret_n gets

@@ -296,8 +296,8 @@ int store_hits_for_ids(struct store *s, const int64_t *ids, const double *scores
 
     VEC_RESERVE(out, out->n + n);
     for (i = 0; i < n && !rc; i++) {
-        out->item[out->n] = (struct store_hit){ .chunk_id = ids[i], .score = scores[i],
-                                                .snippet = "" };
+        out->item[out->n] =
+            (struct store_hit){ .chunk_id = ids[i], .score = scores[i], .snippet = "" };
         rc = hit_info(s, &out->item[out->n++], &out->arena, err);
     }
     if (rc)

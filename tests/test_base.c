@@ -126,7 +126,7 @@ END_TEST
 START_TEST(test_utf8)
 {
     static const char *bad[] = { "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
-                                 "\x80", "\xc3", "\xff" };
+                                 "\x80",     "\xc3",         "\xff" };
     struct buf out = BUF_INIT;
     uint32_t cp;
     char enc[4];

@@ -12,11 +12,11 @@
 
 /* Run the suite; exit status EXIT_FAILURE when any test failed. */
 int test_run_suite(Suite *s);
-#define TEST_MAIN(fn)                                                                              \
-    int main(void)                                                                                 \
-    {                                                                                              \
-        return test_run_suite(fn());                                                               \
-    }
+#define TEST_MAIN(fn)          \
+ int main(void)                \
+ {                             \
+  return test_run_suite(fn()); \
+ }
 
 /* A fresh directory under $TMPDIR; the returned path is static per process. */
 const char *test_tmpdir(void);
