@@ -45,7 +45,7 @@ struct pipeline_queue {
  */
 struct rag_ctx {
     struct store *store;
-    struct retr_embedder *embedder; /* NULL without vectors */
+    struct retr_embedder *embedder; /* NULL without vectors (and no tokenizer wanted) */
     struct retr_index *index;       /* NULL without vectors */
     int64_t model_id;               /* the embedder's row in the store */
     struct buf index_path;
@@ -56,6 +56,7 @@ struct rag_ctx {
 struct ctx_opts {
     const char *store_dir; /* NULL: the global store */
     bool vectors;          /* open the embedder and the index */
+    bool tokenizer;        /* open the embedder, if there is one, to count chunk tokens */
     const char *factory;   /* FAISS factory for a new index; NULL: the store's or "Flat" */
     bool rebuild;          /* build the index anew from the stored vectors */
 };

@@ -63,15 +63,25 @@ int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *
 
     memset(c, 0, sizeof(*c));
     rc = store_open(&c->store, o->store_dir ? o->store_dir : g->store_dir, err);
-    if (rc || !o->vectors)
+    if (rc || !(o->vectors || o->tokenizer))
         return rc;
     if (g->embedder_dir)
         buf_appends(&dir, g->embedder_dir);
     else
         buf_appendf(&dir, "%s/%s", g->models_dir, CMD_EMBEDDER_DEFAULT);
     rc = retr_embedder_open(&c->embedder, dir.data, NULL, err);
+    if (rc && !o->vectors) {
+        /* Only wanted for counting: the approximate counter stands in. */
+        RAG_DEBUG("no embedder for token counts: %s", err->msg);
+        buf_release(&dir);
+        return 0;
+    }
     if (rc)
         rag_err_prefix(err, "embedder (run scripts/setup, or pass --no-embed)");
+    if (!o->vectors) {
+        buf_release(&dir);
+        return rc;
+    }
     rc = rc ? rc : model_row(c, err);
     if (!rc) {
         struct globals gg = *g;

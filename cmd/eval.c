@@ -76,7 +76,7 @@ static int reuse_check(struct eval_run *e, struct pipeline_opts *po, struct rag_
     int rc;
 
     buf_appendf(&want, "%s/%zu/%zu/%s", chunker_name(po->chunk.kind), po->chunk.max_tokens,
-                po->chunk.hard_max, e->x.embedder ? "vectors" : "text");
+                po->chunk.hard_max, e->x.index ? "vectors" : "text");
     po->force =
         store_meta_get(e->x.store, "eval.chunking", &have, &none) || strcmp(have.data, want.data);
     rc = store_meta_set(e->x.store, "eval.chunking", want.data, err);
@@ -418,7 +418,8 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
 static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_opts *o,
                const struct globals *g, const char *store_dir, struct rag_err *err)
 {
-    struct ctx_opts co = { .store_dir = store_dir, .vectors = o->q.mode != RETR_MODE_BM25 };
+    struct ctx_opts co = { .store_dir = store_dir, .vectors = o->q.mode != RETR_MODE_BM25,
+                           .tokenizer = true };
     struct pipeline_opts po = o->pipe;
     int rc = eval_dataset_load(&e->ds, dataset, &o->load, err);
 

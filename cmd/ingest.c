@@ -319,7 +319,7 @@ static int run(struct rag_ctx *x, char **roots, int n, const struct ingest_opts 
 int cmd_ingest(int argc, char **argv, const struct globals *g)
 {
     struct ingest_opts o = { .pipe = { .chunk = CHUNKER_OPTS_DEFAULT, .max_file_bytes = 64 << 20 },
-                             .ctx = { .vectors = true } };
+                             .ctx = { .vectors = true, .tokenizer = true } };
     struct rag_err err = { 0 };
     struct rag_ctx x = { 0 };
     char **roots = NULL;

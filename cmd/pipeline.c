@@ -109,11 +109,11 @@ void pipeline_queue_release(struct pipeline_queue *q)
 int pipeline_flush(struct rag_ctx *c, struct rag_err *err)
 {
     struct pipeline_queue *q = &c->queue;
-    size_t dim = c->embedder ? retr_embedder_info(c->embedder)->dim : 0, i, off = 0;
+    size_t dim = c->index ? retr_embedder_info(c->embedder)->dim : 0, i, off = 0;
     float *vecs = NULL;
     int rc = 0;
 
-    if (c->embedder && q->n_chunks)
+    if (c->index && q->n_chunks)
         rc = embed_queue(c, &vecs, err);
     for (i = 0; !rc && i < q->n; i++) {
         rc = put(c, &q->item[i], vecs ? vecs + off * dim : NULL, err);
@@ -205,7 +205,7 @@ static int queue_doc(struct rag_ctx *c, const struct chunk_doc *doc, struct stor
     q->n_chunks += d.n;
     r->n_chunks = d.n;
     r->chunker = meta->chunker;
-    return !c->embedder || q->n_chunks >= PIPELINE_BATCH ? pipeline_flush(c, err) : 0;
+    return !c->index || q->n_chunks >= PIPELINE_BATCH ? pipeline_flush(c, err) : 0;
 }
 
 /* Parse data and store it; unreadable content is a skip, not an error. */
