@@ -100,53 +100,50 @@ void asker_set_interrupt(struct asker *a, const volatile int *flag)
     a->interrupt = flag;
 }
 
-/* Fill one candidate from a fused result and its chunk. */
-static int fill_source(struct asker *a, const struct retr_fused *f, struct ask_source *s,
-                       struct arena *arena, struct rag_err *err)
+/* Fill one candidate from a fused result, its hit and its chunk. */
+static int fill_source(struct asker *a, const struct retr_fused *f, const struct store_hit *h,
+                       struct ask_source *s, struct arena *arena, struct rag_err *err)
 {
     int dense = a->o.mode == RETR_MODE_HYBRID ? 1 : 0;
-    struct store_hit_list h;
     struct store_chunk c;
-    int rc;
+    int rc = store_get_chunk(a->x.store, f->id, arena, &c, err);
 
-    store_hit_list_init(&h);
-    rc = store_hits_for_ids(a->x.store, &f->id, &f->score, 1, &h, err);
-    rc = rc ? rc : store_get_chunk(a->x.store, f->id, arena, &c, err);
-    if (!rc) {
-        *s = (struct ask_source){ .chunk_id = f->id,
-                                  .text = c.text,
-                                  .len = c.len,
-                                  .path = arena_strdup(arena, h.item[0].doc_path),
-                                  .heading = arena_strdup(arena, h.item[0].heading_path),
-                                  .byte_start = c.byte_start,
-                                  .byte_end = c.byte_end,
-                                  .page_start = c.page_start,
-                                  .page_end = c.page_end,
-                                  .score = f->score };
-        s->bm25_rank = a->o.mode == RETR_MODE_DENSE ? 0 : f->rank[0];
-        s->dense_rank = a->o.mode == RETR_MODE_BM25 ? 0 : f->rank[dense];
-        s->dense_score = s->dense_rank ? f->source_score[dense] : 0;
-    }
-    store_hit_list_release(&h);
-    return rc;
+    if (rc)
+        return rc;
+    *s = (struct ask_source){ .chunk_id = f->id,
+                              .text = c.text,
+                              .len = c.len,
+                              .path = arena_strdup(arena, h->doc_path),
+                              .heading = arena_strdup(arena, h->heading_path),
+                              .byte_start = c.byte_start,
+                              .byte_end = c.byte_end,
+                              .page_start = c.page_start,
+                              .page_end = c.page_end,
+                              .score = f->score };
+    s->bm25_rank = a->o.mode == RETR_MODE_DENSE ? 0 : f->rank[0];
+    s->dense_rank = a->o.mode == RETR_MODE_BM25 ? 0 : f->rank[dense];
+    s->dense_score = s->dense_rank ? f->source_score[dense] : 0;
+    return 0;
 }
 
 static int retrieve(struct asker *a, const char *query, struct ask_result *r, struct rag_err *err)
 {
-    struct retr_searcher rs = { a->x.store, a->x.embedder, a->x.index };
     struct retr_query_opts qo = RETR_QUERY_OPTS_DEFAULT;
     struct retr_fused *f = xcalloc(a->o.k, sizeof(*f));
-    size_t n = 0, i;
+    struct store_hit_list hits;
+    size_t i;
     int rc;
 
     qo.mode = a->o.mode;
     qo.k = a->o.k;
     qo.stats = &r->retrieval;
-    rc = retr_query(&rs, query, &qo, f, &n, err);
-    r->source = xcalloc(n ? n : 1, sizeof(*r->source));
-    for (i = 0; !rc && i < n; i++)
-        rc = fill_source(a, &f[i], &r->source[i], &r->arena, err);
-    r->n_sources = rc ? 0 : n;
+    store_hit_list_init(&hits);
+    rc = ctx_rank(&a->x, query, &qo, f, &hits, err);
+    r->source = xcalloc(hits.n + 1, sizeof(*r->source));
+    for (i = 0; !rc && i < hits.n; i++)
+        rc = fill_source(a, &f[i], &hits.item[i], &r->source[i], &r->arena, err);
+    r->n_sources = rc ? 0 : hits.n;
+    store_hit_list_release(&hits);
     free(f);
     return rc;
 }

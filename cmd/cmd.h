@@ -66,6 +66,16 @@ int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *
 /* Write the index if it changed (temporary file, fsync, rename). */
 int ctx_save_index(struct rag_ctx *c, struct rag_err *err);
 void ctx_close(struct rag_ctx *c);
+/*
+ * Rank query in the context's store: the fused results go to f (room for
+ * q->k) and their chunks' documents, spans and headings are appended to hits,
+ * in the same order.
+ */
+int ctx_rank(struct rag_ctx *x, const char *query, const struct retr_query_opts *q,
+             struct retr_fused *f, struct store_hit_list *hits, struct rag_err *err);
+/* Parse the retrieval option --NAME (mode, depth or alpha) into q. */
+int cmd_query_opt(const char *name, const char *arg, struct retr_query_opts *q,
+                  struct rag_err *err);
 /* Count chunk sizes with the embedder's tokenizer and cap them at its input limit. */
 void ctx_chunker_opts(const struct rag_ctx *c, struct chunker_opts *o);
 

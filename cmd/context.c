@@ -127,3 +127,39 @@ void ctx_chunker_opts(const struct rag_ctx *c, struct chunker_opts *o)
     if (o->max_tokens > hard)
         o->max_tokens = hard;
 }
+
+int ctx_rank(struct rag_ctx *x, const char *query, const struct retr_query_opts *q,
+             struct retr_fused *f, struct store_hit_list *hits, struct rag_err *err)
+{
+    struct retr_searcher rs = { x->store, x->embedder, x->index };
+    int64_t *ids = xcalloc(q->k + 1, sizeof(*ids));
+    double *scores = xcalloc(q->k + 1, sizeof(*scores));
+    size_t n = 0, i;
+    int rc = retr_query(&rs, query, q, f, &n, err);
+
+    for (i = 0; !rc && i < n; i++) {
+        ids[i] = f[i].id;
+        scores[i] = f[i].score;
+    }
+    rc = rc ? rc : store_hits_for_ids(x->store, ids, scores, n, hits, err);
+    free(ids);
+    free(scores);
+    return rc;
+}
+
+int cmd_query_opt(const char *name, const char *arg, struct retr_query_opts *q, struct rag_err *err)
+{
+    double alpha;
+
+    if (!strcmp(name, "mode"))
+        return retr_mode_from_name(arg, &q->mode, err);
+    if (!strcmp(name, "depth") && !parse_size(arg, 1, 100000, &q->depth))
+        return 0;
+    if (!strcmp(name, "alpha") && !parse_double(arg, 0, 1, &alpha)) {
+        q->fuse.method = RETR_FUSE_WEIGHTED;
+        q->fuse.weight[0] = 1 - alpha;
+        q->fuse.weight[1] = alpha;
+        return 0;
+    }
+    return rag_errf(err, RAG_EINVAL, "invalid --%s '%s'", name, arg);
+}

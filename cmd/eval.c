@@ -153,22 +153,11 @@ static int rank(struct eval_run *e, const struct eval_question *q, struct retr_q
                 struct retr_fused *f, struct store_hit_list *l, struct eval_hit *hits,
                 struct rag_err *err)
 {
-    struct retr_searcher rs = { e->x.store, e->x.embedder, e->x.index };
-    int64_t *ids = xcalloc(qo->k, sizeof(*ids));
-    double *scores = xcalloc(qo->k, sizeof(*scores));
-    size_t n = 0, j;
-    int rc = retr_query(&rs, q->text, qo, f, &n, err);
+    int rc = ctx_rank(&e->x, q->text, qo, f, l, err);
 
-    for (j = 0; !rc && j < n; j++) {
-        ids[j] = f[j].id;
-        scores[j] = f[j].score;
-    }
-    rc = rc ? rc : store_hits_for_ids(e->x.store, ids, scores, n, l, err);
-    for (j = 0; !rc && j < l->n; j++)
+    for (size_t j = 0; !rc && j < l->n; j++)
         hits[j] = (struct eval_hit){ l->item[j].doc_path + strlen(EVAL_DOC_PREFIX),
                                      l->item[j].byte_start, l->item[j].byte_end };
-    free(ids);
-    free(scores);
     return rc;
 }
 
@@ -340,7 +329,6 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
         { NULL, 0, NULL, 0 },
     };
     struct rag_err err = { 0 };
-    double alpha;
     int c;
 
     optind = 0;
@@ -387,19 +375,13 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
                 return cmd_usage_error(eval_usage, "eval: invalid --answer-k '%s'", optarg);
             break;
         case OPT_MODE:
-            if (retr_mode_from_name(optarg, &o->q.mode, &err))
-                return cmd_usage_error(eval_usage, "eval: %s", err.msg);
-            break;
         case OPT_ALPHA:
-            if (parse_double(optarg, 0, 1, &alpha))
-                return cmd_usage_error(eval_usage, "eval: invalid --alpha '%s'", optarg);
-            o->q.fuse.method = RETR_FUSE_WEIGHTED;
-            o->q.fuse.weight[0] = 1 - alpha;
-            o->q.fuse.weight[1] = alpha;
-            break;
         case OPT_DEPTH:
-            if (parse_size(optarg, 1, 100000, &o->q.depth))
-                return cmd_usage_error(eval_usage, "eval: invalid --depth '%s'", optarg);
+            if (cmd_query_opt(c == OPT_MODE  ? "mode" :
+                              c == OPT_ALPHA ? "alpha" :
+                                               "depth",
+                              optarg, &o->q, &err))
+                return cmd_usage_error(eval_usage, "eval: %s", err.msg);
             break;
         case 'j':
             o->json = true;
@@ -418,7 +400,8 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
 static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_opts *o,
                const struct globals *g, const char *store_dir, struct rag_err *err)
 {
-    struct ctx_opts co = { .store_dir = store_dir, .vectors = o->q.mode != RETR_MODE_BM25,
+    struct ctx_opts co = { .store_dir = store_dir,
+                           .vectors = o->q.mode != RETR_MODE_BM25,
                            .tokenizer = true };
     struct pipeline_opts po = o->pipe;
     int rc = eval_dataset_load(&e->ds, dataset, &o->load, err);

@@ -108,7 +108,6 @@ static int parse_opts(int argc, char **argv, struct search_opts *o)
         { NULL, 0, NULL, 0 },
     };
     struct rag_err err = { 0 };
-    double alpha;
     int c;
 
     optind = 0;
@@ -120,19 +119,13 @@ static int parse_opts(int argc, char **argv, struct search_opts *o)
                 return cmd_usage_error(search_usage, "search: invalid --top-k '%s'", optarg);
             break;
         case 'm':
-            if (retr_mode_from_name(optarg, &o->q.mode, &err))
-                return cmd_usage_error(search_usage, "search: %s", err.msg);
-            break;
         case 'a':
-            if (parse_double(optarg, 0, 1, &alpha))
-                return cmd_usage_error(search_usage, "search: invalid --alpha '%s'", optarg);
-            o->q.fuse.method = RETR_FUSE_WEIGHTED;
-            o->q.fuse.weight[0] = 1 - alpha;
-            o->q.fuse.weight[1] = alpha;
-            break;
         case 'd':
-            if (parse_size(optarg, 1, 100000, &o->q.depth))
-                return cmd_usage_error(search_usage, "search: invalid --depth '%s'", optarg);
+            if (cmd_query_opt(c == 'm' ? "mode" :
+                              c == 'a' ? "alpha" :
+                                         "depth",
+                              optarg, &o->q, &err))
+                return cmd_usage_error(search_usage, "search: %s", err.msg);
             break;
         case 'j':
             o->json = true;
@@ -146,27 +139,6 @@ static int parse_opts(int argc, char **argv, struct search_opts *o)
     if (optind >= argc)
         return cmd_usage_error(search_usage, "search: no QUERY given");
     return 0;
-}
-
-/* Rank, then look up the chunks' documents and snippets for display. */
-static int search(struct rag_ctx *x, const char *query, const struct search_opts *o,
-                  struct store_hit_list *hits, struct retr_fused *f, struct rag_err *err)
-{
-    struct retr_searcher rs = { x->store, x->embedder, x->index };
-    int64_t *ids = xcalloc(o->q.k, sizeof(*ids));
-    double *scores = xcalloc(o->q.k, sizeof(*scores));
-    size_t n = 0, i;
-    int rc = retr_query(&rs, query, &o->q, f, &n, err);
-
-    for (i = 0; !rc && i < n; i++) {
-        ids[i] = f[i].id;
-        scores[i] = f[i].score;
-    }
-    rc = rc ? rc : store_hits_for_ids(x->store, ids, scores, n, hits, err);
-    rc = rc ? rc : store_hit_snippets(x->store, query, hits, 0, err);
-    free(ids);
-    free(scores);
-    return rc;
 }
 
 int cmd_search(int argc, char **argv, const struct globals *g)
@@ -190,7 +162,8 @@ int cmd_search(int argc, char **argv, const struct globals *g)
     f = xcalloc(o.q.k, sizeof(*f));
     co.vectors = o.q.mode != RETR_MODE_BM25;
     rc = ctx_open(&x, g, &co, &err);
-    rc = rc ? rc : search(&x, query.data, &o, &hits, f, &err);
+    rc = rc ? rc : ctx_rank(&x, query.data, &o.q, f, &hits, &err);
+    rc = rc ? rc : store_hit_snippets(x.store, query.data, &hits, 0, &err);
     if (!rc && o.json)
         print_json(query.data, &o, &hits, f);
     for (i = 0; !rc && !o.json && i < hits.n; i++)

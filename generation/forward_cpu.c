@@ -38,7 +38,7 @@ static void rmsnorm_rows(const struct gen_model *m, float *out, const float *x, 
 {
     size_t dim = m->info.dim;
 
-#pragma omp parallel for num_threads(m->info.n_threads) if (n_tok > 1)
+#pragma omp parallel for num_threads(m->nt) if (n_tok > 1)
     for (size_t t = 0; t < n_tok; t++)
         rmsnorm(out + t * dim, x + t * dim, w, dim, m->info.rms_eps);
 }
@@ -48,7 +48,7 @@ static void residual(const struct gen_model *m, float *x, const float *out, size
 {
     size_t dim = m->info.dim;
 
-#pragma omp parallel for num_threads(m->info.n_threads) if (n_tok > 1)
+#pragma omp parallel for num_threads(m->nt) if (n_tok > 1)
     for (size_t t = 0; t < n_tok; t++)
         for (size_t i = 0; i < dim; i++)
             x[t * dim + i] += out[t * dim + i];
@@ -58,7 +58,7 @@ static void residual(const struct gen_model *m, float *x, const float *out, size
 static void linear(struct gen_model *m, const struct quant_mat *w, size_t n_mats, const float *in,
                    size_t n_tok, float *const *outs)
 {
-    int nt = m->info.n_threads;
+    int nt = m->nt;
 
     if (n_tok > 1) {
         for (size_t k = 0; k < n_mats; k++)
@@ -93,7 +93,7 @@ static void attention_one(struct gen_model *m, const struct model_layer *L, size
     size_t n_keys = pos + 1;
     float scale = 1.0f / sqrtf((float)hd);
 
-#pragma omp parallel for num_threads(m->info.n_threads) schedule(static)
+#pragma omp parallel for num_threads(m->nt) schedule(static)
     for (size_t h = 0; h < m->info.n_heads; h++) {
         float *s = m->act.scores + (size_t)omp_get_thread_num() * MODEL_ATT_ROWS * m->info.n_ctx;
         const float *q = m->act.q + h * hd;
@@ -137,7 +137,7 @@ static void attention_batch(struct gen_model *m, const struct model_layer *L, si
     size_t n_tiles = (n + MODEL_ATT_ROWS - 1) / MODEL_ATT_ROWS;
     size_t n_items = m->info.n_heads * n_tiles;
 
-#pragma omp parallel for num_threads(m->info.n_threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(m->nt) schedule(dynamic, 1)
     for (size_t it = 0; it < n_items; it++) {
         /* largest tiles first: they see the most keys */
         size_t tile = n_tiles - 1 - it / m->info.n_heads, h = it % m->info.n_heads;
@@ -174,7 +174,7 @@ static void attention_block(struct gen_model *m, const struct model_layer *L, si
 
     rmsnorm_rows(m, a->xn, a->x, L->attn_norm, n);
     linear(m, qkv, 3, a->xn, n, outs);
-#pragma omp parallel for num_threads(m->info.n_threads) if (n > 1)
+#pragma omp parallel for num_threads(m->nt) if (n > 1)
     for (size_t t = 0; t < n; t++)
         qkv_finish(m, L, t, pos);
     if (n == 1)
@@ -195,7 +195,7 @@ static void ffn_block(struct gen_model *m, const struct model_layer *L, size_t n
 
     rmsnorm_rows(m, a->xn, a->x, L->ffn_norm, n);
     linear(m, gu, 2, a->xn, n, outs);
-#pragma omp parallel for num_threads(m->info.n_threads) if (n > 1)
+#pragma omp parallel for num_threads(m->nt) if (n > 1)
     for (size_t t = 0; t < n; t++)
         quant_swiglu(m->isa, a->gate + t * ffn, a->up + t * ffn, ffn);
     linear(m, &L->w_down, 1, a->gate, n, o);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define DEFAULT_N_CTX 4096
+#define DECODE_PROBE  16
 
 /* Positive integer key {arch}.{key}; an absent optional key keeps *ret. */
 static int get_dim(const struct gguf *g, const char *arch, const char *key, bool required,
@@ -337,6 +338,7 @@ static int load(struct gen_model *m, const struct gen_model_opts *o, struct rag_
         return rc;
     rope_table(m);
     m->isa = quant_isa_best();
+    m->tune.cur = m->info.n_threads;
     return 0;
 }
 
@@ -396,6 +398,29 @@ void gen_kv_truncate(struct gen_model *m, size_t n)
         m->kv_len = n;
 }
 
+/*
+ * One decode step with the thread count chosen by m->tune (model.h). The
+ * result does not depend on the thread count: every row and head is computed
+ * by one thread in the same order either way.
+ */
+static void decode_tuned(struct gen_model *m, const int32_t *token, size_t pos, float *logits)
+{
+    bool probe = ++m->tune.step % DECODE_PROBE == 0;
+    int full = m->tune.cur != 1;
+    double t;
+
+    if (probe)
+        full = !full;
+    m->nt = full ? m->info.n_threads : 1;
+    t = time_now();
+    model_forward(m, token, 1, pos, logits);
+    t = time_now() - t;
+    m->kv_len = pos + 1;
+    m->tune.avg[full] = m->tune.avg[full] > 0 ? 0.75 * m->tune.avg[full] + 0.25 * t : t;
+    if (m->tune.avg[0] > 0 && m->tune.avg[1] > 0)
+        m->tune.cur = m->tune.avg[0] < m->tune.avg[1] ? 1 : m->info.n_threads;
+}
+
 int gen_eval(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos, float *logits,
              struct rag_err *err)
 {
@@ -407,6 +432,11 @@ int gen_eval(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos, f
         if (tokens[i] < 0 || (size_t)tokens[i] >= m->info.n_vocab)
             return rag_errf(err, RAG_EINVAL, "token id %d out of range (vocabulary of %zu)",
                             (int)tokens[i], m->info.n_vocab);
+    if (n == 1 && m->info.n_threads > 1) {
+        decode_tuned(m, tokens, pos, logits);
+        return 0;
+    }
+    m->nt = m->info.n_threads;
     for (size_t i = 0; i < n; i += m->ub) {
         size_t k = n - i < m->ub ? n - i : m->ub;
         model_forward(m, tokens + i, k, pos + i, i + k == n ? logits : NULL);

@@ -52,6 +52,17 @@ struct gen_model {
     float *mem; /* the one allocation */
     enum quant_isa isa;
     size_t kv_len;
+    int nt; /* threads of the running gen_eval step */
+    /*
+     * Decode thread count: every DECODE_PROBE-th token runs with the other
+     * choice (1 or n_threads) and the faster average wins. On a busy machine
+     * one thread beats two that keep waiting for each other at barriers.
+     */
+    struct {
+        int cur;
+        unsigned step;
+        double avg[2]; /* seconds per token: [0] one thread, [1] n_threads; 0 = unknown */
+    } tune;
 };
 
 /* forward_cpu.c: evaluate tokens at pos (arguments already checked). */
