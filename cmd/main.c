@@ -212,12 +212,13 @@ int main(int argc, char **argv)
         g.store_dir = xdg_path("RAG_STORE", "XDG_DATA_HOME", ".local/share", "default", &store);
     g.models_dir = xdg_path("RAG_MODELS", "XDG_CACHE_HOME", ".cache", "models", &models);
     c = find_command(argv[optind]);
-    if (!c) {
+    if (c) {
+        rc = c->run(argc - optind, argv + optind, &g);
+    } else {
         fprintf(stderr, "rag: unknown command '%s'\n", argv[optind]);
         print_commands(stderr);
-        return CMD_USAGE;
+        rc = CMD_USAGE;
     }
-    rc = c->run(argc - optind, argv + optind, &g);
     buf_release(&store);
     buf_release(&models);
     return check_stdout(rc);

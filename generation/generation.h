@@ -8,7 +8,10 @@
  * activations, sized at open for opts.n_ctx tokens; nothing is allocated per
  * token. gen_eval() appends tokens to the KV cache and returns the logits of
  * the last one. A model is not thread-safe: use it from one thread at a time
- * (it runs its own OpenMP threads inside gen_eval). Evaluating switches
+ * (it runs its own OpenMP threads inside gen_eval; single-token steps
+ * switch between 1 and n_threads threads, whichever is measured faster, so
+ * that a busy machine does not stall them at every barrier; results do not
+ * depend on the thread count). Evaluating switches
  * OpenBLAS to one thread for the whole process, because OpenBLAS's own
  * worker threads would compete with the OpenMP threads for the cores.
  */

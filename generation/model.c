@@ -17,7 +17,7 @@
 #include <string.h>
 
 #define DEFAULT_N_CTX 4096
-#define DECODE_PROBE  16
+#define DECODE_PROBE  32
 
 /* Positive integer key {arch}.{key}; an absent optional key keeps *ret. */
 static int get_dim(const struct gguf *g, const char *arch, const char *key, bool required,
