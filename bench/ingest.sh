@@ -15,10 +15,10 @@ trap 'rm -rf "$tmp"' EXIT
 # median MB/s of $runs ingests of the given paths
 measure() {
     rm -rf "$tmp/store"
-    "$rag" --store "$tmp/store" ingest "$@" >/dev/null
+    "$rag" --store "$tmp/store" ingest --no-embed "$@" >/dev/null
     i=0
     while [ $i -lt $runs ]; do
-        "$rag" --store "$tmp/store" ingest --force "$@" |
+        "$rag" --store "$tmp/store" ingest --no-embed --force "$@" |
             sed -n 's/.* \([0-9.]*\) MB in \([0-9.]*\) s (\([0-9.]*\) MB\/s)$/\3 \1/p'
         i=$((i + 1))
     done | sort -n | awk -v r=$runs 'NR == int((r + 1) / 2) { print $1, $2 }'

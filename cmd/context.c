@@ -69,7 +69,9 @@ int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *
         buf_appends(&dir, g->embedder_dir);
     else
         buf_appendf(&dir, "%s/%s", g->models_dir, CMD_EMBEDDER_DEFAULT);
-    rc = retr_embedder_open(&c->embedder, dir.data, NULL, err);
+    /* Counting alone needs no weights: no 90 MB read, no thread pool. */
+    rc = retr_embedder_open(&c->embedder, dir.data,
+                            &(struct retr_embedder_opts){ .tokenizer_only = !o->vectors }, err);
     if (rc && !o->vectors) {
         /* Only wanted for counting: the approximate counter stands in. */
         RAG_DEBUG("no embedder for token counts: %s", err->msg);

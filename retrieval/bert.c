@@ -194,7 +194,7 @@ static int load_weights(struct retr_bert *m, const struct retr_st *st, struct ra
     return rc;
 }
 
-int retr_bert_load(struct retr_bert *m, const char *dir, struct rag_err *err)
+int retr_bert_load(struct retr_bert *m, const char *dir, bool weights, struct rag_err *err)
 {
     struct retr_st st;
     struct buf path = BUF_INIT;
@@ -202,7 +202,7 @@ int retr_bert_load(struct retr_bert *m, const char *dir, struct rag_err *err)
 
     memset(m, 0, sizeof(*m));
     rc = read_config(&m->c, dir, err);
-    if (rc)
+    if (rc || !weights)
         return rc;
     buf_appendf(&path, "%s/model.safetensors", dir);
     rc = retr_st_open(&st, buf_cstr(&path), err);

@@ -48,11 +48,11 @@ struct retr_bert {
 };
 
 /*
- * Read <dir>/config.json and <dir>/model.safetensors. RAG_EIO or
+ * Read <dir>/config.json and, with weights, <dir>/model.safetensors. RAG_EIO or
  * RAG_EFORMAT with a message naming the file (and the tensor or key).
  * Release with retr_bert_release (also after a failure).
  */
-int retr_bert_load(struct retr_bert *m, const char *dir, struct rag_err *err);
+int retr_bert_load(struct retr_bert *m, const char *dir, bool weights, struct rag_err *err);
 void retr_bert_release(struct retr_bert *m);
 
 struct retr_bert_run {

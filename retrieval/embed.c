@@ -191,7 +191,7 @@ static void fingerprint(struct retr_embedder *e, const char *dir)
 static int load(struct retr_embedder *e, const char *dir, struct rag_err *err)
 {
     struct buf vocab = BUF_INIT;
-    int rc = retr_bert_load(&e->model, dir, err);
+    int rc = retr_bert_load(&e->model, dir, !e->opts.tokenizer_only, err);
 
     rc = rc ? rc : read_settings(e, dir, err);
     if (!rc) {
@@ -227,8 +227,9 @@ int retr_embedder_open(struct retr_embedder **ret, const char *model_dir,
     e->opts.batch_tokens = bt < e->info.max_seq ? e->info.max_seq : bt;
     e->ids = xmalloc_array(e->opts.batch_tokens, sizeof(*e->ids));
     e->start = xmalloc_array(e->opts.batch_tokens + 1, sizeof(*e->start));
-    retr_bert_run_init(&e->run, &e->model, e->opts.batch_tokens, e->info.max_seq,
-                       e->opts.n_threads);
+    if (!e->opts.tokenizer_only)
+        retr_bert_run_init(&e->run, &e->model, e->opts.batch_tokens, e->info.max_seq,
+                           e->opts.n_threads);
     *ret = e;
     return 0;
 }
@@ -416,6 +417,9 @@ int retr_embed(struct retr_embedder *e, const char *const *texts, const size_t *
     size_t first = 0;
     int rc;
 
+    if (e->opts.tokenizer_only)
+        return rag_errf(err, RAG_EINVAL, "embedder '%s' was opened for tokenizing only",
+                        e->info.name);
     j.n_tok = xmalloc_array(n ? n : 1, sizeof(*j.n_tok));
     j.order = xmalloc_array(n ? n : 1, sizeof(*j.order));
     rc = measure(e, &j, n, err);

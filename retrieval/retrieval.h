@@ -46,6 +46,7 @@ struct retr_embedder_info {
 struct retr_embedder_opts {
     size_t n_threads;          /* 0: OpenMP's default */
     size_t batch_tokens;       /* tokens per forward batch (memory is planned for it); 0: 4096 */
+    bool tokenizer_only;       /* no weights: tokenize and count only (retr_embed fails) */
     rag_progress_fn *progress; /* optional: texts done of total, after each batch */
     void *progress_ctx;
 };
