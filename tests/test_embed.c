@@ -219,6 +219,28 @@ START_TEST(test_golden_vectors)
 }
 END_TEST
 
+/* Opened without weights: the same counts and fingerprint, but no embeddings. */
+START_TEST(test_tokenizer_only)
+{
+    struct retr_embedder_opts opts = { .tokenizer_only = true };
+    struct retr_embedder *full = open_model(model_dir()), *tok = NULL;
+    static const char text[] = "Tokenizing needs only the vocabulary: Übergrößenträger 42!";
+    const char *texts[1] = { text };
+    struct rag_err err = { 0 };
+    float v[384];
+
+    ck_assert_int_eq(retr_embedder_open(&tok, model_dir(), &opts, &err), 0);
+    ck_assert_uint_eq(retr_count_tokens(tok, text, strlen(text)),
+                      retr_count_tokens(full, text, strlen(text)));
+    ck_assert_str_eq(retr_embedder_info(tok)->fingerprint, retr_embedder_info(full)->fingerprint);
+    ck_assert_uint_eq(retr_embedder_info(tok)->max_tokens, retr_embedder_info(full)->max_tokens);
+    ck_assert_int_eq(retr_embed(tok, texts, NULL, 1, 0, v, &err), RAG_EINVAL);
+    ck_assert_msg(strstr(err.msg, "tokenizing only") != NULL, "%s", err.msg);
+    retr_embedder_close(tok);
+    retr_embedder_close(full);
+}
+END_TEST
+
 START_TEST(test_info)
 {
     struct retr_embedder *e = open_model(model_dir());
@@ -726,6 +748,7 @@ static Suite *embed_suite(void)
     tcase_add_test(parity, test_cls_query_golden);
     tcase_set_timeout(model, 60);
     tcase_add_test(model, test_info);
+    tcase_add_test(model, test_tokenizer_only);
     tcase_add_test(model, test_spans);
     tcase_add_test(model, test_no_silent_truncation);
     tcase_add_test(model, test_batch_invariance);
