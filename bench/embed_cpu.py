@@ -75,6 +75,17 @@ def main():
     print(f"rag retrieval/ encoder ({a.threads} threads): {ours:.2f} chunks/s, "
           f"{float(fields['tokens_per_s']):.1f} tokens/s")
     print(f"ratio: {ours / st_cps:.2f}x ({len(texts)} texts of {n_tok // len(texts)} tokens)")
+    os.makedirs("bench/results", exist_ok=True)
+    with open("bench/results/embed_cpu.json", "w") as f:
+        json.dump({"benchmark": "embed_cpu", "date": time.strftime("%Y-%m-%d"),
+                   "threads": a.threads, "texts": len(texts),
+                   "tokens_per_text": n_tok // len(texts), "statistic": f"best of {a.repeat}",
+                   "rag_chunks_per_s": round(ours, 2),
+                   "rag_tokens_per_s": round(float(fields["tokens_per_s"]), 1),
+                   "sentence_transformers_chunks_per_s": round(st_cps, 2),
+                   "sentence_transformers_tokens_per_s": round(n_tok / best, 1),
+                   "peer": f"sentence-transformers on torch {torch.__version__} CPU",
+                   "ratio": round(ours / st_cps, 2)}, f, indent=1)
 
 
 if __name__ == "__main__":
