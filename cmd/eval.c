@@ -58,6 +58,7 @@ struct eval_cmd_opts {
 
 struct eval_run {
     struct eval_dataset *ds;
+    struct chunker_opts chunk; /* as used: sizes capped by the embedder */
     struct rag_ctx x;
     struct eval_acc *acc;
     size_t n_chunks;
@@ -242,7 +243,7 @@ static void print_table(const struct eval_run *e, const char *dataset,
     size_t i;
 
     printf("dataset %s: %zu documents, %zu chunks (%s, %zu tokens), %zu questions\n", dataset,
-           e->ds->n_docs, e->n_chunks, chunker_name(o->pipe.chunk.kind), o->pipe.chunk.max_tokens,
+           e->ds->n_docs, e->n_chunks, chunker_name(e->chunk.kind), e->chunk.max_tokens,
            e->ds->n_questions);
     printf("ingest %.2f s (%.1f MB/s), search %.2f s (%.1f ms/question), mode %s\n\n", e->ingest_s,
            e->ingest_s > 0 ? (double)e->bytes / 1e6 / e->ingest_s : 0.0, e->search_s,
@@ -266,8 +267,8 @@ static void print_json(const struct eval_run *e, const char *dataset, const stru
     cJSON_AddStringToObject(j, "dataset", dataset);
     cJSON_AddStringToObject(j, "layout", e->ds->layout == EVAL_LAYOUT_BEIR ? "beir" : "qa");
     cJSON_AddStringToObject(j, "mode", retr_mode_name(o->q.mode));
-    cJSON_AddStringToObject(j, "chunker", chunker_name(o->pipe.chunk.kind));
-    cJSON_AddNumberToObject(j, "max_tokens", (double)o->pipe.chunk.max_tokens);
+    cJSON_AddStringToObject(j, "chunker", chunker_name(e->chunk.kind));
+    cJSON_AddNumberToObject(j, "max_tokens", (double)e->chunk.max_tokens);
     cJSON_AddNumberToObject(j, "k", (double)o->k);
     cJSON_AddNumberToObject(j, "documents", (double)e->ds->n_docs);
     cJSON_AddNumberToObject(j, "chunks", (double)e->n_chunks);
@@ -409,6 +410,7 @@ static int run(struct eval_run *e, const char *dataset, const struct eval_cmd_op
     if (!rc)
         rc = ctx_open(&e->x, g, &co, err);
     ctx_chunker_opts(&e->x, &po.chunk);
+    e->chunk = po.chunk;
     if (!rc)
         rc = ingest_docs(e, &po, e->ds->layout == EVAL_LAYOUT_BEIR, g, err);
     if (!rc)
