@@ -1,0 +1,53 @@
+#!/bin/sh
+# rag ask end to end with the real default model: the JSON trace (budget
+# never exceeded, sources that exist), weak evidence, the interactive session
+# through a pseudo-terminal, and bad inputs.
+set -eu
+RAG=$1
+. "$(dirname "$0")/lib.sh"
+
+c="$T/corpus"
+mkdir -p "$c"
+printf 'Emperor penguins breed on the sea ice of Antarctica during the winter. The male keeps the egg warm for about two months.\n' >"$c/birds.txt"
+printf 'The central bank raised interest rates by half a point, and bond yields rose.\n' >"$c/money.txt"
+run ingest "$c"
+is "ingest" "$rc" 0
+
+run ask --json --ctx 512 --max-tokens 24 "Where do emperor penguins breed?"
+is "ask: exit 0" "$rc" 0
+is "ask: schema" "$(jget "$out" 'j["schema"]')" "rag.ask/1"
+is "prompt and answer fit the context" "$(jget "$out" 'j["tokens"]["prompt"] + j["tokens"]["answer"] <= 512')" True
+is "prompt within its budget" "$(jget "$out" 'j["tokens"]["prompt"] <= 512 - 24')" True
+is "best candidate is the right file" "$(jget "$out" 'j["candidates"][0]["doc_path"]')" "$c/birds.txt"
+is "it went into the prompt as [1]" "$(jget "$out" 'j["candidates"][0]["source"]')" 1
+is "an answer was generated" "$(jget "$out" 'len(j["answer"].strip()) > 0 and j["tokens"]["answer"] > 0')" True
+is "it stopped for a reason" "$(jget "$out" 'j["stopped"] in ("eos", "limit")')" True
+is "timings are reported" "$(jget "$out" 'all(j["timings"][k] >= 0 for k in ("embed", "search", "prefill", "decode", "time_to_first_token"))')" True
+is "no citation points to a missing source" "$(jget "$out" 'sum("no such source" in p for p in j["citation_problems"])')" 0
+
+run ask --json --max-tokens 16 "What is the capital city of Mongolia?"
+is "weak evidence: abstains" "$(jget "$out" 'j["abstained"] and j["weak_evidence"]')" True
+like "weak evidence: says so" "$out" "not found in the indexed documents"
+is "weak evidence: nothing generated" "$(jget "$out" 'j["tokens"]["answer"]')" 0
+
+run ask --max-tokens 16 --ctx 512 "Where do emperor penguins breed?"
+like "plain output lists the sources" "$out" "sources:"
+like "plain output names the file" "$out" "\\[1\\].* $c/birds.txt \\[bytes 0-"
+
+if command -v script >/dev/null; then
+    printf 'Where do emperor penguins breed?\n/sources\n/quit\n' |
+        timeout 300 script -qfec "$RAG ask --max-tokens 16 --ctx 512" /dev/null >"$T/tty" 2>&1 || true
+    like "interactive: banner" "$(cat "$T/tty")" "ask about the indexed documents"
+    like "interactive: /sources lists the file" "$(cat "$T/tty")" "\\[1\\]\\*? ? ?$c/birds.txt"
+fi
+
+run ask --json "penguins" </dev/null
+is "a question on the command line needs no terminal" "$rc" 0
+run ask </dev/null
+is "no question and no terminal: usage error" "$rc" 2
+run ask --model "$T/missing.gguf" "penguins"
+is "missing model: exit 1" "$rc" 1
+like "missing model: names the file" "$err" "^rag: error: .*'$T/missing.gguf'"
+run ask --ctx 256 --max-tokens 250 "penguins"
+is "answer reserve larger than the context: usage error" "$rc" 2
+done_testing
