@@ -93,6 +93,9 @@ static void draw(struct progress *p, double now)
         fprintf(stderr, ", %.1f MB, %.1f MB/s", mb, dt > 0 ? mb / dt : 0);
     else
         fprintf(stderr, ", %.1f %s/s", rate, p->unit);
+    if (p->chunks)
+        fprintf(stderr, ", %zu chunks, %.1f chunks/s", p->chunks,
+                dt > 0 ? (double)p->chunks / dt : 0.0);
     fprintf(stderr, ", ETA %.0fs \033[K", eta);
     p->last_draw = now;
 }

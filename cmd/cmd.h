@@ -113,6 +113,7 @@ struct progress {
     double start, last_draw;
     size_t done, total;
     uint64_t bytes;
+    size_t chunks; /* chunks made so far (drawn with their rate when non-zero) */
 };
 void progress_start(struct progress *p, const char *label, const char *unit, size_t total,
                     bool enabled);

@@ -114,6 +114,7 @@ static int ingest_docs(struct eval_run *e, const struct pipeline_opts *pipe, boo
                            &r, err);
         e->n_chunks += r.n_chunks;
         e->bytes += text.len;
+        p.chunks = e->n_chunks;
         progress_update(&p, i + 1, e->bytes);
     }
     rc = rc ? rc : pipeline_flush(&e->x, err);

@@ -145,6 +145,7 @@ static int process_files(struct rag_ctx *x, const struct file_set *set, const st
         count(c, &r);
         emit(o, set->item[i].path, &r);
         bytes += set->item[i].size;
+        p.chunks = c->chunks;
         progress_update(&p, i + 1, bytes);
         /* Full-text indexing is cheaper in batches; each batch is atomic. */
         if (bytes - committed >= BATCH_BYTES) {
