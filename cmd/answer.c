@@ -186,7 +186,7 @@ static int build_prompt(struct asker *a, const char *question, struct ask_result
                         struct gen_prompt *p, struct rag_err *err)
 {
     struct gen_source *src = xcalloc(r->n_sources ? r->n_sources : 1, sizeof(*src));
-    struct gen_prompt_opts po = { .tok = { gen_count_tokens, a->tok } };
+    struct gen_prompt_opts po = { .tok = { gen_count_tokens, a->tok }, .system = a->o.system };
     size_t i;
     int rc;
 

@@ -195,13 +195,44 @@ static int search_all(struct eval_run *e, const struct eval_cmd_opts *o, const s
     return rc;
 }
 
+/*
+ * QA sets score short answers (SQuAD spans), so the model is asked for one;
+ * the rest of the default instructions stay.
+ */
+#define EVAL_SYSTEM                                                                       \
+ "Answer the question using only the numbered sources provided. Reply with the shortest " \
+ "exact phrase from the sources that answers it, then cite its source like [1]. If the "  \
+ "sources do not contain the answer, reply only: " GEN_NOT_FOUND "."
+
+/* The answer without its citation marks ("[1]", "[2, 3]"), which are no part of it. */
+static void strip_citations(const char *a, struct buf *out)
+{
+    const char *p = a, *q;
+
+    while (*p) {
+        if (*p == '[') {
+            for (q = p + 1; *q && strchr("0123456789 ,-", *q); q++)
+                ;
+            if (*q == ']' && q > p + 1) {
+                p = q + 1;
+                continue;
+            }
+        }
+        buf_appendc(out, *p++);
+    }
+    buf_appends(out, "");
+}
+
 /* One question through the whole pipeline; answer and cost metrics. */
 static void score_answer(struct eval_run *e, const struct eval_question *q,
                          const struct ask_result *r)
 {
     struct eval_answer_scores s;
+    struct buf clean = BUF_INIT;
 
-    eval_score_answer(q, r->abstained ? NULL : r->answer.data, r->abstained, &s);
+    strip_citations(buf_cstr(&r->answer), &clean);
+    eval_score_answer(q, r->abstained ? NULL : clean.data, r->abstained, &s);
+    buf_release(&clean);
     eval_acc_add_answer(e->acc, &s);
     eval_acc_add(e->acc, "context_tokens", (double)r->prompt_tokens);
     eval_acc_add(e->acc, "ttft_s", r->ttft_s);
@@ -222,6 +253,7 @@ static int answer_all(struct eval_run *e, const struct eval_cmd_opts *o, const s
 
     gg.store_dir = store_dir;
     ao.mode = o->q.mode;
+    ao.system = EVAL_SYSTEM;
     rc = asker_open(&a, &gg, &ao, err);
     progress_start(&p, "answering", "questions", e->ds->n_questions, cmd_show_progress(g));
     for (i = 0; !rc && i < e->ds->n_questions; i++) {
