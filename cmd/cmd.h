@@ -179,6 +179,7 @@ struct ask_opts {
     size_t n_ctx, max_tokens, n_threads;
     struct gen_sampler_opts sampler;
     double min_score; /* weak-evidence threshold on the best dense score; 0: off */
+    const char *system; /* instructions; NULL: GEN_PROMPT_SYSTEM_DEFAULT */
     bool json;
 };
 /* Greedy with a mild repetition penalty: small models otherwise loop on a sentence. */
