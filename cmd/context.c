@@ -22,7 +22,7 @@ static int model_row(struct rag_ctx *c, struct rag_err *err)
 }
 
 /* --index, else what the store was built with, else the default. */
-static int factory_of(struct rag_ctx *c, const char *want, struct buf *out, struct rag_err *err)
+static void factory_of(struct rag_ctx *c, const char *want, struct buf *out)
 {
     struct rag_err none;
 
@@ -30,8 +30,6 @@ static int factory_of(struct rag_ctx *c, const char *want, struct buf *out, stru
         buf_appends(out, want);
     else if (store_meta_get(c->store, "index.factory", out, &none))
         buf_appends(out, RETR_INDEX_FACTORY_DEFAULT);
-    (void)err;
-    return 0;
 }
 
 static int open_index(struct rag_ctx *c, const struct globals *g, const char *factory, bool rebuild,
@@ -40,11 +38,12 @@ static int open_index(struct rag_ctx *c, const struct globals *g, const char *fa
     struct retr_sync_report rep;
     struct buf f = BUF_INIT;
     size_t n = 0;
-    int rc = factory_of(c, factory, &f, err);
+    int rc = 0;
 
+    factory_of(c, factory, &f);
     buf_appendf(&c->index_path, "%s/vectors.faiss", g->store_dir);
     if (rebuild && unlink(c->index_path.data) && errno != ENOENT)
-        rc = rc ? rc : rag_errno(err, "remove '%s'", c->index_path.data);
+        rc = rag_errno(err, "remove '%s'", c->index_path.data);
     rc = rc ? rc : store_count_vectors(c->store, c->model_id, &n, err);
     rc = rc ? rc :
               retr_index_sync(&c->index, c->index_path.data, c->store, c->model_id,
@@ -55,43 +54,49 @@ static int open_index(struct rag_ctx *c, const struct globals *g, const char *fa
     return rc;
 }
 
-int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *o,
-             struct rag_err *err)
+/*
+ * The embedder, from --embedder or the model cache. Counting alone needs no
+ * weights (no 90 MB read, no thread pool), and when the model is missing the
+ * approximate counter stands in; vectors need the whole model.
+ */
+static int open_embedder(struct rag_ctx *c, const struct globals *g, bool vectors,
+                         struct rag_err *err)
 {
+    struct retr_embedder_opts eo = { .tokenizer_only = !vectors };
     struct buf dir = BUF_INIT;
     int rc;
 
-    memset(c, 0, sizeof(*c));
-    rc = store_open(&c->store, o->store_dir ? o->store_dir : g->store_dir, err);
-    if (rc || !(o->vectors || o->tokenizer))
-        return rc;
     if (g->embedder_dir)
         buf_appends(&dir, g->embedder_dir);
     else
         buf_appendf(&dir, "%s/%s", g->models_dir, CMD_EMBEDDER_DEFAULT);
-    /* Counting alone needs no weights: no 90 MB read, no thread pool. */
-    rc = retr_embedder_open(&c->embedder, dir.data,
-                            &(struct retr_embedder_opts){ .tokenizer_only = !o->vectors }, err);
-    if (rc && !o->vectors) {
-        /* Only wanted for counting: the approximate counter stands in. */
+    rc = retr_embedder_open(&c->embedder, dir.data, &eo, err);
+    if (rc && !vectors) {
         RAG_DEBUG("no embedder for token counts: %s", err->msg);
-        buf_release(&dir);
-        return 0;
-    }
-    if (rc)
+        rc = 0;
+    } else if (rc) {
         rag_err_prefix(err, "embedder (run scripts/setup, or pass --no-embed)");
-    if (!o->vectors) {
-        buf_release(&dir);
-        return rc;
-    }
-    rc = rc ? rc : model_row(c, err);
-    if (!rc) {
-        struct globals gg = *g;
-
-        gg.store_dir = o->store_dir ? o->store_dir : g->store_dir;
-        rc = open_index(c, &gg, o->factory, o->rebuild, err);
     }
     buf_release(&dir);
+    return rc;
+}
+
+int ctx_open(struct rag_ctx *c, const struct globals *g, const struct ctx_opts *o,
+             struct rag_err *err)
+{
+    struct globals gg = *g;
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    if (o->store_dir)
+        gg.store_dir = o->store_dir;
+    rc = store_open(&c->store, gg.store_dir, err);
+    if (!rc && (o->vectors || o->tokenizer))
+        rc = open_embedder(c, &gg, o->vectors, err);
+    if (!rc && o->vectors)
+        rc = model_row(c, err);
+    if (!rc && o->vectors)
+        rc = open_index(c, &gg, o->factory, o->rebuild, err);
     return rc;
 }
 
