@@ -101,7 +101,8 @@ int main(int argc, char **argv)
     float *v = xmalloc_array(n * d, sizeof(float)), *q = xmalloc_array(n_q * d, sizeof(float));
     int64_t *ids = xmalloc_array(n, sizeof(*ids)), *ex = xmalloc_array(n_q * 10, sizeof(*ex));
     int64_t *ap = xmalloc_array(n_q * 10, sizeof(*ap));
-    double *lat_ex = xmalloc_array(n_q, sizeof(double)), *lat_ap = xmalloc_array(n_q, sizeof(double));
+    double *lat_ex = xmalloc_array(n_q, sizeof(double)),
+           *lat_ap = xmalloc_array(n_q, sizeof(double));
     struct retr_index *flat = NULL, *ann = NULL;
     struct rag_err err = { 0 };
     double t_flat, t_ann;

@@ -178,7 +178,7 @@ struct ask_opts {
     const char *model; /* GGUF path; NULL: models_dir/CMD_GENERATOR_DEFAULT */
     size_t n_ctx, max_tokens, n_threads;
     struct gen_sampler_opts sampler;
-    double min_score; /* weak-evidence threshold on the best dense score; 0: off */
+    double min_score;   /* weak-evidence threshold on the best dense score; 0: off */
     const char *system; /* instructions; NULL: GEN_PROMPT_SYSTEM_DEFAULT */
     bool json;
 };

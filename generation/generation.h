@@ -513,7 +513,7 @@ struct gen_generate_opts {
 };
 
 struct gen_generate_stats {
-    size_t n_prompt, n_reused, n_gen; /* prompt tokens, of them found in the cache, generated */
+    size_t n_prompt, n_reused, n_gen;   /* prompt tokens, of them found in the cache, generated */
     double prefill_s, decode_s, ttft_s; /* ttft: prompt start to the first token */
     enum gen_stop stopped;
 };
@@ -527,8 +527,8 @@ struct gen_generate_stats {
  * errors of gen_eval are passed on.
  */
 int gen_generate(struct gen_model *m, struct gen_tokenizer *t, const int32_t *prompt, size_t n,
-                 const struct gen_generate_opts *opts, struct gen_tokens *cached, struct buf *answer,
-                 struct gen_generate_stats *st, struct rag_err *err);
+                 const struct gen_generate_opts *opts, struct gen_tokens *cached,
+                 struct buf *answer, struct gen_generate_stats *st, struct rag_err *err);
 
 /* ======== end of generation loop ======== */
 
