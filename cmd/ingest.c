@@ -201,7 +201,7 @@ static void summary(const struct ingest_opts *o, const struct counts *c, size_t 
     if (o->json)
         return;
     printf("%s%zu added, %zu changed, %zu removed, %zu unchanged, %zu skipped; %zu chunks; "
-           "%.1f MB in %.2f s (%.1f MB/s)\n",
+           "%.2f MB in %.2f s (%.2f MB/s)\n",
            o->dry_run ? "dry run: " : "", c->n[PIPE_ADDED], c->n[PIPE_CHANGED], c->n[PIPE_REMOVED],
            c->n[PIPE_UNCHANGED], c->n[PIPE_SKIPPED] + n_problems, c->chunks, (double)c->bytes / 1e6,
            secs, secs > 0 ? (double)c->bytes / 1e6 / secs : 0.0);
