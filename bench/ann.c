@@ -6,7 +6,8 @@
  * latency of single queries and recall@10 of the approximate index against
  * the exact one, as one JSON object on stdout.
  *
- * usage: ann [N [D [Q [FACTORY [EF_SEARCH]]]]]   (1000000 384 1000 HNSW32,Flat 64)
+ * usage: ann [N [D [Q [FACTORY [EF,EF,...]]]]]   (1000000 384 1000 HNSW32,Flat 64,128,256)
+ * One JSON line per efSearch value (HNSW only; other factories get one line).
  */
 #include <math.h>
 #include <stdio.h>
@@ -80,6 +81,18 @@ static double recall10(const int64_t *exact, const int64_t *approx, size_t n_q)
     return (double)hit / (double)(n_q * 10);
 }
 
+static void report(const char *factory, double ef, size_t n, size_t d, size_t n_q, double t_ann,
+                   double t_flat, const double *lat_ap, const double *lat_ex, double recall)
+{
+    printf("{\"benchmark\": \"ann\", \"n_vectors\": %zu, \"dim\": %zu, \"queries\": %zu, "
+           "\"factory\": \"%s\", \"ef_search\": %g, \"build_s\": %.2f, \"flat_build_s\": %.2f, "
+           "\"p50_ms\": %.4f, \"p95_ms\": %.4f, \"flat_p50_ms\": %.4f, \"flat_p95_ms\": %.4f, "
+           "\"recall_at_10\": %.4f, \"speedup_p50\": %.1f}\n",
+           n, d, n_q, factory, ef, t_ann, t_flat, lat_ap[n_q / 2], lat_ap[n_q * 95 / 100],
+           lat_ex[n_q / 2], lat_ex[n_q * 95 / 100], recall, lat_ex[n_q / 2] / lat_ap[n_q / 2]);
+    fflush(stdout);
+}
+
 static int build(struct retr_index **x, const char *factory, const float *v, const int64_t *ids,
                  size_t n, size_t d, double *secs, struct rag_err *err)
 {
@@ -97,7 +110,7 @@ int main(int argc, char **argv)
     size_t d = argc > 2 ? strtoull(argv[2], NULL, 10) : 384;
     size_t n_q = argc > 3 ? strtoull(argv[3], NULL, 10) : 1000;
     const char *factory = argc > 4 ? argv[4] : "HNSW32,Flat";
-    double ef = argc > 5 ? strtod(argv[5], NULL) : 64;
+    const char *efs = argc > 5 ? argv[5] : "64,128,256";
     float *v = xmalloc_array(n * d, sizeof(float)), *q = xmalloc_array(n_q * d, sizeof(float));
     int64_t *ids = xmalloc_array(n, sizeof(*ids)), *ex = xmalloc_array(n_q * 10, sizeof(*ex));
     int64_t *ap = xmalloc_array(n_q * 10, sizeof(*ap));
@@ -118,21 +131,21 @@ int main(int argc, char **argv)
         unit(q + i * d, d, v + (size_t)(uniform() * (double)n) * d, 0.5 / sqrt((double)d));
     rc = build(&flat, "Flat", v, ids, n, d, &t_flat, &err);
     rc = rc ? rc : build(&ann, factory, v, ids, n, d, &t_ann, &err);
-    if (!rc && strstr(factory, "HNSW"))
-        rc = retr_index_set_param(ann, "efSearch", ef, &err);
     rc = rc ? rc : timed_search(flat, q, n_q, d, ex, lat_ex, &err);
-    rc = rc ? rc : timed_search(ann, q, n_q, d, ap, lat_ap, &err);
+    for (const char *p = efs; !rc && *p;) {
+        double ef = strtod(p, NULL);
+
+        if (strstr(factory, "HNSW"))
+            rc = retr_index_set_param(ann, "efSearch", ef, &err);
+        rc = rc ? rc : timed_search(ann, q, n_q, d, ap, lat_ap, &err);
+        if (!rc)
+            report(factory, ef, n, d, n_q, t_ann, t_flat, lat_ap, lat_ex, recall10(ex, ap, n_q));
+        p = strchr(p, ',') ? strchr(p, ',') + 1 : "";
+    }
     if (rc) {
         fprintf(stderr, "ann: %s\n", err.msg);
         return 1;
     }
-    printf("{\"benchmark\": \"ann\", \"n_vectors\": %zu, \"dim\": %zu, \"queries\": %zu, "
-           "\"factory\": \"%s\", \"ef_search\": %g, \"build_s\": %.2f, \"flat_build_s\": %.2f, "
-           "\"p50_ms\": %.4f, \"p95_ms\": %.4f, \"flat_p50_ms\": %.4f, \"flat_p95_ms\": %.4f, "
-           "\"recall_at_10\": %.4f, \"speedup_p50\": %.1f}\n",
-           n, d, n_q, factory, ef, t_ann, t_flat, lat_ap[n_q / 2], lat_ap[n_q * 95 / 100],
-           lat_ex[n_q / 2], lat_ex[n_q * 95 / 100], recall10(ex, ap, n_q),
-           lat_ex[n_q / 2] / lat_ap[n_q / 2]);
     retr_index_close(flat);
     retr_index_close(ann);
     return 0;
