@@ -140,6 +140,10 @@ static void print_sources(const struct ask_result *r)
     printf("\n");
     for (i = 0; i < r->n_problems; i++)
         printf("%s  %s\n", i ? "" : "\ncitation check:\n", r->problem[i]);
+    if (!r->n_sources) {
+        printf("\n(no chunk matched: is the store empty? see rag stats, rag ingest PATH)\n");
+        return;
+    }
     printf("\n%s:\n", r->weak ? "closest sources" : "sources");
     for (i = 0; i < r->n_sources; i++) {
         const struct ask_source *s = &r->source[i];

@@ -23,8 +23,8 @@ static const char search_usage[] =
     "      --alpha A       hybrid: weighted mix A*dense + (1-A)*bm25 of min-max\n"
     "                      normalised scores instead of reciprocal rank fusion\n"
     "      --depth N       candidates per list before fusion (default 50)\n"
-    "  -j, --json       one JSON document on stdout (schema rag.search/1)\n"
-    "  -h, --help       show this help\n";
+    "  -j, --json          one JSON document on stdout (schema rag.search/1)\n"
+    "  -h, --help          show this help\n";
 
 struct search_opts {
     struct retr_query_opts q;
