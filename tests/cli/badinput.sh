@@ -74,6 +74,18 @@ is "unknown command: usage error" "$rc" 2
 run search --help
 is "--help exits 0" "$rc" 0
 like "--help prints usage on stdout" "$out" "^usage: rag search"
+run models
+like "models: the default embedder is installed" "$out" "^all-minilm-l6-v2 +embed +ok"
+like "models: the default generator is installed" "$out" "smollm2-135m-instruct +generate +ok"
+run models verify all-minilm-l6-v2
+is "models verify: hashes match" "$rc" 0
+RAG_MODELS="$T/no-models" run models verify smollm2-135m-instruct
+is "models verify: missing model fails" "$rc" 1
+like "models verify: says missing" "$out" "smollm2-135m-instruct +generate +missing"
+run models fetch no-such-model
+is "models fetch: unknown model is a usage error" "$rc" 2
+run models frobnicate
+is "models: unknown verb is a usage error" "$rc" 2
 run --version
 like "--version" "$out" "^rag [0-9]+\.[0-9]+\.[0-9]+$"
 done_testing
