@@ -136,9 +136,14 @@ static int decode(struct gen_model *m, struct gen_tokenizer *t, const struct gen
     int rc = 0;
 
     gen_detok_init(&d, t, 0);
-    while (!rc && !(st->stopped = limit(gen_model_info(m), o, st, cached->n))) {
+    for (;;) {
+        st->stopped = limit(gen_model_info(m), o, st, cached->n);
+        if (st->stopped)
+            break;
         rc = step(m, t, o, logits, &d, answer, &eos, cached, err);
-        if (rc || eos) {
+        if (rc)
+            break;
+        if (eos) {
             st->stopped = GEN_STOP_EOS;
             break;
         }
