@@ -2,10 +2,11 @@
  * gpu/gpu.c - the public gpu.h API: argument checks, then the CUDA side in
  * the .cu files of gpu/ through gpu/gpu_cuda.h.
  *
- * This is the only file in the project that tests RAG_HAVE_CUDA. Without
- * CUDA the gpu_cuda_* functions are defined below as stubs that fail with
- * RAG_ENOSYS; gpu_open() therefore never succeeds and the rest of the API is
- * unreachable, yet every caller links and runs the same code either way.
+ * This is the only file in the project that tests RAG_HAVE_CUDA. A build
+ * without CUDA defines the gpu_cuda_* functions below to report
+ * RAG_ENOSYS ("built without CUDA", STYLE.md 12); gpu_open() then never
+ * succeeds and the rest of the API is unreachable, yet every caller links and
+ * runs the same code either way.
  *
  * All checks that do not need the device (sizes, overflow, alignment, pool
  * room) are made here, once, so the .cu launchers receive valid shapes; the
