@@ -19,17 +19,6 @@ int test_run_suite(Suite *s)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-const char *test_tmpdir(void)
-{
-    static char path[4096];
-    const char *base = getenv("TMPDIR");
-
-    snprintf(path, sizeof(path), "%s/ragtest.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(path))
-        ck_abort_msg("mkdtemp failed");
-    return path;
-}
-
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -41,6 +30,42 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 void test_rmtree(const char *path)
 {
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * Every directory test_tmpdir() made, removed at exit by the process that
+ * made it (a forked test inherits the list but leaves its parent's entries).
+ */
+static struct {
+    char path[64][4096];
+    pid_t pid[64];
+    int n;
+} made;
+
+static void remove_made(void)
+{
+    while (made.n > 0) {
+        made.n--;
+        if (made.pid[made.n] == getpid())
+            test_rmtree(made.path[made.n]);
+    }
+}
+
+const char *test_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *path;
+
+    if (made.n == (int)(sizeof(made.path) / sizeof(made.path[0])))
+        ck_abort_msg("test_tmpdir: more than 64 directories in one process");
+    path = made.path[made.n];
+    snprintf(path, sizeof(made.path[0]), "%s/ragtest.XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(path))
+        ck_abort_msg("mkdtemp failed");
+    made.pid[made.n] = getpid();
+    if (made.n++ == 0)
+        atexit(remove_made);
+    return path;
 }
 
 const char *test_data_path(const char *rel, char *out, size_t n)
