@@ -7,7 +7,8 @@
  * Decode: 128 single-token steps after a 16-token prompt (the llama.cpp
  * "tg128" setting), logits every step. Token ids are a fixed pseudo-random
  * sequence (throughput does not depend on the values). Each figure is the
- * best of REPEAT runs after one warm-up; peak RSS is the process maximum
+ * median of REPEAT runs after one warm-up (the machine is shared, so the
+ * median is steadier than the best); peak RSS is the process maximum
  * (getrusage), with a KV cache of 2,048 + 128 tokens.
  * Prints one line: "prefill512_tok_s=... prefill2048_tok_s=... decode_tok_s=...
  * peak_rss_mb=... threads=..." on stdout.
@@ -49,9 +50,17 @@ static double decode(struct gen_model *m, const int32_t *tok, float *logits)
     return N_DECODE / (time_now() - t);
 }
 
-static double best(double a, double b)
+static int cmp_double(const void *a, const void *b)
 {
-    return a > b ? a : b;
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[0..n) (sorts v). */
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char **argv)
@@ -61,7 +70,7 @@ int main(int argc, char **argv)
     struct rag_err err = { 0 };
     struct rusage ru;
     size_t threads, repeat;
-    double p512 = 0, p2048 = 0, dec = 0;
+    double p512[100], p2048[100], dec[100];
     static int32_t tok[2048 + N_DECODE];
     float *logits;
 
@@ -80,14 +89,15 @@ int main(int argc, char **argv)
     logits = xmalloc_array(gen_model_info(m)->n_vocab, sizeof(float));
     prefill(m, tok, 512, logits); /* warm-up: page in the weights */
     for (size_t r = 0; r < repeat; r++) {
-        p512 = best(p512, prefill(m, tok, 512, logits));
-        p2048 = best(p2048, prefill(m, tok, 2048, logits));
-        dec = best(dec, decode(m, tok, logits));
+        p512[r] = prefill(m, tok, 512, logits);
+        p2048[r] = prefill(m, tok, 2048, logits);
+        dec[r] = decode(m, tok, logits);
     }
     getrusage(RUSAGE_SELF, &ru);
     printf("prefill512_tok_s=%.1f prefill2048_tok_s=%.1f decode_tok_s=%.1f peak_rss_mb=%.1f "
            "threads=%zu\n",
-           p512, p2048, dec, (double)ru.ru_maxrss / 1024.0, threads);
+           median(p512, repeat), median(p2048, repeat), median(dec, repeat),
+           (double)ru.ru_maxrss / 1024.0, threads);
     free(logits);
     gen_model_close(m);
     return 0;

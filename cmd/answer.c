@@ -7,12 +7,15 @@
  */
 #include "cmd/cmd.h"
 
+#include "gpu/gpu.h"
+
 struct asker {
     struct rag_ctx x;
     struct gen_model *model;
     struct gen_tokenizer *tok;
     struct gen_sampler sampler;
-    struct gen_tokens cached; /* what the model's KV cache holds */
+    struct gen_sampler *samplers; /* (o.n_seqs) for asker_ask_batch, when n_seqs > 1 */
+    struct gen_tokens cached;     /* what the model's KV cache of sequence 0 holds */
     struct ask_opts o;
     size_t template_tokens; /* the chat template's own tokens around two messages */
     const volatile int *interrupt;
@@ -45,19 +48,42 @@ static int template_overhead(struct asker *a, struct rag_err *err)
     return rc;
 }
 
+/* One sampler per sequence of a batch (the first is a->sampler). */
+static int open_samplers(struct asker *a, struct rag_err *err)
+{
+    size_t n = a->o.n_seqs > 1 ? a->o.n_seqs : 0;
+    int rc = 0;
+
+    a->samplers = xcalloc(n ? n : 1, sizeof(*a->samplers));
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = gen_sampler_init(&a->samplers[i], &a->o.sampler, gen_tok_n_vocab(a->tok), err);
+    return rc;
+}
+
 static int open_model(struct asker *a, const struct globals *g, struct rag_err *err)
 {
-    struct gen_model_opts mo = { .n_ctx = a->o.n_ctx, .n_threads = (int)a->o.n_threads };
+    struct gen_model_opts mo;
     struct buf path = BUF_INIT;
     int rc;
+
+    /* Many sequences only where a batch is cheap: their CPU KV caches would be big and slow. */
+    if (!a->o.n_seqs || g->device == CMD_DEVICE_CPU || gpu_count() == 0)
+        a->o.n_seqs = 1;
+    mo = (struct gen_model_opts){ .n_ctx = a->o.n_ctx,
+                                  .n_threads = (int)a->o.n_threads,
+                                  .device = (enum gen_device)g->device,
+                                  .n_seqs = a->o.n_seqs };
 
     if (a->o.model)
         buf_appends(&path, a->o.model);
     else
         buf_appendf(&path, "%s/%s", g->models_dir, CMD_GENERATOR_DEFAULT);
     rc = gen_model_open(&a->model, path.data, &mo, err);
+    if (!rc && !gen_model_on_gpu(a->model))
+        a->o.n_seqs = 1; /* AUTO chose the CPU after all */
     rc = rc ? rc : gen_tokenizer_load(&a->tok, gen_model_gguf(a->model), err);
     rc = rc ? rc : gen_sampler_init(&a->sampler, &a->o.sampler, gen_tok_n_vocab(a->tok), err);
+    rc = rc ? rc : open_samplers(a, err);
     rc = rc ? rc : template_overhead(a, err);
     if (!rc && gen_model_info(a->model)->n_ctx < a->o.n_ctx)
         a->o.n_ctx = gen_model_info(a->model)->n_ctx;
@@ -89,10 +115,18 @@ void asker_close(struct asker *a)
         return;
     ctx_close(&a->x);
     gen_sampler_release(&a->sampler);
+    for (size_t i = 0; a->samplers && i < a->o.n_seqs; i++)
+        gen_sampler_release(&a->samplers[i]);
+    free(a->samplers);
     gen_tokenizer_free(a->tok);
     gen_model_close(a->model);
     gen_tokens_release(&a->cached);
     free(a);
+}
+
+size_t asker_batch(const struct asker *a)
+{
+    return a->o.n_seqs;
 }
 
 void asker_set_interrupt(struct asker *a, const volatile int *flag)
@@ -209,31 +243,46 @@ static int build_prompt(struct asker *a, const char *question, struct ask_result
     return rc;
 }
 
+/* The chat-formatted ids of prompt p. */
+static int prompt_ids(struct asker *a, const struct gen_prompt *p, struct gen_tokens *ids,
+                      struct rag_err *err)
+{
+    struct gen_chat_msg m[2] = { { "system", p->system }, { "user", p->user } };
+
+    return gen_chat_tokenize(a->tok, m, 2, true, ids, err);
+}
+
+/* Token counts and timings of a generation; wait_s: from r's start to the generation's. */
+static void record(struct ask_result *r, const struct gen_generate_stats *st, double wait_s)
+{
+    r->prompt_tokens = st->n_prompt;
+    r->reused_tokens = st->n_reused;
+    r->gen_tokens = st->n_gen;
+    r->prefill_s = st->prefill_s;
+    r->decode_s = st->decode_s;
+    r->ttft_s = wait_s + st->ttft_s;
+    r->stopped = st->stopped;
+}
+
 static int generate(struct asker *a, const struct gen_prompt *p,
                     int (*on_text)(void *, const char *, size_t), void *ctx, struct ask_result *r,
                     struct rag_err *err)
 {
-    struct gen_chat_msg m[2] = { { "system", p->system }, { "user", p->user } };
     struct gen_generate_opts go = { .max_tokens = a->o.max_tokens,
                                     .sampler = &a->sampler,
                                     .on_text = on_text,
                                     .ctx = ctx,
                                     .interrupt = a->interrupt };
-    struct gen_generate_stats st;
+    struct gen_generate_stats st = { 0 };
     struct gen_tokens ids = { 0 };
-    int rc = gen_chat_tokenize(a->tok, m, 2, true, &ids, err);
+    int rc = prompt_ids(a, p, &ids, err);
 
     gen_sampler_reset(&a->sampler);
     rc = rc ?
              rc :
              gen_generate(a->model, a->tok, ids.item, ids.n, &go, &a->cached, &r->answer, &st, err);
-    r->prompt_tokens = ids.n;
-    r->reused_tokens = st.n_reused;
-    r->gen_tokens = st.n_gen;
-    r->prefill_s = st.prefill_s;
-    r->decode_s = st.decode_s;
-    r->ttft_s = r->search_s + st.ttft_s;
-    r->stopped = st.stopped;
+    st.n_prompt = ids.n;
+    record(r, &st, r->search_s);
     gen_tokens_release(&ids);
     return rc;
 }
@@ -258,25 +307,38 @@ static void check_citations(struct ask_result *r, const struct gen_prompt *p)
 
 static const char not_found[] = "The answer was " GEN_NOT_FOUND ".";
 
+/* Retrieval and the weak-evidence check; a weak question gets its "not found" answer. */
+static int begin(struct asker *a, const char *question, const char *query, struct ask_result *r,
+                 struct rag_err *err)
+{
+    double t0 = time_now();
+    int rc;
+
+    r->question = arena_strdup(&r->arena, question);
+    r->embed_gpu = a->x.embedder && retr_embedder_on_gpu(a->x.embedder);
+    r->gen_gpu = gen_model_on_gpu(a->model);
+    rc = retrieve(a, query ? query : question, r, err);
+    r->search_s = time_now() - t0;
+    r->weak = !rc && weak(a, r);
+    if (r->weak) {
+        buf_appends(&r->answer, not_found);
+        r->abstained = true;
+        r->ttft_s = r->search_s;
+    }
+    return rc;
+}
+
 int asker_ask(struct asker *a, const char *question, const char *retrieval_query,
               int (*on_text)(void *ctx, const char *text, size_t len), void *ctx,
               struct ask_result *r, struct rag_err *err)
 {
     struct gen_prompt p = { 0 };
     double t0 = time_now();
-    int rc;
+    int rc = begin(a, question, retrieval_query, r, err);
 
-    r->question = arena_strdup(&r->arena, question);
-    rc = retrieve(a, retrieval_query ? retrieval_query : question, r, err);
-    r->search_s = time_now() - t0;
-    r->weak = !rc && weak(a, r);
-    if (!rc && r->weak) {
-        buf_appends(&r->answer, not_found);
-        r->abstained = true;
-        r->ttft_s = r->search_s;
-        if (on_text)
-            on_text(ctx, r->answer.data, r->answer.len);
-    } else if (!rc) {
+    if (!rc && r->weak && on_text) {
+        on_text(ctx, r->answer.data, r->answer.len);
+    } else if (!rc && !r->weak) {
         rc = build_prompt(a, question, r, &p, err);
         rc = rc ? rc : generate(a, &p, on_text, ctx, r, err);
         if (!rc)
@@ -284,5 +346,70 @@ int asker_ask(struct asker *a, const char *question, const char *retrieval_query
     }
     gen_prompt_release(&p);
     r->total_s = time_now() - t0;
+    return rc;
+}
+
+/* The prompts of a batch: item j answers question of[j]. */
+struct batch {
+    struct gen_prompt *p;   /* (n questions) */
+    struct gen_tokens *ids; /* (n questions) */
+    struct gen_batch_item *item;
+    size_t *of, n_items;
+};
+
+/* Retrieval and a prompt for each question; the weak ones are answered already. */
+static int batch_prepare(struct asker *a, const char *const *questions, size_t n,
+                         struct ask_result *r, struct batch *b, struct rag_err *err)
+{
+    int rc = 0;
+
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = begin(a, questions[i], NULL, &r[i], err);
+        if (rc || r[i].weak)
+            continue;
+        rc = build_prompt(a, questions[i], &r[i], &b->p[i], err);
+        rc = rc ? rc : prompt_ids(a, &b->p[i], &b->ids[i], err);
+        if (rc)
+            break;
+        b->item[b->n_items] =
+            (struct gen_batch_item){ .prompt = b->ids[i].item,
+                                     .n = b->ids[i].n,
+                                     .sampler =
+                                         a->o.n_seqs > 1 ? &a->samplers[b->n_items] : &a->sampler,
+                                     .answer = &r[i].answer };
+        gen_sampler_reset(b->item[b->n_items].sampler);
+        b->of[b->n_items++] = i;
+    }
+    return rc;
+}
+
+int asker_ask_batch(struct asker *a, const char *const *questions, size_t n, struct ask_result *r,
+                    struct rag_err *err)
+{
+    struct batch b = { xcalloc(n + 1, sizeof(*b.p)), xcalloc(n + 1, sizeof(*b.ids)),
+                       xcalloc(n + 1, sizeof(*b.item)), xcalloc(n + 1, sizeof(*b.of)), 0 };
+    double t0 = time_now(), t_gen;
+    int rc = 0;
+
+    if (n > (a->o.n_seqs > 1 ? a->o.n_seqs : 1))
+        rc = rag_errf(err, RAG_EINVAL, "batch of %zu questions for %zu sequences", n, a->o.n_seqs);
+    rc = rc ? rc : batch_prepare(a, questions, n, r, &b, err);
+    t_gen = time_now();
+    a->cached.n = 0; /* sequence 0 is overwritten */
+    if (!rc && b.n_items)
+        rc = gen_generate_batch(a->model, a->tok, b.item, b.n_items, a->o.max_tokens, err);
+    for (size_t j = 0; !rc && j < b.n_items; j++) {
+        record(&r[b.of[j]], &b.item[j].st, t_gen - t0);
+        check_citations(&r[b.of[j]], &b.p[b.of[j]]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        r[i].total_s = time_now() - t0;
+        gen_prompt_release(&b.p[i]);
+        gen_tokens_release(&b.ids[i]);
+    }
+    free(b.p);
+    free(b.ids);
+    free(b.item);
+    free(b.of);
     return rc;
 }

@@ -68,7 +68,7 @@ static void add_timings(cJSON *j, const struct ask_result *r)
 void ask_print_json(const struct ask_result *r)
 {
     static const char *const stops[] = { "none", "eos", "limit", "context", "interrupt", "caller" };
-    cJSON *j = cJSON_CreateObject(), *arr, *tok;
+    cJSON *j = cJSON_CreateObject(), *arr, *tok, *dev;
     size_t i, n_in = 0;
     char *s;
 
@@ -86,6 +86,9 @@ void ask_print_json(const struct ask_result *r)
     arr = cJSON_AddArrayToObject(j, "citation_problems");
     for (i = 0; i < r->n_problems; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(r->problem[i]));
+    dev = cJSON_AddObjectToObject(j, "device");
+    cJSON_AddStringToObject(dev, "embedder", r->embed_gpu ? "gpu" : "cpu");
+    cJSON_AddStringToObject(dev, "generator", r->gen_gpu ? "gpu" : "cpu");
     tok = cJSON_AddObjectToObject(j, "tokens");
     cJSON_AddNumberToObject(tok, "budget", (double)r->budget);
     cJSON_AddNumberToObject(tok, "prompt", (double)r->prompt_tokens);

@@ -13,11 +13,15 @@
 #include "store/store.h"
 
 /* Global options, parsed by main() before the subcommand. */
+/* The order of enum gen_device and enum retr_device, so a value converts to either. */
+enum cmd_device { CMD_DEVICE_AUTO, CMD_DEVICE_CPU, CMD_DEVICE_GPU };
+
 struct globals {
     const char *store_dir;    /* --store, $RAG_STORE, or $XDG_DATA_HOME/rag/default */
     const char *models_dir;   /* $RAG_MODELS or $XDG_CACHE_HOME/rag/models */
     const char *embedder_dir; /* --embedder, or NULL: models_dir/CMD_EMBEDDER_DEFAULT */
     int progress;             /* -1 auto (stderr is a tty), 0 never, 1 always */
+    enum cmd_device device;   /* --device or $RAG_DEVICE: where the models run */
 };
 
 #define CMD_EMBEDDER_DEFAULT  "all-minilm-l6-v2"
@@ -36,7 +40,9 @@ struct pipeline_queue {
     size_t n, cap;
     size_t n_chunks;
 };
-#define PIPELINE_BATCH 64 /* chunks embedded together */
+/* Chunks embedded together: enough to keep the CPU's threads busy, or the GPU. */
+#define PIPELINE_BATCH     64
+#define PIPELINE_BATCH_GPU 1024
 
 /*
  * context.c: what a command works on. The embedder and the vector index are
@@ -177,6 +183,7 @@ struct ask_opts {
     enum retr_mode mode;
     const char *model; /* GGUF path; NULL: models_dir/CMD_GENERATOR_DEFAULT */
     size_t n_ctx, max_tokens, n_threads;
+    size_t n_seqs; /* answers generated at once by asker_ask_batch (0 = 1) */
     struct gen_sampler_opts sampler;
     double min_score;   /* weak-evidence threshold on the best dense score; 0: off */
     const char *system; /* instructions; NULL: GEN_PROMPT_SYSTEM_DEFAULT */
@@ -215,6 +222,7 @@ struct ask_result {
     const char **problem; /* citation problems, one line each */
     size_t n_problems;
     bool weak, abstained;
+    bool embed_gpu, gen_gpu; /* where the embedder and the generator ran */
     size_t budget, prompt_tokens, reused_tokens, gen_tokens;
     double search_s, prefill_s, decode_s, ttft_s, total_s;
     struct retr_query_stats retrieval; /* search_s split into BM25, query embedding, dense */
@@ -236,6 +244,16 @@ void asker_close(struct asker *a);
 int asker_ask(struct asker *a, const char *question, const char *retrieval_query,
               int (*on_text)(void *ctx, const char *text, size_t len), void *ctx,
               struct ask_result *r, struct rag_err *err);
+/*
+ * Answer questions[0..n) together (n <= ask_opts.n_seqs, or 1): each is
+ * retrieved and prompted, then all answers are generated as one batch
+ * (gen_generate_batch), the throughput mode of `rag eval` on a GPU. Their
+ * ttft_s and total_s count from the start of the batch.
+ */
+/* Questions asker_ask_batch() takes at once: 1 unless the model runs on a GPU. */
+size_t asker_batch(const struct asker *a);
+int asker_ask_batch(struct asker *a, const char *const *questions, size_t n, struct ask_result *r,
+                    struct rag_err *err);
 void asker_set_interrupt(struct asker *a, const volatile int *flag);
 
 /* ask_json.c: the rag.ask/1 trace of a result on stdout. */

@@ -62,7 +62,8 @@ static int open_index(struct rag_ctx *c, const struct globals *g, const char *fa
 static int open_embedder(struct rag_ctx *c, const struct globals *g, bool vectors,
                          struct rag_err *err)
 {
-    struct retr_embedder_opts eo = { .tokenizer_only = !vectors };
+    struct retr_embedder_opts eo = { .tokenizer_only = !vectors,
+                                     .device = (enum retr_device)g->device };
     struct buf dir = BUF_INIT;
     int rc;
 

@@ -44,6 +44,8 @@ static const char eval_usage[] =
     "  -h, --help               show this help\n";
 
 #define EVAL_DOC_PREFIX "eval:"
+/* Questions answered at once when the generator runs on a GPU (1 on the CPU). */
+#define EVAL_BATCH 32
 
 struct eval_cmd_opts {
     struct ask_opts ask;
@@ -240,29 +242,53 @@ static void score_answer(struct eval_run *e, const struct eval_question *q,
         eval_acc_add(e->acc, "decode_tok_per_s", (double)r->gen_tokens / r->decode_s);
 }
 
+/* Questions first..first+n through the asker, as one batch when it takes one. */
+static int answer_some(struct eval_run *e, struct asker *a, size_t first, size_t n,
+                       struct rag_err *err)
+{
+    struct ask_result *r = xcalloc(n, sizeof(*r));
+    const char **q = xcalloc(n, sizeof(*q));
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        ask_result_init(&r[i]);
+        q[i] = e->ds->question[first + i].text;
+    }
+    if (n == 1)
+        rc = asker_ask(a, q[0], NULL, NULL, NULL, &r[0], err);
+    else
+        rc = asker_ask_batch(a, q, n, r, err);
+    for (i = 0; i < n; i++) {
+        if (!rc)
+            score_answer(e, &e->ds->question[first + i], &r[i]);
+        ask_result_release(&r[i]);
+    }
+    free(r);
+    free(q);
+    return rc;
+}
+
 static int answer_all(struct eval_run *e, const struct eval_cmd_opts *o, const struct globals *g,
                       const char *store_dir, struct rag_err *err)
 {
     struct ask_opts ao = o->ask;
     struct globals gg = *g;
     struct asker *a = NULL;
-    struct ask_result r;
     struct progress p;
-    size_t i;
+    size_t i, n;
     int rc;
 
     gg.store_dir = store_dir;
     ao.mode = o->q.mode;
     ao.system = EVAL_SYSTEM;
+    ao.n_seqs = EVAL_BATCH;
     rc = asker_open(&a, &gg, &ao, err);
     progress_start(&p, "answering", "questions", e->ds->n_questions, cmd_show_progress(g));
-    for (i = 0; !rc && i < e->ds->n_questions; i++) {
-        ask_result_init(&r);
-        rc = asker_ask(a, e->ds->question[i].text, NULL, NULL, NULL, &r, err);
-        if (!rc)
-            score_answer(e, &e->ds->question[i], &r);
-        ask_result_release(&r);
-        progress_update(&p, i + 1, 0);
+    for (i = 0; !rc && i < e->ds->n_questions; i += n) {
+        n = e->ds->n_questions - i < asker_batch(a) ? e->ds->n_questions - i : asker_batch(a);
+        rc = answer_some(e, a, i, n, err);
+        progress_update(&p, i + n, 0);
     }
     progress_end(&p);
     asker_close(a);

@@ -34,7 +34,8 @@ static const struct command commands[] = {
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static const char main_usage[] =
-    "usage: rag [--store DIR] [-v | -q] [--progress | --no-progress] COMMAND [ARGS]\n"
+    "usage: rag [--store DIR] [--device auto|cpu|gpu] [-v | -q] [--progress | --no-progress]\n"
+    "           COMMAND [ARGS]\n"
     "       rag --version | --help\n"
     "\n"
     "Global options:\n"
@@ -42,12 +43,14 @@ static const char main_usage[] =
     "                 $XDG_DATA_HOME/rag/default)\n"
     "  --embedder DIR a sentence-transformers model folder (default\n"
     "                 $RAG_MODELS/all-minilm-l6-v2)\n"
+    "  --device DEV   where the embedder and the generator run: auto (the GPU\n"
+    "                 when there is one, default), cpu or gpu (an error without one)\n"
     "  -v, -q         more or less chatter on stderr (-vv: debug)\n"
     "  --progress     draw progress even when stderr is not a terminal\n"
     "  --no-progress  never draw progress\n"
     "\n"
     "Environment: RAG_STORE (store directory), RAG_MODELS (model cache, default\n"
-    "$XDG_CACHE_HOME/rag/models).\n"
+    "$XDG_CACHE_HOME/rag/models), RAG_DEVICE (like --device).\n"
     "Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
 static void print_commands(FILE *f)
@@ -120,7 +123,25 @@ static int check_stdout(int status)
     return status;
 }
 
-enum { OPT_STORE = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION, OPT_EMBEDDER };
+enum { OPT_STORE = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION, OPT_EMBEDDER, OPT_DEVICE };
+
+/* auto, cpu or gpu; NULL and "" mean auto. */
+static int parse_device(const char *s, enum cmd_device *ret)
+{
+    static const char *const names[] = { "auto", "cpu", "gpu" };
+
+    if (!s || !*s) {
+        *ret = CMD_DEVICE_AUTO;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(s, names[i])) {
+            *ret = (enum cmd_device)i;
+            return 0;
+        }
+    fprintf(stderr, "rag: unknown device '%s' (auto, cpu or gpu)\n", s);
+    return -3;
+}
 
 static int parse_globals(int argc, char **argv, struct globals *g, int *verbosity)
 {
@@ -128,6 +149,7 @@ static int parse_globals(int argc, char **argv, struct globals *g, int *verbosit
         { "store", required_argument, NULL, OPT_STORE },
         { "db", required_argument, NULL, OPT_STORE },
         { "embedder", required_argument, NULL, OPT_EMBEDDER },
+        { "device", required_argument, NULL, OPT_DEVICE },
         { "progress", no_argument, NULL, OPT_PROGRESS },
         { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
         { "verbose", no_argument, NULL, 'v' },
@@ -146,6 +168,10 @@ static int parse_globals(int argc, char **argv, struct globals *g, int *verbosit
             break;
         case OPT_EMBEDDER:
             g->embedder_dir = optarg;
+            break;
+        case OPT_DEVICE:
+            if (parse_device(optarg, &g->device))
+                return -3; /* already reported */
             break;
         case OPT_PROGRESS:
             g->progress = 1;
@@ -197,9 +223,12 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     cJSON_InitHooks(&hooks);
-    rc = parse_globals(argc, argv, &g, &verbosity);
+    rc = parse_device(getenv("RAG_DEVICE"), &g.device);
+    rc = rc ? rc : parse_globals(argc, argv, &g, &verbosity);
     if (rc == -1)
         return check_stdout(CMD_OK);
+    if (rc == -3)
+        return CMD_USAGE;
     if (rc == -2 || optind >= argc) {
         if (rc == -2)
             fprintf(stderr, "rag: unknown option '%s'\n\n", argv[optind - 1]);

@@ -174,7 +174,8 @@ static void keep_meta(struct pending *d, const struct store_doc *meta)
 
 /*
  * Chunk a parsed document and queue it; the queue is embedded in one batch
- * and stored once it holds PIPELINE_BATCH chunks (at once without vectors).
+ * and stored once it holds PIPELINE_BATCH chunks (PIPELINE_BATCH_GPU when
+ * the embedder runs on the GPU; at once without vectors).
  */
 static int queue_doc(struct rag_ctx *c, const struct chunk_doc *doc, struct store_doc *meta,
                      const struct pipeline_opts *o, struct pipeline_result *r, struct rag_err *err)
@@ -183,6 +184,7 @@ static int queue_doc(struct rag_ctx *c, const struct chunk_doc *doc, struct stor
     struct chunk_list list = { 0 };
     enum chunker_kind kind;
     struct pending d;
+    size_t batch;
     int rc;
 
     arena_init(&d.arena, 0);
@@ -205,7 +207,10 @@ static int queue_doc(struct rag_ctx *c, const struct chunk_doc *doc, struct stor
     q->n_chunks += d.n;
     r->n_chunks = d.n;
     r->chunker = meta->chunker;
-    return !c->index || q->n_chunks >= PIPELINE_BATCH ? pipeline_flush(c, err) : 0;
+    if (!c->index)
+        return pipeline_flush(c, err);
+    batch = retr_embedder_on_gpu(c->embedder) ? PIPELINE_BATCH_GPU : PIPELINE_BATCH;
+    return q->n_chunks >= batch ? pipeline_flush(c, err) : 0;
 }
 
 /* Parse data and store it; unreadable content is a skip, not an error. */

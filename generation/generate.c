@@ -187,3 +187,137 @@ int gen_generate(struct gen_model *m, struct gen_tokenizer *t, const int32_t *pr
     free(logits);
     return rc;
 }
+
+/* ---- many answers at once ---- */
+
+/* Item i's first tokens: its prompt into KV sequence i, logits into row i. */
+static int prefill_batch(struct gen_model *m, struct gen_batch_item *it, size_t n, float *logits,
+                         struct rag_err *err)
+{
+    size_t nv = gen_model_info(m)->n_vocab;
+    int rc = 0;
+
+    for (size_t i = 0; !rc && i < n; i++) {
+        double t0 = time_now();
+
+        gen_seq_truncate(m, i, 0);
+        rc = gen_eval_seq(m, i, it[i].prompt, it[i].n, 0, logits + i * nv, err);
+        it[i].st.n_prompt = it[i].n;
+        it[i].st.prefill_s = time_now() - t0;
+    }
+    return rc;
+}
+
+/* Why item it must stop before its next token, or GEN_STOP_NONE (gen_generate's limit()). */
+static enum gen_stop batch_limit(struct gen_model *m, const struct gen_batch_item *it, size_t seq,
+                                 size_t max_tokens)
+{
+    if (it->st.n_gen >= max_tokens)
+        return GEN_STOP_LIMIT;
+    if (gen_seq_len(m, seq) >= gen_model_info(m)->n_ctx)
+        return GEN_STOP_CONTEXT;
+    return GEN_STOP_NONE;
+}
+
+/*
+ * Sample item it's next token from row; false when the item has finished
+ * (its stop reason set, its text complete), else *tok is to be evaluated.
+ */
+static bool batch_step(struct gen_model *m, struct gen_tokenizer *t, struct gen_batch_item *it,
+                       size_t seq, struct gen_detok *d, float *row, size_t max_tokens, int32_t *tok)
+{
+    size_t n_stop;
+    const char *const *stop = gen_chat_stop_strings(t, &n_stop);
+
+    it->st.stopped = batch_limit(m, it, seq, max_tokens);
+    if (!it->st.stopped) {
+        *tok = gen_sampler_sample(it->sampler, row);
+        gen_sampler_accept(it->sampler, *tok);
+        if (gen_tok_is_stop(t, *tok)) {
+            it->st.stopped = GEN_STOP_EOS;
+        } else {
+            gen_detok_push(d, *tok, it->answer);
+            it->st.n_gen++;
+            if (cut_stop(it->answer, 0, stop, n_stop))
+                it->st.stopped = GEN_STOP_EOS;
+        }
+    }
+    if (it->st.stopped)
+        gen_detok_flush(d, it->answer);
+    return it->st.stopped == GEN_STOP_NONE;
+}
+
+/* Sequences still running, their next tokens, and each one's item. */
+struct batch_live {
+    size_t *seq;
+    int32_t *tok;
+    struct gen_detok *detok; /* (n items) */
+    size_t n;
+};
+
+/*
+ * One pass over the live items' logits rows; keeps those that go on, in
+ * order. t0: when the batch started; t_dec: when its decoding started.
+ */
+static void batch_advance(struct gen_model *m, struct gen_tokenizer *t, struct gen_batch_item *it,
+                          struct batch_live *l, float *logits, size_t max_tokens, double t0,
+                          double t_dec)
+{
+    size_t nv = gen_model_info(m)->n_vocab, kept = 0, s;
+    int32_t tok = 0;
+
+    for (size_t j = 0; j < l->n; j++) {
+        s = l->seq[j];
+        if (batch_step(m, t, &it[s], s, &l->detok[s], logits + j * nv, max_tokens, &tok)) {
+            l->seq[kept] = s;
+            l->tok[kept++] = tok;
+        } else {
+            it[s].st.decode_s = time_now() - t_dec;
+        }
+        if (it[s].st.n_gen == 1 && it[s].st.ttft_s == 0)
+            it[s].st.ttft_s = time_now() - t0;
+    }
+    l->n = kept;
+}
+
+int gen_generate_batch(struct gen_model *m, struct gen_tokenizer *t, struct gen_batch_item *items,
+                       size_t n, size_t max_tokens, struct rag_err *err)
+{
+    const struct gen_model_info *info = gen_model_info(m);
+    struct batch_live l = { 0 };
+    double t0 = time_now(), t_dec;
+    float *logits;
+    int rc = 0;
+
+    if (n == 0 || n > info->n_seqs)
+        return rag_errf(err, RAG_EINVAL, "batch of %zu answers for a model of %zu sequences", n,
+                        info->n_seqs);
+    for (size_t i = 0; i < n; i++) {
+        memset(&items[i].st, 0, sizeof(items[i].st));
+        if (items[i].n == 0 || items[i].n >= info->n_ctx)
+            return rag_errf(err, RAG_EINVAL,
+                            "prompt %zu of %zu tokens does not fit the context of %zu", i,
+                            items[i].n, info->n_ctx);
+    }
+    logits = xmalloc_array(n, info->n_vocab * sizeof(*logits));
+    l.seq = xmalloc_array(n, sizeof(*l.seq));
+    l.tok = xmalloc_array(n, sizeof(*l.tok));
+    l.detok = xmalloc_array(n, sizeof(*l.detok));
+    for (size_t i = 0; i < n; i++) {
+        l.seq[i] = i;
+        gen_detok_init(&l.detok[i], t, 0);
+    }
+    l.n = n;
+    rc = prefill_batch(m, items, n, logits, err);
+    t_dec = time_now();
+    while (!rc && l.n > 0) {
+        batch_advance(m, t, items, &l, logits, max_tokens, t0, t_dec);
+        if (l.n > 0)
+            rc = gen_decode_batch(m, l.seq, l.tok, l.n, logits, NULL, err);
+    }
+    free(logits);
+    free(l.seq);
+    free(l.tok);
+    free(l.detok);
+    return rc;
+}

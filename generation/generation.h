@@ -1,13 +1,19 @@
 /*
  * generation/generation.h - local text generation: GGUF model (llama and
- * qwen2 architectures) evaluated on the CPU, token sampling, and the BPE
- * tokenizer and chat templates.
+ * qwen2 architectures) evaluated on the CPU or on a CUDA GPU, token
+ * sampling, and the BPE tokenizer and chat templates.
  *
  * A struct gen_model owns one read-only mapping of the GGUF file (weights
- * are used in place, quantized) plus one allocation for the KV cache and all
- * activations, sized at open for opts.n_ctx tokens; nothing is allocated per
- * token. gen_eval() appends tokens to the KV cache and returns the logits of
- * the last one. A model is not thread-safe: use it from one thread at a time
+ * are used in place, quantized) plus one allocation for the KV caches and
+ * all activations, sized at open for opts.n_ctx tokens and opts.n_seqs
+ * sequences; nothing is allocated per token. gen_eval() appends tokens to
+ * the KV cache and returns the logits of the last one.
+ *
+ * On the GPU the weights are uploaded once as bf16 (quantized blocks are
+ * dequantized on the host and rounded), with activations in bf16 between
+ * fp32 GEMM accumulations and an fp32 residual stream, and a bf16 paged KV
+ * cache: logits agree with the CPU reference to about 1e-2 of their range.
+ * A decode step of n sequences is a CUDA graph replayed unchanged. A model is not thread-safe: use it from one thread at a time
  * (it runs its own OpenMP threads inside gen_eval; single-token steps
  * switch between 1 and n_threads threads, whichever is measured faster, so
  * that a busy machine does not stall them at every barrier; results do not
@@ -29,13 +35,25 @@
 struct gen_model; /* opaque */
 struct gguf;      /* opaque outside generation/ */
 
-struct gen_model_opts {
-    size_t n_ctx;  /* KV cache capacity in tokens; 0 = min(n_ctx_train, 4096) */
-    int n_threads; /* OpenMP threads; 0 = all available */
+enum gen_device {
+    GEN_DEVICE_AUTO, /* the GPU when gpu_count() > 0 and it supports the model, else the CPU */
+    GEN_DEVICE_CPU,
+    GEN_DEVICE_GPU, /* fail when there is no GPU or it does not support the model */
 };
-#define GEN_MODEL_OPTS_DEFAULT \
- {                             \
-  .n_ctx = 0, .n_threads = 0   \
+
+struct gen_model_opts {
+    /*
+     * KV cache capacity in tokens per sequence; 0 = min(n_ctx_train, 4096)
+     * on the CPU, min(n_ctx_train, 8192) on the GPU.
+     */
+    size_t n_ctx;
+    int n_threads;          /* OpenMP threads; 0 = all available */
+    enum gen_device device; /* where the model runs */
+    size_t n_seqs;          /* sequences with their own KV cache (0 = 1), for gen_decode_batch */
+};
+#define GEN_MODEL_OPTS_DEFAULT                                       \
+ {                                                                   \
+  .n_ctx = 0, .n_threads = 0, .device = GEN_DEVICE_AUTO, .n_seqs = 0 \
  }
 
 enum gen_arch { GEN_ARCH_LLAMA, GEN_ARCH_QWEN2 };
@@ -56,13 +74,17 @@ struct gen_model_info {
     float rms_eps;
     bool tied_embeddings; /* token_embd doubles as the output matrix */
     int n_threads;
+    size_t n_seqs; /* sequences with their own KV cache */
 };
 
 /*
  * Open the GGUF model at path. opts may be NULL for the defaults. Returns
  * RAG_EIO (cannot read), RAG_EFORMAT (corrupt file, unsupported architecture
- * or tensor type, missing or mis-shaped tensor), RAG_EINVAL (bad opts).
- * Messages name the file. Close with gen_model_close().
+ * or tensor type, missing or mis-shaped tensor, a shape the GPU kernels do
+ * not support with GEN_DEVICE_GPU), RAG_EINVAL (bad opts), and with
+ * GEN_DEVICE_GPU also RAG_ENOSYS (built without CUDA) or RAG_EGPU (no
+ * device, out of device memory, CUDA failure). Messages name the file.
+ * Close with gen_model_close().
  */
 int gen_model_open(struct gen_model **ret, const char *path, const struct gen_model_opts *opts,
                    struct rag_err *err);
@@ -73,22 +95,55 @@ const struct gen_model_info *gen_model_info(const struct gen_model *m);
 /* The model's GGUF file (for the tokenizer); valid until gen_model_close. */
 const struct gguf *gen_model_gguf(const struct gen_model *m);
 
+/* True when the model runs on the GPU. */
+bool gen_model_on_gpu(const struct gen_model *m);
+/* Device memory held by the model (weights, KV caches, activations); 0 on the CPU. */
+size_t gen_model_device_bytes(const struct gen_model *m);
 /*
- * Evaluate tokens[0..n) at positions pos..pos+n-1 and store their keys and
- * values in the KV cache; positions >= pos are overwritten, so pos may be
- * below gen_kv_len() to rewind. If logits is not NULL it receives the
- * n_vocab logits of the last token. Prompts are processed in batches
- * (matrix-matrix), single tokens as matrix-vector. Returns RAG_EINVAL when
- * pos > gen_kv_len(), n == 0, pos + n exceeds n_ctx, or a token id is out of
- * range; the cache is unchanged then.
+ * Kernels launched by the last decode step on the GPU (gen_decode_batch or
+ * a one-token gen_eval; one CUDA graph replay of that many kernels), as
+ * queued by this library (cuBLASLt may split a GEMM into more); 0 on the
+ * CPU or before the first step.
  */
+size_t gen_model_step_kernels(const struct gen_model *m);
+
+/*
+ * Evaluate tokens[0..n) of sequence seq (< n_seqs) at positions
+ * pos..pos+n-1 and store their keys and values in that sequence's KV cache;
+ * positions >= pos are overwritten, so pos may be below gen_seq_len() to
+ * rewind. If logits is not NULL it receives the n_vocab logits of the last
+ * token. Prompts are processed in batches (matrix-matrix; on the GPU in
+ * chunks of up to 2048 tokens), single tokens as one decode step. Returns
+ * RAG_EINVAL when seq is out of range, pos > gen_seq_len(), n == 0, pos + n
+ * exceeds n_ctx, or a token id is out of range (the cache is unchanged
+ * then), RAG_EGPU when the device fails (the model is then unusable).
+ */
+int gen_eval_seq(struct gen_model *m, size_t seq, const int32_t *tokens, size_t n, size_t pos,
+                 float *logits, struct rag_err *err);
+/* gen_eval_seq() of sequence 0. */
 int gen_eval(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos, float *logits,
              struct rag_err *err);
-/* Tokens currently in the KV cache. */
+/* Tokens in the KV cache of sequence seq (< n_seqs). */
+size_t gen_seq_len(const struct gen_model *m, size_t seq);
+/* Keep only the first n tokens of sequence seq (n >= its length is a no-op). */
+void gen_seq_truncate(struct gen_model *m, size_t seq, size_t n);
+/* Sequence 0: tokens in its cache; forget them all; keep the first n. */
 size_t gen_kv_len(const struct gen_model *m);
-/* Forget everything / keep only the first n tokens (n > gen_kv_len is a no-op). */
 void gen_kv_reset(struct gen_model *m);
 void gen_kv_truncate(struct gen_model *m, size_t n);
+
+/*
+ * One new token for each of n sequences seqs[0..n) (distinct), tokens[i]
+ * appended to sequence seqs[i] at its current length (lengths may differ).
+ * logits (n, n_vocab) may be NULL; next (n) may be NULL, else next[i]
+ * receives the lowest index of the largest logit of row i (computed on the
+ * device on the GPU, so greedy decoding needs no logits copy). On the GPU
+ * the n sequences run as one batched step; on the CPU one after the other.
+ * RAG_EINVAL (nothing changed) when n == 0, n > n_seqs, a sequence is out
+ * of range, repeated or full (n_ctx tokens), or a token id is out of range.
+ */
+int gen_decode_batch(struct gen_model *m, const size_t *seqs, const int32_t *tokens, size_t n,
+                     float *logits, int32_t *next, struct rag_err *err);
 
 /* ---- sampler ---- */
 
@@ -529,6 +584,27 @@ struct gen_generate_stats {
 int gen_generate(struct gen_model *m, struct gen_tokenizer *t, const int32_t *prompt, size_t n,
                  const struct gen_generate_opts *opts, struct gen_tokens *cached,
                  struct buf *answer, struct gen_generate_stats *st, struct rag_err *err);
+
+/* One answer of gen_generate_batch(). */
+struct gen_batch_item {
+    const int32_t *prompt;        /* chat-formatted ids, borrowed */
+    size_t n;                     /* prompt tokens */
+    struct gen_sampler *sampler;  /* borrowed; one per item, since their states differ */
+    struct buf *answer;           /* the answer's text is appended here */
+    struct gen_generate_stats st; /* out; ttft_s counts from the start of the batch */
+};
+
+/*
+ * Answer items[0..n) together, n <= the model's n_seqs: item i's prompt is
+ * evaluated into KV sequence i (whatever it held is dropped), then each step
+ * decodes one token of every unfinished item with gen_decode_batch(), which
+ * on the GPU costs about as much as one sequence. Items stop as in
+ * gen_generate(): a stop token or string, max_tokens, the context window;
+ * nothing is streamed. RAG_EINVAL when n is 0 or above n_seqs or a prompt
+ * does not fit the context; errors of the model are passed on.
+ */
+int gen_generate_batch(struct gen_model *m, struct gen_tokenizer *t, struct gen_batch_item *items,
+                       size_t n, size_t max_tokens, struct rag_err *err);
 
 /* ======== end of generation loop ======== */
 

@@ -14,12 +14,10 @@
  * __builtin_cpu_supports; the scalar path (dequantize the row, then a plain
  * dot product) is the reference. Other types (F16, BF16, K-quants) dequantize
  * each row into scratch and use the SIMD fp32 dot product. Rows are spread
- * over OpenMP threads; the matrix-matrix product dequantizes tiles of rows to
- * fp32 and calls single-threaded sgemm from each thread.
+ * over OpenMP threads. The matrix-matrix products are in matmat.c.
  */
 #include "generation/quant.h"
 
-#include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
@@ -40,16 +38,20 @@ enum quant_isa quant_isa_best(void)
     if (isa == QUANT_ISA_AVX2 && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
         isa = QUANT_ISA_AVX512;
+    if (isa == QUANT_ISA_AVX512 && __builtin_cpu_supports("avx512vnni"))
+        isa = QUANT_ISA_VNNI;
     if (env && !strcmp(env, "scalar"))
         isa = QUANT_ISA_SCALAR;
     else if (env && !strcmp(env, "avx2") && isa > QUANT_ISA_AVX2)
         isa = QUANT_ISA_AVX2;
+    else if (env && !strcmp(env, "avx512") && isa > QUANT_ISA_AVX512)
+        isa = QUANT_ISA_AVX512;
     return isa;
 }
 
 const char *quant_isa_name(enum quant_isa isa)
 {
-    static const char *const names[] = { "scalar", "avx2", "avx512" };
+    static const char *const names[] = { "scalar", "avx2", "avx512", "avx512vnni" };
     return names[isa];
 }
 
@@ -304,15 +306,46 @@ TARGET_AVX2 static float exp_sub_avx2(float *s, size_t n, float max)
     return sum;
 }
 
+/* max of s[0..n), and s[i] *= f, with AVX-512 (masked tails). */
+TARGET_AVX512 static float max_avx512(const float *s, size_t n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    size_t i = 0;
+
+    for (; i + 16 <= n; i += 16)
+        m = _mm512_max_ps(m, _mm512_loadu_ps(s + i));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, s + i));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+TARGET_AVX512 static void scale_avx512(float *s, size_t n, float f)
+{
+    __m512 v = _mm512_set1_ps(f);
+    size_t i = 0;
+
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(s + i, _mm512_mul_ps(_mm512_loadu_ps(s + i), v));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(s + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + i), v));
+    }
+}
+
 void quant_softmax(enum quant_isa isa, float *s, size_t n)
 {
-    float max = s[0], sum = 0.0f, inv;
+    float max = s[0], sum = 0.0f;
 
+    if (isa >= QUANT_ISA_AVX512) {
+        sum = exp_sub_avx512(s, n, max_avx512(s, n));
+        scale_avx512(s, n, 1.0f / sum);
+        return;
+    }
     for (size_t j = 1; j < n; j++)
         max = s[j] > max ? s[j] : max;
-    if (isa == QUANT_ISA_AVX512) {
-        sum = exp_sub_avx512(s, n, max);
-    } else if (isa == QUANT_ISA_AVX2) {
+    if (isa == QUANT_ISA_AVX2) {
         sum = exp_sub_avx2(s, n, max);
     } else {
         for (size_t j = 0; j < n; j++) {
@@ -320,9 +353,8 @@ void quant_softmax(enum quant_isa isa, float *s, size_t n)
             sum += s[j];
         }
     }
-    inv = 1.0f / sum;
     for (size_t j = 0; j < n; j++)
-        s[j] *= inv;
+        s[j] *= 1.0f / sum;
 }
 
 TARGET_AVX512 static void swiglu_avx512(float *g, const float *u, size_t n)
@@ -355,7 +387,7 @@ TARGET_AVX2 static void swiglu_avx2(float *g, const float *u, size_t n)
 
 void quant_swiglu(enum quant_isa isa, float *gate, const float *up, size_t n)
 {
-    if (isa == QUANT_ISA_AVX512) {
+    if (isa >= QUANT_ISA_AVX512) {
         swiglu_avx512(gate, up, n);
     } else if (isa == QUANT_ISA_AVX2) {
         swiglu_avx2(gate, up, n);
@@ -410,14 +442,14 @@ static block_dot_fn *block_dot_for(enum quant_isa isa, enum gguf_tensor_type t)
 
     if (isa == QUANT_ISA_SCALAR || i < 0)
         return NULL;
-    return table[isa == QUANT_ISA_AVX512][i];
+    return table[isa >= QUANT_ISA_AVX512][i];
 }
 
 float quant_dot_f32(enum quant_isa isa, const float *a, const float *b, size_t n)
 {
     float s = 0.0f;
 
-    if (isa == QUANT_ISA_AVX512)
+    if (isa >= QUANT_ISA_AVX512)
         return dot_f32_avx512(a, b, n);
     if (isa == QUANT_ISA_AVX2)
         return dot_f32_avx2(a, b, n);
@@ -462,41 +494,5 @@ void quant_matvec(enum quant_isa isa, const struct quant_mat *w, size_t n_mats, 
             y[k][r - base] =
                 fn ? fn(row, x, xsum, nb) : quant_dot(isa, w[k].type, row, w[k].n, x, xsum, t);
         }
-    }
-}
-
-void quant_blas_single(void)
-{
-    if (openblas_get_num_threads() != 1)
-        openblas_set_num_threads(1);
-}
-
-/* Dequantize rows [r0, r1) of w into t (row-major, w->n floats per row). */
-static void dequant_rows(const struct quant_mat *w, size_t r0, size_t r1, float *t)
-{
-    for (size_t r = r0; r < r1; r++)
-        quant_dequant_row(w->type, w->data + r * w->row_bytes, t + (r - r0) * w->n, w->n);
-}
-
-void quant_matmat(const struct quant_mat *w, const float *x, size_t ldx, size_t n_tok, float *y,
-                  size_t ldy, float *tmp, int n_threads)
-{
-    size_t n_tiles = (w->rows + QUANT_TILE_ROWS - 1) / QUANT_TILE_ROWS, tile;
-
-    n_tiles = (n_tiles + (size_t)n_threads - 1) / (size_t)n_threads * (size_t)n_threads;
-    tile = (w->rows + n_tiles - 1) / n_tiles;
-    tile = (tile + 15) / 16 * 16;
-    quant_blas_single();
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-    for (size_t r0 = 0; r0 < w->rows; r0 += tile) {
-        size_t r1 = r0 + tile < w->rows ? r0 + tile : w->rows;
-        const float *b = (const float *)(w->data + r0 * w->row_bytes);
-        if (w->type != GGUF_TENSOR_F32) {
-            float *t = tmp + (size_t)omp_get_thread_num() * QUANT_TILE_ROWS * w->n;
-            dequant_rows(w, r0, r1, t);
-            b = t;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)(r1 - r0), (int)w->n,
-                    1.0f, x, (int)ldx, b, (int)w->n, 0.0f, y + r0, (int)ldy);
     }
 }

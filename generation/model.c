@@ -1,7 +1,11 @@
 /*
  * generation/model.c - open a GGUF model of architecture llama or qwen2:
  * read the hyper-parameters, check every tensor's presence, type and shape,
- * and carve the KV cache and all activation buffers from one allocation.
+ * choose the device, and carve the KV caches and all activation buffers
+ * from one allocation (on the GPU: only the small vectors, which are
+ * uploaded with the weights by forward_gpu.c). The evaluation entry points
+ * (one sequence, a decode batch) check their arguments here and dispatch to
+ * forward_cpu.c or forward_gpu.c.
  *
  * RoPE pairing: convert_hf_to_gguf permutes the Q/K rows of llama models so
  * that llama rotates adjacent pairs (x[2i], x[2i+1]); qwen2 is converted
@@ -10,6 +14,7 @@
  */
 #include "generation/model.h"
 
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -18,6 +23,7 @@
 
 #define DEFAULT_N_CTX 4096
 #define DECODE_PROBE  32
+#define MAX_SEQS      4096
 
 /* Positive integer key {arch}.{key}; an absent optional key keeps *ret. */
 static int get_dim(const struct gguf *g, const char *arch, const char *key, bool required,
@@ -253,11 +259,13 @@ static size_t width_max(const struct gen_model *m)
     return w > m->info.ffn_dim ? w : m->info.ffn_dim;
 }
 
-static void layout(struct gen_model *m, struct carver *c)
+/* The small vectors; on the CPU also the KV caches, activations and RoPE table. */
+static void layout(struct gen_model *m, struct carver *c, bool gpu)
 {
     const struct gen_model_info *in = &m->info;
     struct model_act *a = &m->act;
     size_t ub = m->ub, nt = (size_t)in->n_threads, wmax = width_max(m);
+    size_t kv = m->n_seqs * in->n_ctx * m->kv_dim;
     bool bias = in->arch == GEN_ARCH_QWEN2;
 
     for (size_t l = 0; l < in->n_layers; l++) {
@@ -267,10 +275,13 @@ static void layout(struct gen_model *m, struct carver *c)
         L->bq = bias ? carve(c, m->q_dim) : NULL;
         L->bk = bias ? carve(c, m->kv_dim) : NULL;
         L->bv = bias ? carve(c, m->kv_dim) : NULL;
-        L->k_cache = carve(c, in->n_ctx * m->kv_dim);
-        L->v_cache = carve(c, in->n_ctx * m->kv_dim);
+        L->k_seqs = gpu ? NULL : carve(c, kv);
+        L->v_seqs = gpu ? NULL : carve(c, kv);
     }
     m->output_norm = carve(c, in->dim);
+    if (gpu)
+        return;
+    m->logits_tmp = carve(c, in->n_vocab);
     a->x = carve(c, ub * in->dim);
     a->xn = carve(c, ub * in->dim);
     a->out = carve(c, ub * in->dim);
@@ -301,40 +312,90 @@ static void rope_table(struct gen_model *m)
     }
 }
 
-static int check_opts(struct gen_model *m, const struct gen_model_opts *o, struct rag_err *err)
+/* GEN_DEVICE_GPU without a device: gpu_open() says why (no CUDA in the build, no device). */
+static int no_gpu(const struct gen_model *m, struct rag_err *err)
+{
+    struct gpu *g = NULL;
+    int rc = gpu_open(&g, 0, err);
+
+    gpu_close(g);
+    if (rc)
+        rag_err_prefix(err, "'%s'", gguf_path(m->gguf));
+    return rc;
+}
+
+/*
+ * AUTO takes the GPU when there is one and it supports the model; GPU
+ * insists (the device itself is opened later, by model_gpu_open).
+ */
+static int choose_device(struct gen_model *m, const struct gen_model_opts *o, bool *gpu,
+                         struct rag_err *err)
+{
+    struct rag_err why = { 0 };
+
+    *gpu = false;
+    if (o->device == GEN_DEVICE_CPU)
+        return 0;
+    if (o->device == GEN_DEVICE_GPU) {
+        *gpu = true;
+        return gpu_count() > 0 ? model_gpu_supported(m, err) : no_gpu(m, err);
+    }
+    if (o->device != GEN_DEVICE_AUTO)
+        return rag_errf(err, RAG_EINVAL, "'%s': unknown device %d", gguf_path(m->gguf),
+                        (int)o->device);
+    if (gpu_count() <= 0)
+        return 0;
+    *gpu = model_gpu_supported(m, &why) == 0;
+    if (!*gpu)
+        RAG_DEBUG("%s; running on the CPU", why.msg);
+    return 0;
+}
+
+static int check_opts(struct gen_model *m, const struct gen_model_opts *o, bool gpu,
+                      struct rag_err *err)
 {
     struct gen_model_info *in = &m->info;
     int max_threads = omp_get_max_threads();
+    size_t cap = gpu ? MODEL_GPU_N_CTX : DEFAULT_N_CTX;
 
-    in->n_ctx =
-        o->n_ctx ? o->n_ctx : (in->n_ctx_train < DEFAULT_N_CTX ? in->n_ctx_train : DEFAULT_N_CTX);
+    in->n_ctx = o->n_ctx ? o->n_ctx : (in->n_ctx_train < cap ? in->n_ctx_train : cap);
     if (in->n_ctx > in->n_ctx_train)
         return rag_errf(err, RAG_EINVAL, "'%s': context of %zu tokens exceeds the model's %zu",
                         gguf_path(m->gguf), in->n_ctx, in->n_ctx_train);
     if (o->n_threads < 0 || o->n_threads > 1024)
         return rag_errf(err, RAG_EINVAL, "invalid thread count %d", o->n_threads);
+    if (o->n_seqs > MAX_SEQS)
+        return rag_errf(err, RAG_EINVAL, "invalid sequence count %zu (at most %d)", o->n_seqs,
+                        MAX_SEQS);
     in->n_threads = o->n_threads ? o->n_threads : max_threads;
     m->ub = in->n_ctx < MODEL_UBATCH ? in->n_ctx : MODEL_UBATCH;
+    m->n_seqs = o->n_seqs ? o->n_seqs : 1;
+    in->n_seqs = m->n_seqs;
+    m->seq_len = xcalloc(m->n_seqs, sizeof(*m->seq_len));
     return 0;
 }
 
 static int load(struct gen_model *m, const struct gen_model_opts *o, struct rag_err *err)
 {
     struct carver c = { 0 };
+    bool gpu;
     int rc;
 
-    if ((rc = read_hparams(m, err)) || (rc = check_opts(m, o, err)) || (rc = bind_tensors(m, err)))
+    if ((rc = read_hparams(m, err)) || (rc = choose_device(m, o, &gpu, err)) ||
+        (rc = check_opts(m, o, gpu, err)) || (rc = bind_tensors(m, err)))
         return rc;
-    layout(m, &c);
+    layout(m, &c, gpu);
     m->mem = xmalloc_array(c.used + 16, sizeof(float));
     c.base = (float *)(((uintptr_t)m->mem + 63) & ~(uintptr_t)63);
     c.used = 0;
-    layout(m, &c);
+    layout(m, &c, gpu);
     for (size_t l = 0; l < m->info.n_layers; l++)
         if ((rc = load_layer_vecs(m, l, err)))
             return rc;
     rc = load_vec(m, "output_norm.weight", m->info.dim, true, &m->output_norm, err);
-    if (rc)
+    if (!rc && gpu && (rc = model_gpu_open(m, err)))
+        rag_err_prefix(err, "'%s'", gguf_path(m->gguf));
+    if (rc || gpu)
         return rc;
     rope_table(m);
     m->isa = quant_isa_best();
@@ -355,9 +416,9 @@ int gen_model_open(struct gen_model **ret, const char *path, const struct gen_mo
         gen_model_close(m);
         return rc;
     }
-    RAG_DEBUG("model '%s': %s, %zu layers, dim %zu, n_ctx %zu, %d threads, %s kernels", path,
-              m->info.arch_name, m->info.n_layers, m->info.dim, m->info.n_ctx, m->info.n_threads,
-              quant_isa_name(m->isa));
+    RAG_DEBUG("model '%s': %s, %zu layers, dim %zu, n_ctx %zu, %zu sequences, %s", path,
+              m->info.arch_name, m->info.n_layers, m->info.dim, m->info.n_ctx, m->n_seqs,
+              m->gpu ? "gpu" : quant_isa_name(m->isa));
     *ret = m;
     return 0;
 }
@@ -366,6 +427,8 @@ void gen_model_close(struct gen_model *m)
 {
     if (!m)
         return;
+    model_gpu_close(m);
+    free(m->seq_len);
     free(m->mem);
     free(m->layer);
     gguf_close(m->gguf);
@@ -382,20 +445,58 @@ const struct gguf *gen_model_gguf(const struct gen_model *m)
     return m->gguf;
 }
 
+bool gen_model_on_gpu(const struct gen_model *m)
+{
+    return m->gpu != NULL;
+}
+
+size_t gen_model_device_bytes(const struct gen_model *m)
+{
+    return m->gpu ? m->gpu->pool.bytes : 0;
+}
+
+size_t gen_model_step_kernels(const struct gen_model *m)
+{
+    return m->gpu ? m->gpu->step_kernels : 0;
+}
+
+size_t gen_seq_len(const struct gen_model *m, size_t seq)
+{
+    assert(seq < m->n_seqs);
+    return m->seq_len[seq];
+}
+
+void gen_seq_truncate(struct gen_model *m, size_t seq, size_t n)
+{
+    assert(seq < m->n_seqs);
+    if (n < m->seq_len[seq])
+        m->seq_len[seq] = n;
+}
+
 size_t gen_kv_len(const struct gen_model *m)
 {
-    return m->kv_len;
+    return m->seq_len[0];
 }
 
 void gen_kv_reset(struct gen_model *m)
 {
-    m->kv_len = 0;
+    m->seq_len[0] = 0;
 }
 
 void gen_kv_truncate(struct gen_model *m, size_t n)
 {
-    if (n < m->kv_len)
-        m->kv_len = n;
+    gen_seq_truncate(m, 0, n);
+}
+
+/* Point every layer's k_cache and v_cache at sequence seq's part of the caches. */
+static void select_seq(struct gen_model *m, size_t seq)
+{
+    size_t off = seq * m->info.n_ctx * m->kv_dim;
+
+    for (size_t l = 0; l < m->info.n_layers; l++) {
+        m->layer[l].k_cache = m->layer[l].k_seqs + off;
+        m->layer[l].v_cache = m->layer[l].v_seqs + off;
+    }
 }
 
 /*
@@ -415,32 +516,124 @@ static void decode_tuned(struct gen_model *m, const int32_t *token, size_t pos, 
     t = time_now();
     model_forward(m, token, 1, pos, logits);
     t = time_now() - t;
-    m->kv_len = pos + 1;
     m->tune.avg[full] = m->tune.avg[full] > 0 ? 0.75 * m->tune.avg[full] + 0.25 * t : t;
     if (m->tune.avg[0] > 0 && m->tune.avg[1] > 0)
         m->tune.cur = m->tune.avg[0] < m->tune.avg[1] ? 1 : m->info.n_threads;
 }
 
-int gen_eval(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos, float *logits,
-             struct rag_err *err)
+static int check_tokens(const struct gen_model *m, const int32_t *tokens, size_t n,
+                        struct rag_err *err)
 {
-    if (n == 0 || pos > m->kv_len || n > m->info.n_ctx - pos)
-        return rag_errf(err, RAG_EINVAL,
-                        "cannot evaluate %zu tokens at position %zu (cache holds %zu of %zu)", n,
-                        pos, m->kv_len, m->info.n_ctx);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (size_t)tokens[i] >= m->info.n_vocab)
             return rag_errf(err, RAG_EINVAL, "token id %d out of range (vocabulary of %zu)",
                             (int)tokens[i], m->info.n_vocab);
+    return 0;
+}
+
+static int check_seq(const struct gen_model *m, size_t seq, struct rag_err *err)
+{
+    if (seq >= m->n_seqs)
+        return rag_errf(err, RAG_EINVAL, "sequence %zu out of range (%zu sequences)", seq,
+                        m->n_seqs);
+    return 0;
+}
+
+static void eval_cpu(struct gen_model *m, size_t seq, const int32_t *tokens, size_t n, size_t pos,
+                     float *logits)
+{
+    select_seq(m, seq);
     if (n == 1 && m->info.n_threads > 1) {
         decode_tuned(m, tokens, pos, logits);
-        return 0;
+        m->seq_len[seq] = pos + 1;
+        return;
     }
     m->nt = m->info.n_threads;
     for (size_t i = 0; i < n; i += m->ub) {
         size_t k = n - i < m->ub ? n - i : m->ub;
         model_forward(m, tokens + i, k, pos + i, i + k == n ? logits : NULL);
-        m->kv_len = pos + i + k;
+        m->seq_len[seq] = pos + i + k;
+    }
+}
+
+int gen_eval_seq(struct gen_model *m, size_t seq, const int32_t *tokens, size_t n, size_t pos,
+                 float *logits, struct rag_err *err)
+{
+    int rc = check_seq(m, seq, err);
+
+    if (rc)
+        return rc;
+    if (n == 0 || pos > m->seq_len[seq] || n > m->info.n_ctx - pos)
+        return rag_errf(err, RAG_EINVAL,
+                        "cannot evaluate %zu tokens at position %zu (cache holds %zu of %zu)", n,
+                        pos, m->seq_len[seq], m->info.n_ctx);
+    if ((rc = check_tokens(m, tokens, n, err)))
+        return rc;
+    if (!m->gpu) {
+        eval_cpu(m, seq, tokens, n, pos, logits);
+        return 0;
+    }
+    if (n > 1)
+        return model_gpu_prefill(m, seq, tokens, n, pos, logits, err);
+    m->seq_len[seq] = pos;
+    return model_gpu_decode(m, &seq, tokens, 1, logits, NULL, err);
+}
+
+int gen_eval(struct gen_model *m, const int32_t *tokens, size_t n, size_t pos, float *logits,
+             struct rag_err *err)
+{
+    return gen_eval_seq(m, 0, tokens, n, pos, logits, err);
+}
+
+static int check_batch(const struct gen_model *m, const size_t *seqs, const int32_t *tokens,
+                       size_t n, struct rag_err *err)
+{
+    int rc = 0;
+
+    if (n == 0 || n > m->n_seqs)
+        return rag_errf(err, RAG_EINVAL, "cannot decode a batch of %zu sequences (model has %zu)",
+                        n, m->n_seqs);
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = check_seq(m, seqs[i], err);
+        for (size_t j = 0; !rc && j < i; j++)
+            if (seqs[j] == seqs[i])
+                rc = rag_errf(err, RAG_EINVAL, "sequence %zu appears twice in the batch", seqs[i]);
+        if (!rc && m->seq_len[seqs[i]] >= m->info.n_ctx)
+            rc = rag_errf(err, RAG_EINVAL, "sequence %zu is full (%zu tokens)", seqs[i],
+                          m->info.n_ctx);
+    }
+    return rc ? rc : check_tokens(m, tokens, n, err);
+}
+
+/* Lowest index of the largest value; NaN is never chosen; 0 when nothing is above -inf. */
+static int32_t argmax_row(const float *x, size_t n)
+{
+    float best = -INFINITY;
+    size_t at = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (x[i] > best) {
+            best = x[i];
+            at = i;
+        }
+    return (int32_t)at;
+}
+
+int gen_decode_batch(struct gen_model *m, const size_t *seqs, const int32_t *tokens, size_t n,
+                     float *logits, int32_t *next, struct rag_err *err)
+{
+    size_t nv = m->info.n_vocab;
+    int rc = check_batch(m, seqs, tokens, n, err);
+
+    if (rc)
+        return rc;
+    if (m->gpu)
+        return model_gpu_decode(m, seqs, tokens, n, logits, next, err);
+    for (size_t i = 0; i < n; i++) {
+        float *row = logits ? logits + i * nv : m->logits_tmp;
+        eval_cpu(m, seqs[i], tokens + i, 1, m->seq_len[seqs[i]], row);
+        if (next)
+            next[i] = argmax_row(row, nv);
     }
     return 0;
 }

@@ -6,11 +6,20 @@
  * The 32-element types are unpacked to unsigned values u and an offset
  * (8 for Q4_0, 16 for Q5_0, 128 for Q8_0 whose bytes are flipped with ^0x80,
  * 0 for Q4_1/Q5_1): y = (u - off) * d + m.
+ *
+ * Also here: the scalar parts of the integer matrix-matrix product, which the
+ * SIMD kernels of matmat.c must match: 16-bit quantization of an activation
+ * row, packing of weight rows into the QUANT_PACK_BYTES layout (every
+ * supported type reduced to w = d * v + m per block of 32, v a small signed
+ * integer), and the reference kernel on a packed tile.
  */
 #include "generation/quant.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "base/base.h"
 
 float quant_f16_to_f32(uint16_t h)
 {
@@ -212,4 +221,140 @@ void quant_dequant_row(enum gguf_tensor_type type, const void *src, float *dst, 
         for (size_t i = 0; i < nb; i++, p += bs)
             dequant_small(type, p, dst + 32 * i);
     }
+}
+
+/* ---- 16-bit activations and packed weight tiles (quant_matmat_q16) ---- */
+
+void quant_q16_init(struct quant_q16 *a, size_t n_tok_max, size_t n_max, int qmax)
+{
+    size_t n = n_tok_max * n_max;
+
+    a->q = xmalloc_array(n ? n : 1, sizeof(int16_t));
+    a->d = xmalloc_array(n / QUANT_BLOCK + 1, sizeof(float));
+    a->s = xmalloc_array(n / QUANT_BLOCK + 1, sizeof(float));
+    a->n = a->n_tok = 0;
+    a->cap = n;
+    a->qmax = qmax;
+}
+
+void quant_q16_release(struct quant_q16 *a)
+{
+    free(a->q);
+    free(a->d);
+    free(a->s);
+    memset(a, 0, sizeof(*a));
+}
+
+void quant_q16_row(const float *x, size_t n, int qmax, int16_t *q, float *d, float *s)
+{
+    for (size_t b = 0; b < n / QUANT_BLOCK; b++, x += QUANT_BLOCK, q += QUANT_BLOCK) {
+        float amax = 0.0f, id;
+        int32_t sum = 0;
+        for (int j = 0; j < QUANT_BLOCK; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
+        id = amax > 0.0f ? (float)qmax / amax : 0.0f;
+        for (int j = 0; j < QUANT_BLOCK; j++) {
+            q[j] = (int16_t)nearbyintf(x[j] * id);
+            sum += q[j];
+        }
+        d[b] = amax / (float)qmax;
+        s[b] = d[b] * (float)sum;
+    }
+}
+
+/* Values v and constants (w = d * v + m) of 32-element block k of a Q4_K or Q5_K row. */
+static void block_k45(enum gguf_tensor_type type, const uint8_t *row, size_t k, int16_t v[32],
+                      float *d, float *m)
+{
+    const uint8_t *p = row + (k / 8) * gguf_type_size(type);
+    int s = (int)(k % 8), k5 = type == GGUF_TENSOR_Q5_K;
+    const uint8_t *qs = p + (k5 ? 48 : 16) + 32 * (s / 2);
+    uint8_t sc, mn;
+
+    for (int l = 0; l < 32; l++) {
+        v[l] = (int16_t)(s & 1 ? qs[l] >> 4 : qs[l] & 0x0f);
+        if (k5)
+            v[l] = (int16_t)(v[l] | ((p[16 + l] >> s) & 1) << 4);
+    }
+    scale_min_k4(s, p + 4, &sc, &mn);
+    *d = f16_at(p) * sc;
+    *m = -f16_at(p + 2) * mn;
+}
+
+/* Values v and constants (w = d * v + m) of 32-element block k of a row of a supported type. */
+static void block_v(enum gguf_tensor_type type, const uint8_t *row, size_t k, int16_t v[32],
+                    float *d, float *m)
+{
+    const uint8_t *b = row + k * gguf_type_size(type);
+    uint8_t u[32];
+    int off;
+
+    if (type == GGUF_TENSOR_Q4_K || type == GGUF_TENSOR_Q5_K) {
+        block_k45(type, row, k, v, d, m);
+        return;
+    }
+    off = unpack32(type, b, u);
+    for (int j = 0; j < 32; j++)
+        v[j] = (int16_t)(u[j] - off);
+    *d = f16_at(b);
+    *m = has_min(type) ? f16_at(b + 2) : 0.0f;
+}
+
+void quant_pack_rows(const struct quant_mat *w, size_t r0, size_t r1, size_t n_groups,
+                     uint8_t *pack)
+{
+    size_t nb = w->n / QUANT_BLOCK;
+    int16_t v[32];
+    float d, m;
+
+    for (size_t g = 0; g < n_groups; g++) {
+        for (size_t i = 0; i < QUANT_PACK_ROWS; i++) {
+            size_t r = r0 + g * QUANT_PACK_ROWS + i;
+            for (size_t k = 0; k < nb; k++) {
+                uint8_t *p = pack + (g * nb + k) * QUANT_PACK_BYTES;
+                memset(v, 0, sizeof(v));
+                d = m = 0.0f;
+                if (r < r1)
+                    block_v(w->type, w->data + r * w->row_bytes, k, v, &d, &m);
+                for (int ch = 0; ch < 16; ch++)
+                    memcpy(p + 64 * ch + 4 * i, v + 2 * ch, 4);
+                memcpy(p + 1024 + 4 * i, &d, 4);
+                memcpy(p + 1088 + 4 * i, &m, 4);
+            }
+        }
+    }
+}
+
+/* Row i of a packed group against token t of a: sum over blocks of d·dx·Σv·q + m·s. */
+static float packed_dot(const uint8_t *group, size_t i, const struct quant_q16 *a, size_t t)
+{
+    size_t nb = a->n / QUANT_BLOCK;
+    const int16_t *q = a->q + t * a->n;
+    float acc = 0.0f;
+
+    for (size_t k = 0; k < nb; k++, q += QUANT_BLOCK) {
+        const uint8_t *p = group + k * QUANT_PACK_BYTES;
+        int32_t sum = 0;
+        int16_t v;
+        float d, m;
+        for (int j = 0; j < QUANT_BLOCK; j++) {
+            memcpy(&v, p + 64 * (j / 2) + 4 * i + 2 * (j % 2), 2);
+            sum += v * q[j];
+        }
+        memcpy(&d, p + 1024 + 4 * i, 4);
+        memcpy(&m, p + 1088 + 4 * i, 4);
+        acc += d * a->d[t * nb + k] * (float)sum;
+        acc += m * a->s[t * nb + k];
+    }
+    return acc;
+}
+
+void quant_tile_ref(const uint8_t *pack, size_t n_rows, size_t stride, const struct quant_q16 *a,
+                    size_t t0, size_t t1, float *y, size_t ldy)
+{
+    for (size_t t = t0; t < t1; t++)
+        for (size_t r = 0; r < n_rows; r++)
+            y[(t - t0) * ldy + r] =
+                packed_dot(pack + (r / QUANT_PACK_ROWS) * stride * QUANT_PACK_BYTES,
+                           r % QUANT_PACK_ROWS, a, t);
 }

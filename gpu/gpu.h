@@ -318,4 +318,81 @@ int gpu_attn_prefill(struct gpu *g, const struct gpu_buf *q, size_t n_tokens, si
                      float scale, struct gpu_buf *out, enum gpu_dtype out_type,
                      struct rag_err *err);
 
+/*
+ * ---- BERT encoder kernels (gpu/encoder.cu), asynchronous ----
+ *
+ * A batch is n_seqs sequences padded to seq_len tokens: row s * seq_len + t
+ * of every (n_seqs * seq_len, ...) buffer is token t of sequence s, and
+ * lens, int32 (n_seqs) in device memory, holds each sequence's real length
+ * in 1..seq_len. A length outside that range cannot be reported from the
+ * device: the rows it governs are written as NaN. Row widths (dim) are at
+ * most GPU_ENC_DIM_MAX. LN(x) = (x - mean) / sqrt(var + eps) * gamma + beta
+ * over a row, with mean and variance computed in fp32 in two passes.
+ */
+#define GPU_ENC_DIM_MAX 1024
+
+struct gpu_bert_embeddings {
+    struct gpu_buf tok;         /* (n_vocab, dim) fp32 */
+    struct gpu_buf pos;         /* (n_pos, dim) fp32 */
+    struct gpu_buf type;        /* (dim) fp32: token type 0, added to every token */
+    struct gpu_buf gamma, beta; /* (dim) fp32: the embeddings' LayerNorm */
+    size_t n_vocab, n_pos, dim;
+    float eps;
+};
+
+/*
+ * h[r] = LN(tok[ids[r]] + pos[r % seq_len] + type) for the n_seqs * seq_len
+ * rows, h fp32, and out[r] = h[r] in out_type (GPU_F32 or GPU_BF16). ids is
+ * int32; seq_len <= n_pos. An id outside [0, n_vocab) gives a NaN row.
+ */
+int gpu_bert_embed(struct gpu *g, const struct gpu_bert_embeddings *emb, const struct gpu_buf *ids,
+                   size_t n_seqs, size_t seq_len, struct gpu_buf *h, struct gpu_buf *out,
+                   enum gpu_dtype out_type, struct rag_err *err);
+
+/*
+ * The post-LN residual step per row of h (n_rows, dim) fp32: h = LN(h + t),
+ * written back, and out = h in out_type (GPU_F32 or GPU_BF16). t is NULL
+ * (no add) or (n_rows, dim) in t_type (GPU_F32 or GPU_BF16); gamma and
+ * beta (dim) fp32. No two buffers may overlap.
+ */
+int gpu_layernorm(struct gpu *g, struct gpu_buf *h, const struct gpu_buf *t, enum gpu_dtype t_type,
+                  const struct gpu_buf *gamma, const struct gpu_buf *beta, struct gpu_buf *out,
+                  enum gpu_dtype out_type, size_t n_rows, size_t dim, float eps,
+                  struct rag_err *err);
+
+/*
+ * x[i][j] = gelu(x[i][j] + bias[j]) in place, with GELU in its erf form
+ * 0.5 x (1 + erf(x / sqrt(2))) as BERT uses it. x (n_rows, n) in type
+ * (GPU_F32 or GPU_BF16), bias (n) fp32.
+ */
+int gpu_bias_gelu(struct gpu *g, struct gpu_buf *x, enum gpu_dtype type, const struct gpu_buf *bias,
+                  size_t n_rows, size_t n, struct rag_err *err);
+
+/*
+ * Bidirectional attention over the padded batch, for t < lens[s] and head h:
+ *   out[s, t][h] = sum_{u < lens[s]} softmax_u(scale * q[s, t][h] . k[s, u][h]) v[s, u][h]
+ * qkv bf16 (n_seqs * seq_len, 3 * n_heads * head_dim), 16-byte aligned,
+ * holds each row's Q heads, then K heads, then V heads (one QKV GEMM); out
+ * bf16 (n_seqs * seq_len, n_heads * head_dim). Padding rows (t >= lens[s])
+ * are written as zeros. head_dim is 32 or 64; n_seqs and n_heads at most
+ * 65535. Tensor cores: products in bf16 (the probabilities rounded to bf16
+ * for P V), accumulation and softmax in fp32.
+ */
+int gpu_attn_encoder(struct gpu *g, const struct gpu_buf *qkv, const struct gpu_buf *lens,
+                     size_t n_seqs, size_t seq_len, size_t n_heads, size_t head_dim, float scale,
+                     struct gpu_buf *out, struct rag_err *err);
+
+enum gpu_pooling {
+    GPU_POOL_MEAN, /* mean of the sequence's lens[s] rows */
+    GPU_POOL_CLS,  /* the sequence's first row */
+};
+
+/*
+ * out[s] = p / max(||p||_2, 1e-12) with p the pooled rows of sequence s of
+ * h (n_seqs * seq_len, dim) fp32; out (n_seqs, dim) fp32.
+ */
+int gpu_bert_pool(struct gpu *g, const struct gpu_buf *h, const struct gpu_buf *lens, size_t n_seqs,
+                  size_t seq_len, size_t dim, enum gpu_pooling pooling, struct gpu_buf *out,
+                  struct rag_err *err);
+
 #endif

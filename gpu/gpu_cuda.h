@@ -134,6 +134,23 @@ int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_er
 int gpu_cuda_attn_decode(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err);
 int gpu_cuda_attn_prefill(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err);
 
+/* ---- gpu/encoder.cu: BERT encoder kernels (checked in gpu/encoder.c) ---- */
+
+int gpu_cuda_bert_embed(struct gpu *g, const struct gpu_bert_embeddings *emb, const int32_t *ids,
+                        size_t n_seqs, size_t seq_len, float *h, void *out, enum gpu_dtype out_type,
+                        struct rag_err *err);
+int gpu_cuda_layernorm(struct gpu *g, float *h, const void *t, enum gpu_dtype t_type,
+                       const float *gamma, const float *beta, void *out, enum gpu_dtype out_type,
+                       size_t n_rows, size_t dim, float eps, struct rag_err *err);
+int gpu_cuda_bias_gelu(struct gpu *g, void *x, enum gpu_dtype type, const float *bias,
+                       size_t n_rows, size_t n, struct rag_err *err);
+int gpu_cuda_attn_encoder(struct gpu *g, const void *qkv, const int32_t *lens, size_t n_seqs,
+                          size_t seq_len, size_t n_heads, size_t head_dim, float scale, void *out,
+                          struct rag_err *err);
+int gpu_cuda_bert_pool(struct gpu *g, const float *h, const int32_t *lens, size_t n_seqs,
+                       size_t seq_len, size_t dim, enum gpu_pooling pooling, float *out,
+                       struct rag_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -221,3 +221,12 @@ void retr_bert_release(struct retr_bert *m)
     free(m->layer);
     memset(m, 0, sizeof(*m));
 }
+
+void retr_bert_release_weights(struct retr_bert *m)
+{
+    free(m->weights);
+    free(m->layer);
+    m->weights = NULL;
+    m->layer = NULL;
+    m->tok_emb = m->pos_emb = m->type_emb = m->emb_ln_g = m->emb_ln_b = NULL;
+}

@@ -54,6 +54,8 @@ struct retr_bert {
  */
 int retr_bert_load(struct retr_bert *m, const char *dir, bool weights, struct rag_err *err);
 void retr_bert_release(struct retr_bert *m);
+/* Free the host weights (once they live on the GPU), keeping m->c. */
+void retr_bert_release_weights(struct retr_bert *m);
 
 struct retr_bert_run {
     size_t max_tokens, max_seq, n_threads;
@@ -78,5 +80,49 @@ void retr_bert_run_release(struct retr_bert_run *r);
  */
 void retr_bert_forward(const struct retr_bert *m, struct retr_bert_run *r, const int32_t *ids,
                        const size_t *start, size_t n_seq);
+
+/*
+ * ---- the forward pass on the GPU (forward_gpu.c) ----
+ *
+ * Weights are uploaded once (bf16 matrices, fp32 embeddings, biases and
+ * norms) and activations are planned once for pass_tokens padded tokens.
+ * A launch takes n_seq sequences padded to seq_len tokens (row s * seq_len
+ * + t is token t of sequence s), runs them through the model in passes of
+ * at most pass_tokens tokens, pools and L2-normalises each sequence on the
+ * device, and returns without waiting; retr_bert_gpu_collect() waits and
+ * copies the vectors out. A shape seen twice in a row is captured as a CUDA
+ * graph and replayed from then on. After an RAG_EGPU failure the handle
+ * must be closed.
+ */
+struct retr_bert_gpu; /* opaque: device context, weights, activations, graphs */
+
+struct retr_bert_gpu_opts {
+    size_t batch_tokens; /* most padded tokens (n_seq * seq_len) per launch */
+    size_t pass_tokens;  /* padded tokens per pass through the layers, >= max_seq */
+    size_t max_seq;      /* longest sequence */
+    bool cls;            /* CLS pooling, else mean pooling */
+};
+
+/* 0 when the GPU kernels support m's shape, else RAG_EINVAL saying why. */
+int retr_bert_gpu_check(const struct retr_bert_config *c, struct rag_err *err);
+/*
+ * Open GPU 0 and upload m's weights. Errors: gpu_open()'s (RAG_ENOSYS,
+ * RAG_EGPU), then retr_bert_gpu_check()'s, then RAG_EGPU for CUDA failures.
+ */
+int retr_bert_gpu_open(struct retr_bert_gpu **ret, const struct retr_bert *m,
+                       const struct retr_bert_gpu_opts *o, struct rag_err *err);
+void retr_bert_gpu_close(struct retr_bert_gpu *r); /* NULL is a no-op */
+/* Device bytes held: weights plus activations. */
+size_t retr_bert_gpu_bytes(const struct retr_bert_gpu *r);
+
+/*
+ * Queue the forward pass of ids (n_seq * seq_len, padding ids < vocab) with
+ * lens (n_seq) real lengths in 2..seq_len; n_seq * seq_len <= batch_tokens,
+ * seq_len <= max_seq. The host arrays may be reused when this returns.
+ */
+int retr_bert_gpu_launch(struct retr_bert_gpu *r, const int32_t *ids, const int32_t *lens,
+                         size_t n_seq, size_t seq_len, struct rag_err *err);
+/* Wait for the last launch; its (n_seq, dim) unit vectors go to out. */
+int retr_bert_gpu_collect(struct retr_bert_gpu *r, float *out, struct rag_err *err);
 
 #endif

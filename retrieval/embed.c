@@ -5,30 +5,46 @@
  * Texts are tokenized once to learn their lengths, sorted longest first and
  * packed into batches of at most batch_tokens tokens; each batch is
  * tokenized again straight into the planned id buffer, so a call allocates
- * only its index arrays. The sentence-transformers choices (pooling, input
- * limit, lowercasing, query prompt) are read from the model's own files.
+ * only its index arrays. Both tokenizing passes run on n_threads threads
+ * (one text per task) once a call has PARALLEL_MIN texts. The
+ * sentence-transformers choices (pooling, input limit, lowercasing, query
+ * prompt) are read from the model's own files.
+ *
+ * On the GPU (forward_gpu.c) a batch is n_seq texts padded to the longest
+ * one's length, with n_seq * length <= batch_tokens, and the batches are
+ * pipelined: while the GPU encodes batch k, this thread tokenizes batch
+ * k + 1, then waits for batch k's pooled vectors.
  */
 #include "retrieval/retrieval.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu/gpu.h"
 #include "retrieval/bert.h"
 #include "retrieval/json.h"
 #include "retrieval/safetensors.h"
 #include "retrieval/wordpiece.h"
 
 #define BGE_QUERY_PREFIX "Represent this sentence for searching relevant passages: "
+#define CPU_BATCH_TOKENS 4096
+#define GPU_BATCH_TOKENS 65536
+#define GPU_PASS_TOKENS  32768
+#define PARALLEL_MIN     32 /* texts per call below which tokenizing stays on one thread */
 
 struct retr_embedder {
     struct retr_embedder_info info;
     struct retr_bert model;
     struct retr_wp wp;
     struct retr_bert_run run;
+    struct retr_bert_gpu *gpu; /* NULL on the CPU */
     struct retr_embedder_opts opts;
-    int32_t *ids;  /* (batch_tokens) */
+    int32_t *ids;  /* (batch_tokens): packed on the CPU, (n_seq, seq_len) on the GPU */
     size_t *start; /* (batch_tokens + 1) */
+    int32_t *lens; /* GPU: (batch_tokens / 2) sequence lengths */
+    float *pooled; /* GPU: (batch_tokens / 2, dim) vectors of a batch */
     char *name, *prefix;
     struct arena arena; /* strings of the config files */
 };
@@ -205,31 +221,95 @@ static int load(struct retr_embedder *e, const char *dir, struct rag_err *err)
     return rc;
 }
 
+static int check_device(enum retr_device d, struct rag_err *err)
+{
+    if (d != RETR_DEVICE_AUTO && d != RETR_DEVICE_CPU && d != RETR_DEVICE_GPU)
+        return rag_errf(err, RAG_EINVAL, "embedder: unknown device %d", (int)d);
+    return 0;
+}
+
+/* The GPU when asked for, or with AUTO when there is one and it supports the model. */
+static bool want_gpu(const struct retr_embedder *e)
+{
+    if (e->opts.tokenizer_only || e->opts.device == RETR_DEVICE_CPU)
+        return false;
+    if (e->opts.device == RETR_DEVICE_GPU)
+        return true;
+    return gpu_count() > 0 && retr_bert_gpu_check(&e->model.c, NULL) == 0;
+}
+
+static int open_gpu(struct retr_embedder *e, struct rag_err *err)
+{
+    struct retr_bert_gpu_opts o = { .max_seq = e->info.max_seq,
+                                    .cls = e->info.pooling == RETR_POOLING_CLS };
+    size_t bt = e->opts.batch_tokens ? e->opts.batch_tokens : GPU_BATCH_TOKENS;
+    size_t pt = e->opts.gpu_pass_tokens ? e->opts.gpu_pass_tokens : GPU_PASS_TOKENS;
+    int rc;
+
+    o.batch_tokens = bt < o.max_seq ? o.max_seq : bt;
+    o.pass_tokens = pt < o.max_seq ? o.max_seq : pt;
+    rc = retr_bert_gpu_open(&e->gpu, &e->model, &o, err);
+    if (rc) {
+        if (e->opts.device == RETR_DEVICE_GPU)
+            rag_err_prefix(err, "embedder '%s': device gpu requested", e->name);
+        else
+            rag_err_prefix(err, "embedder '%s'", e->name);
+        return rc;
+    }
+    e->opts.batch_tokens = o.batch_tokens;
+    e->opts.gpu_pass_tokens = o.pass_tokens;
+    e->lens = xmalloc_array(o.batch_tokens / 2, sizeof(*e->lens));
+    e->pooled = xmalloc_array(o.batch_tokens / 2 * e->info.dim, sizeof(*e->pooled));
+    e->info.device_bytes = retr_bert_gpu_bytes(e->gpu);
+    retr_bert_release_weights(&e->model);
+    RAG_DEBUG("embedder '%s': on the GPU, %zu MiB, batches of %zu tokens, passes of %zu", e->name,
+              e->info.device_bytes >> 20, o.batch_tokens, o.pass_tokens);
+    return 0;
+}
+
+/* Buffers of the CPU path, or the GPU encoder with its own. */
+static int plan(struct retr_embedder *e, struct rag_err *err)
+{
+    size_t bt = e->opts.batch_tokens ? e->opts.batch_tokens : CPU_BATCH_TOKENS;
+    int rc = 0;
+
+    if (want_gpu(e))
+        rc = open_gpu(e, err);
+    else
+        e->opts.batch_tokens = bt < e->info.max_seq ? e->info.max_seq : bt;
+    if (rc)
+        return rc;
+    e->ids = xmalloc_array(e->opts.batch_tokens, sizeof(*e->ids));
+    e->start = xmalloc_array(e->opts.batch_tokens + 1, sizeof(*e->start));
+    if (!e->opts.tokenizer_only && !e->gpu)
+        retr_bert_run_init(&e->run, &e->model, e->opts.batch_tokens, e->info.max_seq,
+                           e->opts.n_threads);
+    return 0;
+}
+
 int retr_embedder_open(struct retr_embedder **ret, const char *model_dir,
                        const struct retr_embedder_opts *opts, struct rag_err *err)
 {
-    struct retr_embedder *e = xcalloc(1, sizeof(*e));
-    size_t bt;
-    int rc;
+    struct retr_embedder *e;
+    int rc = check_device(opts ? opts->device : RETR_DEVICE_AUTO, err);
 
+    if (rc)
+        return rc;
+    e = xcalloc(1, sizeof(*e));
     arena_init(&e->arena, 0);
     if (opts)
         e->opts = *opts;
     set_name(e, model_dir);
     rc = load(e, model_dir, err);
+    if (!rc) {
+        fill_info(e);
+        fingerprint(e, model_dir);
+        rc = plan(e, err);
+    }
     if (rc) {
         retr_embedder_close(e);
         return rc;
     }
-    fill_info(e);
-    fingerprint(e, model_dir);
-    bt = e->opts.batch_tokens ? e->opts.batch_tokens : 4096;
-    e->opts.batch_tokens = bt < e->info.max_seq ? e->info.max_seq : bt;
-    e->ids = xmalloc_array(e->opts.batch_tokens, sizeof(*e->ids));
-    e->start = xmalloc_array(e->opts.batch_tokens + 1, sizeof(*e->start));
-    if (!e->opts.tokenizer_only)
-        retr_bert_run_init(&e->run, &e->model, e->opts.batch_tokens, e->info.max_seq,
-                           e->opts.n_threads);
     *ret = e;
     return 0;
 }
@@ -238,15 +318,23 @@ void retr_embedder_close(struct retr_embedder *e)
 {
     if (!e)
         return;
+    retr_bert_gpu_close(e->gpu);
     retr_bert_run_release(&e->run);
     retr_bert_release(&e->model);
     retr_wp_release(&e->wp);
     free(e->ids);
     free(e->start);
+    free(e->lens);
+    free(e->pooled);
     free(e->name);
     free(e->prefix);
     arena_release(&e->arena);
     free(e);
+}
+
+bool retr_embedder_on_gpu(const struct retr_embedder *e)
+{
+    return e->gpu != NULL;
 }
 
 const struct retr_embedder_info *retr_embedder_info(const struct retr_embedder *e)
@@ -366,7 +454,6 @@ struct job {
     size_t *n_tok; /* model input length of each text */
     size_t *order;
     unsigned flags;
-    struct buf scratch;
 };
 
 static size_t text_len(const struct job *j, size_t i)
@@ -374,32 +461,75 @@ static size_t text_len(const struct job *j, size_t i)
     return j->lens ? j->lens[i] : strlen(j->texts[i]);
 }
 
-/* Encode texts order[first..first + n_seq) into e->ids; run the model; pool. */
-static void run_batch(struct retr_embedder *e, struct job *j, size_t first, size_t n_seq,
-                      float *out)
+static int n_threads(const struct retr_embedder *e, size_t n_texts)
+{
+    if (n_texts < PARALLEL_MIN)
+        return 1;
+    return e->opts.n_threads ? (int)e->opts.n_threads : omp_get_max_threads();
+}
+
+/* The model input of text order[k] at ids (its n_tok ids), padded with [PAD] to width. */
+static void fill_one(const struct retr_embedder *e, const struct job *j, struct buf *scratch,
+                     size_t k, int32_t *ids, size_t width)
+{
+    size_t i = j->order[k], n = j->n_tok[i];
+
+    ids[0] = e->wp.cls;
+    pieces(e, scratch, j->texts[i], text_len(j, i), j->flags, ids + 1, NULL, n - 2);
+    ids[n - 1] = e->wp.sep;
+    for (size_t t = n; t < width; t++)
+        ids[t] = e->wp.pad;
+}
+
+/*
+ * Write texts order[first..first + n_seq) into e->ids, sequence s from
+ * e->start[s]: packed back to back (width 0) or in rows of width ids.
+ */
+static void fill_ids(struct retr_embedder *e, const struct job *j, size_t first, size_t n_seq,
+                     size_t width)
 {
     size_t pos = 0;
 
     for (size_t s = 0; s < n_seq; s++) {
-        size_t i = j->order[first + s], n = j->n_tok[i];
-
         e->start[s] = pos;
-        e->ids[pos] = e->wp.cls;
-        pieces(e, &j->scratch, j->texts[i], text_len(j, i), j->flags, e->ids + pos + 1, NULL,
-               n - 2);
-        e->ids[pos + n - 1] = e->wp.sep;
-        pos += n;
+        pos += width ? width : j->n_tok[j->order[first + s]];
     }
     e->start[n_seq] = pos;
+#pragma omp parallel num_threads(n_threads(e, n_seq))
+    {
+        struct buf scratch = BUF_INIT;
+
+#pragma omp for schedule(dynamic, 4)
+        for (size_t s = 0; s < n_seq; s++)
+            fill_one(e, j, &scratch, first + s, e->ids + e->start[s], width);
+        buf_release(&scratch);
+    }
+}
+
+/* Encode texts order[first..first + n_seq) on the CPU and pool them into out. */
+static void run_batch(struct retr_embedder *e, const struct job *j, size_t first, size_t n_seq,
+                      float *out)
+{
+    fill_ids(e, j, first, n_seq, 0);
     retr_bert_forward(&e->model, &e->run, e->ids, e->start, n_seq);
     for (size_t s = 0; s < n_seq; s++)
         pool(e, s, out + j->order[first + s] * e->info.dim);
 }
 
+/* Count every text's pieces (in parallel), check the limit, sort longest first. */
 static int measure(struct retr_embedder *e, struct job *j, size_t n, struct rag_err *err)
 {
+#pragma omp parallel num_threads(n_threads(e, n))
+    {
+        struct buf scratch = BUF_INIT;
+
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < n; i++)
+            j->n_tok[i] = pieces(e, &scratch, j->texts[i], text_len(j, i), j->flags, NULL, NULL, 0);
+        buf_release(&scratch);
+    }
     for (size_t i = 0; i < n; i++) {
-        size_t c = pieces(e, &j->scratch, j->texts[i], text_len(j, i), j->flags, NULL, NULL, 0);
+        size_t c = j->n_tok[i];
 
         if (c > e->info.max_tokens && !(j->flags & RETR_EMBED_TRUNCATE))
             return too_long(e, i, c, err);
@@ -410,11 +540,74 @@ static int measure(struct retr_embedder *e, struct job *j, size_t n, struct rag_
     return 0;
 }
 
+static void embed_cpu(struct retr_embedder *e, const struct job *j, size_t n, float *out)
+{
+    size_t first = 0;
+
+    while (first < n) {
+        size_t n_seq = 0, tokens = 0;
+
+        while (first + n_seq < n &&
+               tokens + j->n_tok[j->order[first + n_seq]] <= e->opts.batch_tokens)
+            tokens += j->n_tok[j->order[first + n_seq++]];
+        run_batch(e, j, first, n_seq, out);
+        first += n_seq;
+        if (e->opts.progress)
+            e->opts.progress(e->opts.progress_ctx, first, n);
+    }
+}
+
+/*
+ * The GPU batch from text order[first]: as many texts as fit batch_tokens
+ * padded to the first (longest) one's length, tokenized into e->ids and
+ * e->lens. Returns the number of texts; *ret_len gets the padded length.
+ */
+static size_t gpu_batch(struct retr_embedder *e, const struct job *j, size_t first, size_t n,
+                        size_t *ret_len)
+{
+    size_t len = j->n_tok[j->order[first]], n_seq = 1;
+
+    while (first + n_seq < n && (n_seq + 1) * len <= e->opts.batch_tokens)
+        n_seq++;
+    fill_ids(e, j, first, n_seq, len);
+    for (size_t s = 0; s < n_seq; s++)
+        e->lens[s] = (int32_t)j->n_tok[j->order[first + s]];
+    *ret_len = len;
+    return n_seq;
+}
+
+/* Launch batch k, tokenize batch k + 1 meanwhile, collect k; repeat. */
+static int embed_gpu(struct retr_embedder *e, const struct job *j, size_t n, float *out,
+                     struct rag_err *err)
+{
+    size_t first = 0, len = 0, n_seq = n ? gpu_batch(e, j, 0, n, &len) : 0, d = e->info.dim;
+    int rc = 0;
+
+    while (!rc && first < n) {
+        size_t next = first + n_seq, next_len = 0, next_n = 0;
+
+        rc = retr_bert_gpu_launch(e->gpu, e->ids, e->lens, n_seq, len, err);
+        if (!rc && next < n)
+            next_n = gpu_batch(e, j, next, n, &next_len);
+        if (!rc)
+            rc = retr_bert_gpu_collect(e->gpu, e->pooled, err);
+        for (size_t s = 0; !rc && s < n_seq; s++)
+            memcpy(out + j->order[first + s] * d, e->pooled + s * d, d * sizeof(float));
+        first = next;
+        n_seq = next_n;
+        len = next_len;
+        if (!rc && e->opts.progress)
+            e->opts.progress(e->opts.progress_ctx, first, n);
+    }
+    if (rc)
+        rag_err_prefix(err, "embedder '%s'", e->name);
+    return rc;
+}
+
 int retr_embed(struct retr_embedder *e, const char *const *texts, const size_t *lens, size_t n,
                unsigned flags, float *out, struct rag_err *err)
 {
-    struct job j = { .texts = texts, .lens = lens, .flags = flags, .scratch = BUF_INIT };
-    size_t first = 0;
+    struct job j = { .texts = texts, .lens = lens, .flags = flags };
     int rc;
 
     if (e->opts.tokenizer_only)
@@ -423,18 +616,10 @@ int retr_embed(struct retr_embedder *e, const char *const *texts, const size_t *
     j.n_tok = xmalloc_array(n ? n : 1, sizeof(*j.n_tok));
     j.order = xmalloc_array(n ? n : 1, sizeof(*j.order));
     rc = measure(e, &j, n, err);
-    while (!rc && first < n) {
-        size_t n_seq = 0, tokens = 0;
-
-        while (first + n_seq < n &&
-               tokens + j.n_tok[j.order[first + n_seq]] <= e->opts.batch_tokens)
-            tokens += j.n_tok[j.order[first + n_seq++]];
-        run_batch(e, &j, first, n_seq, out);
-        first += n_seq;
-        if (e->opts.progress)
-            e->opts.progress(e->opts.progress_ctx, first, n);
-    }
-    buf_release(&j.scratch);
+    if (!rc && e->gpu)
+        rc = embed_gpu(e, &j, n, out, err);
+    else if (!rc)
+        embed_cpu(e, &j, n, out);
     free(j.n_tok);
     free(j.order);
     return rc;

@@ -41,11 +41,26 @@ struct retr_embedder_info {
     bool lowercase;
     const char *query_prefix; /* prepended with RETR_EMBED_QUERY; "" when none */
     char fingerprint[65];     /* 16 hex digits identifying the files (configs, vocab, weights) */
+    size_t device_bytes;      /* GPU memory held (weights and activations); 0 on the CPU */
 };
 
+/*
+ * Where the encoder runs. AUTO: the GPU when the build has CUDA, a device is
+ * present and the model's shape is supported there (head size 32 or 64,
+ * hidden size at most 1024), else the CPU. GPU: the GPU or an error. The
+ * tokenizer, pooling and normalisation are the same on both; the GPU
+ * computes in bf16 with fp32 accumulation and fp32 LayerNorm statistics
+ * (cosine >= 0.9999 to the CPU's vectors).
+ */
+enum retr_device { RETR_DEVICE_AUTO, RETR_DEVICE_CPU, RETR_DEVICE_GPU };
+
 struct retr_embedder_opts {
-    size_t n_threads;          /* 0: OpenMP's default */
-    size_t batch_tokens;       /* tokens per forward batch (memory is planned for it); 0: 4096 */
+    size_t n_threads;          /* tokenizing threads, and the CPU encoder's; 0: OpenMP's default */
+    size_t batch_tokens;       /* tokens per forward batch (memory is planned for it);
+                                  0: 4096 on the CPU, 65536 (padded) on the GPU */
+    size_t gpu_pass_tokens;    /* GPU: padded tokens per pass through the layers, which sets
+                                  the activation memory; 0: 32768 */
+    enum retr_device device;   /* 0: RETR_DEVICE_AUTO */
     bool tokenizer_only;       /* no weights: tokenize and count only (retr_embed fails) */
     rag_progress_fn *progress; /* optional: texts done of total, after each batch */
     void *progress_ctx;
@@ -54,12 +69,17 @@ struct retr_embedder_opts {
 /*
  * Load the model in model_dir. RAG_EIO when a file cannot be read and
  * RAG_EFORMAT when one is corrupt or unsupported; the message names the
- * file (and the tensor or key). opts may be NULL. Close with
- * retr_embedder_close.
+ * file (and the tensor or key). RAG_EINVAL for an unknown device. With
+ * RETR_DEVICE_GPU: RAG_ENOSYS (built without CUDA) or RAG_EGPU (no device,
+ * or a CUDA failure), "embedder '<name>': device gpu requested: <why>", and
+ * RAG_EINVAL when the model's shape is not supported on the GPU. opts may
+ * be NULL. Close with retr_embedder_close.
  */
 int retr_embedder_open(struct retr_embedder **ret, const char *model_dir,
                        const struct retr_embedder_opts *opts, struct rag_err *err);
 void retr_embedder_close(struct retr_embedder *e); /* NULL is a no-op */
+/* Whether the encoder runs on the GPU. */
+bool retr_embedder_on_gpu(const struct retr_embedder *e);
 /* Valid until retr_embedder_close. */
 const struct retr_embedder_info *retr_embedder_info(const struct retr_embedder *e);
 
@@ -72,7 +92,8 @@ enum retr_embed_flags {
  * Embed texts[i][0..lens[i]) (lens NULL: NUL-terminated) into out[i * dim ..
  * (i + 1) * dim), L2-normalised. Without RETR_EMBED_TRUNCATE a text with more
  * than max_tokens word pieces fails the call with RAG_EINVAL naming its
- * index and token count, and out is left unspecified.
+ * index and token count, and out is left unspecified. On the GPU, RAG_EGPU
+ * when CUDA fails; the embedder must then be closed.
  */
 int retr_embed(struct retr_embedder *e, const char *const *texts, const size_t *lens, size_t n,
                unsigned flags, float *out, struct rag_err *err);

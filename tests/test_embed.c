@@ -6,7 +6,9 @@
  * The real model is read from $RAG_MODELS/all-minilm-l6-v2 (default
  * $HOME/.cache/rag/models), installed by the set-up. Broken model
  * directories are built in a scratch directory from a tiny model that the
- * test writes itself.
+ * test writes itself. The device choice is tested here, where CI runs
+ * without a GPU: device gpu without one is a clear error; the parity tests
+ * pin the CPU (tests/test_embedgpu.c compares the GPU against it).
  */
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gpu/gpu.h"
 #include "retrieval/retrieval.h"
 #include "tests/testutil.h"
 
@@ -107,7 +110,9 @@ static const char *model_dir(void)
 
 static struct retr_embedder *open_model(const char *dir)
 {
-    struct retr_embedder_opts opts = { .n_threads = 2, .batch_tokens = 2048 };
+    struct retr_embedder_opts opts = { .n_threads = 2,
+                                       .batch_tokens = 2048,
+                                       .device = RETR_DEVICE_CPU };
     struct retr_embedder *e = NULL;
     struct rag_err err;
 
@@ -331,7 +336,9 @@ END_TEST
 /* The same text alone, in a large batch, and in batches split by a small budget agree. */
 START_TEST(test_batch_invariance)
 {
-    struct retr_embedder_opts opts = { .n_threads = 1, .batch_tokens = 64 };
+    struct retr_embedder_opts opts = { .n_threads = 1,
+                                       .batch_tokens = 64,
+                                       .device = RETR_DEVICE_CPU };
     struct retr_embedder *e = open_model(model_dir()), *small = NULL;
     const char *texts[] = { "a", "The quick brown fox jumps over the lazy dog.", "",
                             "retrieval augmented generation", "中文字符测试 and émoji 😀" };
@@ -736,6 +743,46 @@ START_TEST(test_bad_tensors)
 }
 END_TEST
 
+/* CPU and AUTO open the tiny model (head size 4) on the CPU; GPU fails clearly. */
+START_TEST(test_device_choice)
+{
+    struct tiny_opts o = { .dtype = "F32" };
+    struct retr_embedder_opts opts = { .device = RETR_DEVICE_CPU };
+    struct retr_embedder *e = NULL;
+    char *dir = tiny_dir(&o), want[256];
+    struct rag_err err = { 0 };
+    int rc;
+
+    for (int d = 0; d < 2; d++) {
+        opts.device = d ? RETR_DEVICE_AUTO : RETR_DEVICE_CPU;
+        ck_assert_int_eq(retr_embedder_open(&e, dir, &opts, &err), 0);
+        ck_assert(!retr_embedder_on_gpu(e));
+        ck_assert_uint_eq(retr_embedder_info(e)->device_bytes, 0);
+        retr_embedder_close(e);
+    }
+    opts.device = (enum retr_device)7;
+    e = NULL;
+    ck_assert_int_eq(retr_embedder_open(&e, dir, &opts, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "embedder: unknown device 7");
+    opts.device = RETR_DEVICE_GPU;
+    rc = retr_embedder_open(&e, dir, &opts, &err);
+    ck_assert_ptr_null(e);
+    ck_assert_int_eq(err.code, rc);
+    snprintf(want, sizeof(want), "embedder '%s': device gpu requested: ", strrchr(dir, '/') + 1);
+    ck_assert_msg(!strncmp(err.msg, want, strlen(want)), "%s", err.msg);
+    if (gpu_count() == 0 && rc == RAG_ENOSYS)
+        ck_assert_str_eq(err.msg + strlen(want), "gpu: built without CUDA");
+    else if (gpu_count() == 0)
+        ck_assert_msg(rc == RAG_EGPU &&
+                          !strncmp(err.msg + strlen(want), "gpu: no CUDA device (", 21),
+                      "%s", err.msg);
+    else
+        ck_assert_str_eq(err.msg + strlen(want),
+                         "head size 4 is not supported on the GPU (32 or 64)");
+    free(dir);
+}
+END_TEST
+
 static Suite *embed_suite(void)
 {
     Suite *s = suite_create("embed");
@@ -758,6 +805,7 @@ static Suite *embed_suite(void)
     tcase_add_test(files, test_bad_config);
     tcase_add_test(files, test_bad_safetensors);
     tcase_add_test(files, test_bad_tensors);
+    tcase_add_test(files, test_device_choice);
     suite_add_tcase(s, parity);
     suite_add_tcase(s, model);
     suite_add_tcase(s, files);

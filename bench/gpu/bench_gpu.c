@@ -13,7 +13,8 @@
  * overhead is measured directly: eager launches of the empty kernel and of
  * a 256-element axpy, and the same kernels replayed from a graph.
  *
- * Usage: bench_gpu [--quick]   (--quick: fewer shapes and repetitions)
+ * Usage: bench_gpu [--quick | --floor]   (--quick: fewer shapes and repetitions;
+ * --floor: the copy bandwidth and the launch floor only, for bench/gpu/run.sh)
  * Exit status 0, 1 on any error, 77 without a GPU.
  */
 #include <math.h>
@@ -405,6 +406,7 @@ int main(int argc, char **argv)
     struct rag_err err = { 0 };
     struct gpu_info info;
     double copy_gbs;
+    bool floor_only = argc > 1 && strcmp(argv[1], "--floor") == 0;
 
     quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     if (gpu_open(&g, 0, &err)) {
@@ -417,8 +419,10 @@ int main(int argc, char **argv)
     pattern_init();
     copy_gbs = bench_copy();
     bench_launch();
-    bench_gemms();
-    bench_attention(copy_gbs);
+    if (!floor_only) {
+        bench_gemms();
+        bench_attention(copy_gbs);
+    }
     printf("\n%-48s\n", "summary");
     for (int i = 0; i < n_rows; i++)
         printf("%s\n", table[i]);

@@ -48,6 +48,19 @@ is "no question and no terminal: usage error" "$rc" 2
 run ask --model "$T/missing.gguf" "penguins"
 is "missing model: exit 1" "$rc" 1
 like "missing model: names the file" "$err" "^rag: error: .*'$T/missing.gguf'"
+run --device bogus ask "penguins"
+is "unknown device: usage error" "$rc" 2
+like "unknown device: one line naming it" "$err" "^rag: unknown device 'bogus' \\(auto, cpu or gpu\\)$"
+export RAG_DEVICE=cpu
+run ask --json --ctx 512 --max-tokens 8 "Where do emperor penguins breed?"
+unset RAG_DEVICE
+is "RAG_DEVICE=cpu: exit 0" "$rc" 0
+is "RAG_DEVICE=cpu: both models on the cpu" "$(jget "$out" 'j["device"]["embedder"] + j["device"]["generator"]')" "cpucpu"
+if [ ! -e /dev/nvidia0 ]; then
+    run --device gpu ask "penguins"
+    is "--device gpu without a GPU: exit 1" "$rc" 1
+    like "--device gpu without a GPU: one line saying why" "$err" "^rag: error: .*(gpu|GPU|CUDA)"
+fi
 run ask --ctx 256 --max-tokens 250 "penguins"
 is "answer reserve larger than the context: usage error" "$rc" 2
 done_testing
