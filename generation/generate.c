@@ -208,74 +208,76 @@ static int prefill_batch(struct gen_model *m, struct gen_batch_item *it, size_t 
     return rc;
 }
 
-/* Why item it must stop before its next token, or GEN_STOP_NONE (gen_generate's limit()). */
-static enum gen_stop batch_limit(struct gen_model *m, const struct gen_batch_item *it, size_t seq,
-                                 size_t max_tokens)
+/* The items of a batch, the sequences still running and their next tokens. */
+struct batch_live {
+    struct gen_batch_item *item; /* (n items); item i decodes into KV sequence i */
+    struct gen_detok *detok;     /* (n items) */
+    size_t *start;               /* (n items) each answer's length before the batch */
+    size_t max_tokens;
+    size_t *seq; /* (n) the running sequences, in order */
+    int32_t *tok;
+    size_t n;
+};
+
+/* Why item s must stop before its next token, or GEN_STOP_NONE (gen_generate's limit()). */
+static enum gen_stop batch_limit(struct gen_model *m, const struct batch_live *l, size_t s)
 {
-    if (it->st.n_gen >= max_tokens)
+    if (l->item[s].st.n_gen >= l->max_tokens)
         return GEN_STOP_LIMIT;
-    if (gen_seq_len(m, seq) >= gen_model_info(m)->n_ctx)
+    if (gen_seq_len(m, s) >= gen_model_info(m)->n_ctx)
         return GEN_STOP_CONTEXT;
     return GEN_STOP_NONE;
 }
 
 /*
- * Sample item it's next token from row; false when the item has finished
+ * Sample item s's next token from row; false when the item has finished
  * (its stop reason set, its text complete), else *tok is to be evaluated.
  */
-static bool batch_step(struct gen_model *m, struct gen_tokenizer *t, struct gen_batch_item *it,
-                       size_t seq, struct gen_detok *d, float *row, size_t max_tokens, int32_t *tok)
+static bool batch_step(struct gen_model *m, struct gen_tokenizer *t, struct batch_live *l, size_t s,
+                       float *row, int32_t *tok)
 {
+    struct gen_batch_item *it = &l->item[s];
     size_t n_stop;
     const char *const *stop = gen_chat_stop_strings(t, &n_stop);
 
-    it->st.stopped = batch_limit(m, it, seq, max_tokens);
+    it->st.stopped = batch_limit(m, l, s);
     if (!it->st.stopped) {
         *tok = gen_sampler_sample(it->sampler, row);
         gen_sampler_accept(it->sampler, *tok);
         if (gen_tok_is_stop(t, *tok)) {
             it->st.stopped = GEN_STOP_EOS;
         } else {
-            gen_detok_push(d, *tok, it->answer);
+            gen_detok_push(&l->detok[s], *tok, it->answer);
             it->st.n_gen++;
-            if (cut_stop(it->answer, 0, stop, n_stop))
+            if (cut_stop(it->answer, l->start[s], stop, n_stop))
                 it->st.stopped = GEN_STOP_EOS;
         }
     }
     if (it->st.stopped)
-        gen_detok_flush(d, it->answer);
+        gen_detok_flush(&l->detok[s], it->answer);
     return it->st.stopped == GEN_STOP_NONE;
 }
 
-/* Sequences still running, their next tokens, and each one's item. */
-struct batch_live {
-    size_t *seq;
-    int32_t *tok;
-    struct gen_detok *detok; /* (n items) */
-    size_t n;
-};
-
 /*
- * One pass over the live items' logits rows; keeps those that go on, in
+ * One pass over the running items' logits rows; keeps those that go on, in
  * order. t0: when the batch started; t_dec: when its decoding started.
  */
-static void batch_advance(struct gen_model *m, struct gen_tokenizer *t, struct gen_batch_item *it,
-                          struct batch_live *l, float *logits, size_t max_tokens, double t0,
-                          double t_dec)
+static void batch_advance(struct gen_model *m, struct gen_tokenizer *t, struct batch_live *l,
+                          float *logits, double t0, double t_dec)
 {
     size_t nv = gen_model_info(m)->n_vocab, kept = 0, s;
     int32_t tok = 0;
 
     for (size_t j = 0; j < l->n; j++) {
         s = l->seq[j];
-        if (batch_step(m, t, &it[s], s, &l->detok[s], logits + j * nv, max_tokens, &tok)) {
+        if (batch_step(m, t, l, s, logits + j * nv, &tok)) {
             l->seq[kept] = s;
             l->tok[kept++] = tok;
         } else {
-            it[s].st.decode_s = time_now() - t_dec;
+            l->item[s].st.decode_s = time_now() - t_dec;
         }
-        if (it[s].st.n_gen == 1 && it[s].st.ttft_s == 0)
-            it[s].st.ttft_s = time_now() - t0;
+        if (l->item[s].st.n_gen == 1 && l->item[s].st.ttft_s == 0)
+            l->item[s].st.ttft_s = time_now() - t0;
     }
     l->n = kept;
 }
@@ -284,7 +286,7 @@ int gen_generate_batch(struct gen_model *m, struct gen_tokenizer *t, struct gen_
                        size_t n, size_t max_tokens, struct rag_err *err)
 {
     const struct gen_model_info *info = gen_model_info(m);
-    struct batch_live l = { 0 };
+    struct batch_live l = { .item = items, .max_tokens = max_tokens };
     double t0 = time_now(), t_dec;
     float *logits;
     int rc = 0;
@@ -303,15 +305,17 @@ int gen_generate_batch(struct gen_model *m, struct gen_tokenizer *t, struct gen_
     l.seq = xmalloc_array(n, sizeof(*l.seq));
     l.tok = xmalloc_array(n, sizeof(*l.tok));
     l.detok = xmalloc_array(n, sizeof(*l.detok));
+    l.start = xmalloc_array(n, sizeof(*l.start));
     for (size_t i = 0; i < n; i++) {
         l.seq[i] = i;
+        l.start[i] = items[i].answer->len;
         gen_detok_init(&l.detok[i], t, 0);
     }
     l.n = n;
     rc = prefill_batch(m, items, n, logits, err);
     t_dec = time_now();
     while (!rc && l.n > 0) {
-        batch_advance(m, t, items, &l, logits, max_tokens, t0, t_dec);
+        batch_advance(m, t, &l, logits, t0, t_dec);
         if (l.n > 0)
             rc = gen_decode_batch(m, l.seq, l.tok, l.n, logits, NULL, err);
     }
@@ -319,5 +323,6 @@ int gen_generate_batch(struct gen_model *m, struct gen_tokenizer *t, struct gen_
     free(l.seq);
     free(l.tok);
     free(l.detok);
+    free(l.start);
     return rc;
 }
