@@ -3,10 +3,11 @@
  * through the kernels of gpu/.
  *
  * Per layer, for n rows (the tokens of a prefill chunk, or one token of each
- * sequence of a decode batch), with x the fp32 residual stream:
- *   xb = rmsnorm(x) (bf16); qkv = xb Wqkv^T + bqkv (fp32, one stacked GEMM);
- *   RoPE of Q and K with K and V written to the paged bf16 cache;
- *   att = attention (bf16): gpu_attn_prefill over the sequence's block table
+ * sequence of a decode batch), with x the fp32 residual stream and dt the
+ * model's compute type (model_gpu_dtype: fp16, or bf16 for BF16 weights):
+ *   xb = rmsnorm(x) (dt); qkv = xb Wqkv^T + bqkv (fp32, one stacked GEMM);
+ *   RoPE of Q and K with K and V written to the paged dt cache;
+ *   att = attention (dt): gpu_attn_prefill over the sequence's block table
  *         row, or gpu_attn_decode over the whole batch at once;
  *   x += att Wo^T (GEMM with beta = 1);
  *   xb = rmsnorm(x); gu = xb Wgu^T (gate and up stacked); h = silu(g) * u;
@@ -81,7 +82,7 @@ static void layout_layer(const struct gen_model *m, struct model_gpu_layer *L, s
     const struct model_gpu *G = m->gpu;
     size_t dim = in->dim, ff = in->ffn_dim;
     size_t n_blocks = m->n_seqs * G->seq_blocks;
-    size_t kv_bytes = n_blocks * GPU_KV_BLOCK * m->kv_dim * 2;
+    size_t kv_bytes = n_blocks * GPU_KV_BLOCK * m->kv_dim * gpu_dtype_size(G->dtype);
 
     dcarve(c, G->qkv_dim * dim * 2, &L->w_qkv);
     dcarve(c, in->arch == GEN_ARCH_QWEN2 ? G->qkv_dim * 4 : 0, &L->b_qkv);
@@ -92,7 +93,7 @@ static void layout_layer(const struct gen_model *m, struct model_gpu_layer *L, s
     dcarve(c, dim * 4, &L->ffn_norm);
     dcarve(c, kv_bytes, &L->kv.k);
     dcarve(c, kv_bytes, &L->kv.v);
-    L->kv.type = GPU_BF16;
+    L->kv.type = G->dtype;
     L->kv.n_blocks = n_blocks;
     L->kv.n_kv_heads = in->n_kv_heads;
     L->kv.head_dim = in->head_dim;
@@ -201,6 +202,7 @@ int model_gpu_open(struct gen_model *m, struct rag_err *err)
     G->rows = G->ub > ns ? G->ub : ns;
     G->seq_blocks = (in->n_ctx + GPU_KV_BLOCK - 1) / GPU_KV_BLOCK;
     G->qkv_dim = m->q_dim + 2 * m->kv_dim;
+    G->dtype = model_gpu_dtype(m);
     if (G->seq_blocks > INT32_MAX / GPU_KV_BLOCK / ns)
         return rag_errf(err, RAG_EINVAL,
                         "gpu: %zu sequences of %zu tokens exceed the cache's %d slots", ns,
@@ -216,8 +218,8 @@ int model_gpu_open(struct gen_model *m, struct rag_err *err)
     if ((rc = gpu_open(&G->g, 0, err)) || (rc = allocate(m, err)) ||
         (rc = model_gpu_upload(m, err)) || (rc = upload_tables(m, err)))
         return rc;
-    RAG_DEBUG("gpu: %.1f MiB of device memory, prefill chunks of %zu tokens",
-              (double)G->pool.bytes / (1 << 20), G->ub);
+    RAG_DEBUG("gpu: %.1f MiB of device memory, prefill chunks of %zu tokens, compute type %s",
+              (double)G->pool.bytes / (1 << 20), G->ub, G->dtype == GPU_F16 ? "f16" : "bf16");
     return 0;
 }
 
@@ -261,24 +263,26 @@ static int attn_block(struct gen_model *m, struct model_gpu_layer *L, const stru
     float scale = 1.0f / sqrtf((float)in->head_dim);
     enum gpu_rope_type rt = m->rope_neox ? GPU_ROPE_NEOX : GPU_ROPE_NORM;
     const struct gpu_buf *bias = L->b_qkv.bytes ? &L->b_qkv : NULL;
+    enum gpu_dtype dt = G->dtype;
     size_t n = st->n;
     int rc;
 
-    rc = gpu_rmsnorm(g, &G->x, NULL, &L->attn_norm, &G->xb, GPU_BF16, n, in->dim, in->rms_eps, err);
+    rc = gpu_rmsnorm(g, &G->x, NULL, &L->attn_norm, &G->xb, dt, n, in->dim, in->rms_eps, err);
     if (!rc)
-        rc = gpu_gemm(g, &G->xb, &L->w_qkv, bias, &G->qkv, GPU_F32, n, G->qkv_dim, in->dim, 0.0f,
-                      err);
+        rc = gpu_gemm(g, &G->xb, &L->w_qkv, dt, bias, &G->qkv, GPU_F32, n, G->qkv_dim, in->dim,
+                      0.0f, err);
     if (!rc)
         rc = gpu_rope_kv(g, &G->qkv, n, in->n_heads, rt, &G->inv_freq, &st->pos, &st->slots, &G->q,
                          &L->kv, err);
     if (!rc && st->decode)
-        rc = gpu_attn_decode(g, &G->q, in->n_heads, &L->kv, &st->seqs, scale, &G->work, &G->att,
-                             GPU_BF16, err);
+        rc = gpu_attn_decode(g, &G->q, in->n_heads, &L->kv, &st->seqs, scale, &G->work, &G->att, dt,
+                             err);
     else if (!rc)
         rc = gpu_attn_prefill(g, &G->q, n, in->n_heads, st->pos0, &L->kv, &st->table, scale,
-                              &G->att, GPU_BF16, err);
+                              &G->att, dt, err);
     if (!rc)
-        rc = gpu_gemm(g, &G->att, &L->w_o, NULL, &G->x, GPU_F32, n, in->dim, m->q_dim, 1.0f, err);
+        rc = gpu_gemm(g, &G->att, &L->w_o, dt, NULL, &G->x, GPU_F32, n, in->dim, m->q_dim, 1.0f,
+                      err);
     return rc;
 }
 
@@ -287,16 +291,18 @@ static int ffn_block(struct gen_model *m, struct model_gpu_layer *L, size_t n, s
     const struct gen_model_info *in = &m->info;
     struct model_gpu *G = m->gpu;
     struct gpu *g = G->g;
+    enum gpu_dtype dt = G->dtype;
     size_t ff = in->ffn_dim;
     int rc;
 
-    rc = gpu_rmsnorm(g, &G->x, NULL, &L->ffn_norm, &G->xb, GPU_BF16, n, in->dim, in->rms_eps, err);
+    rc = gpu_rmsnorm(g, &G->x, NULL, &L->ffn_norm, &G->xb, dt, n, in->dim, in->rms_eps, err);
     if (!rc)
-        rc = gpu_gemm(g, &G->xb, &L->w_gu, NULL, &G->gu, GPU_F32, n, 2 * ff, in->dim, 0.0f, err);
+        rc =
+            gpu_gemm(g, &G->xb, &L->w_gu, dt, NULL, &G->gu, GPU_F32, n, 2 * ff, in->dim, 0.0f, err);
     if (!rc)
-        rc = gpu_swiglu(g, &G->gu, GPU_F32, &G->h, GPU_BF16, n, ff, err);
+        rc = gpu_swiglu(g, &G->gu, GPU_F32, &G->h, dt, n, ff, err);
     if (!rc)
-        rc = gpu_gemm(g, &G->h, &L->w_down, NULL, &G->x, GPU_F32, n, in->dim, ff, 1.0f, err);
+        rc = gpu_gemm(g, &G->h, &L->w_down, dt, NULL, &G->x, GPU_F32, n, in->dim, ff, 1.0f, err);
     return rc;
 }
 
@@ -305,7 +311,7 @@ static int forward(struct gen_model *m, const struct step *st, struct rag_err *e
 {
     const struct gen_model_info *in = &m->info;
     struct model_gpu *G = m->gpu;
-    int rc = gpu_embed_rows(G->g, &G->tok_embd, GPU_BF16, in->n_vocab, in->dim, &st->ids, st->n,
+    int rc = gpu_embed_rows(G->g, &G->tok_embd, G->dtype, in->n_vocab, in->dim, &st->ids, st->n,
                             1.0f, &G->x, err);
 
     for (size_t l = 0; !rc && l < in->n_layers; l++) {
@@ -324,10 +330,10 @@ static int lm_head(struct gen_model *m, struct gpu_buf *x, size_t n, struct rag_
     int rc;
 
     rc =
-        gpu_rmsnorm(G->g, x, NULL, &G->output_norm, &G->xb, GPU_BF16, n, in->dim, in->rms_eps, err);
+        gpu_rmsnorm(G->g, x, NULL, &G->output_norm, &G->xb, G->dtype, n, in->dim, in->rms_eps, err);
     if (!rc)
-        rc = gpu_gemm(G->g, &G->xb, &G->output, NULL, &G->logits, GPU_F32, n, in->n_vocab, in->dim,
-                      0.0f, err);
+        rc = gpu_gemm(G->g, &G->xb, &G->output, G->dtype, NULL, &G->logits, GPU_F32, n, in->n_vocab,
+                      in->dim, 0.0f, err);
     return rc;
 }
 

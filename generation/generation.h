@@ -9,17 +9,20 @@
  * sequences; nothing is allocated per token. gen_eval() appends tokens to
  * the KV cache and returns the logits of the last one.
  *
- * On the GPU the weights are uploaded once as bf16 (quantized blocks are
- * dequantized on the host and rounded), with activations in bf16 between
- * fp32 GEMM accumulations and an fp32 residual stream, and a bf16 paged KV
- * cache: logits agree with the CPU reference to about 1e-2 of their range.
- * A decode step of n sequences is a CUDA graph replayed unchanged. A model is not thread-safe: use it from one thread at a time
- * (it runs its own OpenMP threads inside gen_eval; single-token steps
- * switch between 1 and n_threads threads, whichever is measured faster, so
- * that a busy machine does not stall them at every barrier; results do not
- * depend on the thread count). Evaluating switches
- * OpenBLAS to one thread for the whole process, because OpenBLAS's own
- * worker threads would compete with the OpenMP threads for the cores.
+ * On the GPU the weights are uploaded once in a 16-bit compute type: fp16,
+ * or bf16 when the file stores matrices as BF16 (quantized blocks are
+ * dequantized on the host and rounded), with GEMM inputs in that type
+ * between fp32 GEMM accumulations and an fp32 residual stream, and a paged
+ * KV cache of that type: logits agree with the CPU reference within 5e-3 of
+ * their range in fp16 and 2e-2 in bf16 (tests/test_gengpu.c). A decode
+ * step of n sequences is a CUDA graph replayed unchanged. A model is not
+ * thread-safe: use it from one thread at a time (it runs its own OpenMP
+ * threads inside gen_eval; single-token steps switch between 1 and
+ * n_threads threads, whichever is measured faster, so that a busy machine
+ * does not stall them at every barrier; results do not depend on the thread
+ * count). Evaluating switches OpenBLAS to one thread for the whole process,
+ * because OpenBLAS's own worker threads would compete with the OpenMP
+ * threads for the cores.
  */
 #ifndef GENERATION_GENERATION_H
 #define GENERATION_GENERATION_H

@@ -83,14 +83,15 @@ void model_forward(struct gen_model *m, const int32_t *tokens, size_t n, size_t 
 
 /* ---- the CUDA backend (forward_gpu.c, weights_gpu.c) ---- */
 
+/* "dt" below is the model's compute type, struct model_gpu's dtype: fp16 or bf16. */
 struct model_gpu_layer {
-    struct gpu_buf w_qkv;               /* bf16 (q_dim + 2 kv_dim, dim): Wq, Wk, Wv rows */
+    struct gpu_buf w_qkv;               /* dt (q_dim + 2 kv_dim, dim): Wq, Wk, Wv rows */
     struct gpu_buf b_qkv;               /* f32 (q_dim + 2 kv_dim); qwen2 only, else empty */
-    struct gpu_buf w_o;                 /* bf16 (dim, q_dim) */
-    struct gpu_buf w_gu;                /* bf16 (2 ffn_dim, dim): gate rows, then up rows */
-    struct gpu_buf w_down;              /* bf16 (dim, ffn_dim) */
+    struct gpu_buf w_o;                 /* dt (dim, q_dim) */
+    struct gpu_buf w_gu;                /* dt (2 ffn_dim, dim): gate rows, then up rows */
+    struct gpu_buf w_down;              /* dt (dim, ffn_dim) */
     struct gpu_buf attn_norm, ffn_norm; /* f32 (dim) */
-    struct gpu_kv_cache kv;             /* bf16, n_seqs * seq_blocks blocks */
+    struct gpu_kv_cache kv;             /* dt, n_seqs * seq_blocks blocks */
 };
 
 /*
@@ -106,10 +107,11 @@ struct model_gpu_layer {
  */
 struct model_gpu {
     struct gpu *g;
+    enum gpu_dtype dtype;          /* weights, GEMM inputs, KV cache: model_gpu_dtype() */
     struct gpu_buf pool;           /* the one device allocation; everything below is carved */
     struct model_gpu_layer *layer; /* (n_layers) */
-    struct gpu_buf tok_embd;       /* bf16 (n_vocab, dim) */
-    struct gpu_buf output;         /* bf16 (n_vocab, dim); tok_embd when tied */
+    struct gpu_buf tok_embd;       /* dt (n_vocab, dim) */
+    struct gpu_buf output;         /* dt (n_vocab, dim); tok_embd when tied */
     struct gpu_buf output_norm;    /* f32 (dim) */
     struct gpu_buf inv_freq;       /* f32 (head_dim / 2); 0 past n_rot / 2 */
     size_t ub;                     /* tokens per prefill chunk at most */
@@ -117,12 +119,12 @@ struct model_gpu {
     size_t seq_blocks;             /* KV blocks per sequence: ceil(n_ctx / GPU_KV_BLOCK) */
     size_t qkv_dim;                /* q_dim + 2 kv_dim */
     struct gpu_buf x;              /* f32 (rows, dim): the residual stream */
-    struct gpu_buf xb;             /* bf16 (rows, dim): normalised GEMM input */
+    struct gpu_buf xb;             /* dt (rows, dim): normalised GEMM input */
     struct gpu_buf qkv;            /* f32 (rows, qkv_dim) */
     struct gpu_buf q;              /* f32 (rows, q_dim): rotated queries */
-    struct gpu_buf att;            /* bf16 (rows, q_dim) */
+    struct gpu_buf att;            /* dt (rows, q_dim) */
     struct gpu_buf gu;             /* f32 (rows, 2 ffn_dim) */
-    struct gpu_buf h;              /* bf16 (rows, ffn_dim) */
+    struct gpu_buf h;              /* dt (rows, ffn_dim) */
     struct gpu_buf logits;         /* f32 (n_seqs, n_vocab) */
     struct gpu_buf next;           /* int32 (n_seqs): argmax of each logits row */
     struct gpu_buf work;           /* decode attention partials, the largest batch's size */
@@ -156,7 +158,13 @@ int model_gpu_supported(const struct gen_model *m, struct rag_err *err);
 /* Open the device, allocate and upload the weights (m is loaded, m->gpu NULL). */
 int model_gpu_open(struct gen_model *m, struct rag_err *err);
 void model_gpu_close(struct gen_model *m); /* m->gpu NULL is a no-op */
-/* weights_gpu.c: upload every weight of m into the carved buffers of m->gpu. */
+/*
+ * weights_gpu.c: the compute type of m on the GPU: GPU_BF16 when a matrix
+ * is stored as BF16 (fp16 may not hold its range), else GPU_F16 (11
+ * significant bits to bf16's 8, for quantized, F16 and F32 weights).
+ */
+enum gpu_dtype model_gpu_dtype(const struct gen_model *m);
+/* Upload every weight of m into the carved buffers of m->gpu, as m->gpu->dtype. */
 int model_gpu_upload(struct gen_model *m, struct rag_err *err);
 /*
  * Evaluate tokens[0..n) of sequence seq at positions pos.. (prefill in

@@ -2,10 +2,13 @@
  * generation/weights_gpu.c - upload a model's weights to the GPU once, at
  * open, into the buffers forward_gpu.c carved.
  *
- * Every matrix goes up as bf16: BF16 tensors as they are in the file; any
- * other type is dequantized on the host with the CPU reference code
- * (quant_dequant_row) and rounded to nearest even, a slice of rows at a
- * time through a fixed staging buffer, spread over OpenMP threads. Q, K and
+ * Every matrix goes up in the model's compute type (model_gpu_dtype): fp16
+ * (11 significant bits) unless a matrix is stored as BF16, whose range fp16
+ * may not hold, then bf16 (8 bits). A tensor already in that type goes up
+ * as it is in the file; any other type is dequantized on the host with the
+ * CPU reference code (quant_dequant_row) and rounded to nearest even (fp16:
+ * a finite value past +-65504 becomes +-65504), a slice of rows at a time
+ * through a fixed staging buffer, spread over OpenMP threads. Q, K and
  * V are stacked into one (q_dim + 2 kv_dim, dim) matrix, gate and up into
  * one (2 ffn_dim, dim) matrix, so each is one GEMM; the qwen2 biases are
  * stacked the same way. Norm gains and biases are already fp32 on the host.
@@ -19,9 +22,10 @@
 
 struct stage {
     float *f;    /* (cap) dequantized rows */
-    uint16_t *h; /* (cap) the same rounded to bf16 */
+    uint16_t *h; /* (cap) the same rounded to type */
     size_t cap;
     int n_threads;
+    enum gpu_dtype type; /* GPU_BF16 or GPU_F16 */
 };
 
 /* fp32 to bf16, round to nearest even; NaN stays a (quiet) NaN. */
@@ -36,10 +40,21 @@ static uint16_t bf16_round(float x)
     return (uint16_t)(u >> 16);
 }
 
-/* Rows [r0, r0 + nr) of w as bf16 into s->h. */
-static void rows_bf16(const struct quant_mat *w, size_t r0, size_t nr, struct stage *s)
+/* fp32 to fp16, round to nearest even; a finite value past the range saturates. */
+static uint16_t f16_round(float x)
+{
+    if (x > 65504.0f)
+        x = 65504.0f;
+    else if (x < -65504.0f)
+        x = -65504.0f;
+    return quant_f32_to_f16(x);
+}
+
+/* Rows [r0, r0 + nr) of w as s->type into s->h. */
+static void rows_16(const struct quant_mat *w, size_t r0, size_t nr, struct stage *s)
 {
     size_t n = w->n;
+    bool f16 = s->type == GPU_F16;
 
 #pragma omp parallel for num_threads(s->n_threads) schedule(static)
     for (size_t r = 0; r < nr; r++) {
@@ -47,29 +62,46 @@ static void rows_bf16(const struct quant_mat *w, size_t r0, size_t nr, struct st
         uint16_t *h = s->h + r * n;
         quant_dequant_row(w->type, w->data + (r0 + r) * w->row_bytes, f, n);
         for (size_t i = 0; i < n; i++)
-            h[i] = bf16_round(f[i]);
+            h[i] = f16 ? f16_round(f[i]) : bf16_round(f[i]);
     }
 }
 
-/* The rows of w into dst (rows of w->n bf16) from row `at` on. */
+/* The rows of w into dst (rows of w->n elements of s->type) from row `at` on. */
 static int put_mat(struct gpu *g, const struct quant_mat *w, const struct gpu_buf *dst, size_t at,
                    struct stage *s, struct rag_err *err)
 {
     size_t row = w->n * 2, step = s->cap / w->n;
+    bool same = (w->type == GGUF_TENSOR_BF16 && s->type == GPU_BF16) ||
+                (w->type == GGUF_TENSOR_F16 && s->type == GPU_F16);
     struct gpu_buf d;
     int rc = 0;
 
-    if (w->type == GGUF_TENSOR_BF16) {
+    if (same) {
         d = model_gpu_view(dst, at * row, w->rows * row);
         return gpu_upload(g, &d, w->data, w->rows * row, err);
     }
     for (size_t r = 0; !rc && r < w->rows; r += step) {
         size_t nr = w->rows - r < step ? w->rows - r : step;
-        rows_bf16(w, r, nr, s);
+        rows_16(w, r, nr, s);
         d = model_gpu_view(dst, (at + r) * row, nr * row);
         rc = gpu_upload(g, &d, s->h, nr * row, err);
     }
     return rc;
+}
+
+enum gpu_dtype model_gpu_dtype(const struct gen_model *m)
+{
+    bool bf16 = m->tok_embd.type == GGUF_TENSOR_BF16 || m->output.type == GGUF_TENSOR_BF16;
+
+    for (size_t l = 0; !bf16 && l < m->info.n_layers; l++) {
+        const struct model_layer *L = &m->layer[l];
+        const struct quant_mat *w[7] = { &L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                         &L->w_gate, &L->w_up, &L->w_down };
+
+        for (int i = 0; i < 7; i++)
+            bf16 |= w[i]->type == GGUF_TENSOR_BF16;
+    }
+    return bf16 ? GPU_BF16 : GPU_F16;
 }
 
 /* n floats of src into dst from element `at` on. */
@@ -112,7 +144,7 @@ int model_gpu_upload(struct gen_model *m, struct rag_err *err)
     const struct gen_model_info *in = &m->info;
     struct model_gpu *G = m->gpu;
     size_t wmax = in->dim > m->q_dim ? in->dim : m->q_dim;
-    struct stage s = { .n_threads = in->n_threads };
+    struct stage s = { .n_threads = in->n_threads, .type = G->dtype };
     int rc = 0;
 
     wmax = wmax > in->ffn_dim ? wmax : in->ffn_dim;

@@ -22,6 +22,8 @@
  *   (E = head_dim / 32, one 4- to 16-byte load per token), and the four
  *   warps' sums are added in shared memory. K and V rows are read with
  *   vector loads, so the cache must be 16-byte aligned (launch.c checks).
+ *   The cache and out may be fp32, bf16 or fp16 (fp16 out saturates at
+ *   +-65504, cuda_util.cuh); every sum is fp32.
  *   Version 1 read V one element per thread in a 512-step serial loop per
  *   thread: 132 GB/s at 8B shape, batch 1, 8192 tokens (bench/gpu).
  *   Partials go to work: acc (n_seqs, n_heads, n_splits, head_dim), then m
@@ -104,6 +106,30 @@ template <int E> static __device__ inline void load_vec(const __nv_bfloat16 *p, 
         uint32_t u = *(const uint32_t *)p;
         out[0] = __uint_as_float(u << 16);
         out[1] = __uint_as_float(u & 0xffff0000u);
+    } else {
+        out[0] = to_float(p[0]);
+    }
+}
+
+/* fp16 bits h as a float. */
+static __device__ inline float half_bits(unsigned h)
+{
+    return __half2float(__ushort_as_half((unsigned short)h));
+}
+
+/* E consecutive fp16 at p (aligned to E elements) in one load, as floats. */
+template <int E> static __device__ inline void load_vec(const __half *p, float *out)
+{
+    if constexpr (E == 4) {
+        uint2 u = *(const uint2 *)p;
+        out[0] = half_bits(u.x & 0xffffu);
+        out[1] = half_bits(u.x >> 16);
+        out[2] = half_bits(u.y & 0xffffu);
+        out[3] = half_bits(u.y >> 16);
+    } else if constexpr (E == 2) {
+        uint32_t u = *(const uint32_t *)p;
+        out[0] = half_bits(u & 0xffffu);
+        out[1] = half_bits(u >> 16);
     } else {
         out[0] = to_float(p[0]);
     }
@@ -243,7 +269,7 @@ static __global__ void decode_combine(struct gpu_cuda_attn a, size_t split, size
     float big = -INFINITY, sum = 0.0f, acc = 0.0f;
 
     if (!len_ok(len, a.max_blocks) || len == 0) {
-        store(&out[d], len == 0 ? 0.0f : NAN);
+        store_act(&out[d], len == 0 ? 0.0f : NAN);
         return;
     }
     size_t ns = CEIL_DIV((size_t)len, split);
@@ -256,7 +282,7 @@ static __global__ void decode_combine(struct gpu_cuda_attn a, size_t split, size
         sum = fmaf(l[base + i], w, sum);
         acc = fmaf(a.work[(base + i) * HD + d], w, acc);
     }
-    store(&out[d], acc / sum);
+    store_act(&out[d], acc / sum);
 }
 
 template <int HD, typename KV, typename O>
@@ -277,16 +303,12 @@ template <int HD>
 static void launch_hd(const struct gpu *g, const struct gpu_cuda_attn *a, size_t split,
                       size_t n_splits)
 {
-    bool kv16 = a->kv_type == GPU_BF16, out16 = a->out_type == GPU_BF16;
-
-    if (kv16 && out16)
-        launch<HD, __nv_bfloat16, __nv_bfloat16>(g, a, split, n_splits);
-    else if (kv16)
-        launch<HD, __nv_bfloat16, float>(g, a, split, n_splits);
-    else if (out16)
-        launch<HD, float, __nv_bfloat16>(g, a, split, n_splits);
-    else
-        launch<HD, float, float>(g, a, split, n_splits);
+    with_type(a->kv_type, [&](auto kv) {
+        with_type(a->out_type, [&](auto o) {
+            launch<HD, typename decltype(kv)::type, typename decltype(o)::type>(g, a, split,
+                                                                                n_splits);
+        });
+    });
 }
 
 int gpu_cuda_attn_decode(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err)

@@ -6,29 +6,53 @@
  * head h attends to cached tokens 0 .. pos0 + i of kv head h / G:
  *   out[i][h] = sum_{t <= pos0+i} e^(x_t - M) V_t / sum e^(x_t - M),
  *   x_t = scale * q[i][h] . K_t.
- * q (n_tokens, n_heads, head_dim) fp32, out the same in fp32 or bf16; the
- * cache as in gpu.h, one block table (at least ceil((pos0 + n_tokens)/16)
- * ids). With pos0 > 0 this is chunked prefill: earlier tokens (a system
- * prompt, a cached RAG chunk) are attended to without being recomputed.
+ * q (n_tokens, n_heads, head_dim) fp32, out the same in fp32, bf16 or fp16;
+ * the cache as in gpu.h, one block table (at least ceil((pos0 + n_tokens)
+ * / 16) ids). With pos0 > 0 this is chunked prefill: earlier tokens (a
+ * system prompt, a cached RAG chunk) are attended to without being
+ * recomputed. Two kernels:
  *
- * Launch: grid (ceil(n_tokens / 32), n_heads), 256 threads = 8 warps, each
- * warp owning 4 query rows of the block's 32. The block walks the keys one
- * cache block (16 tokens) at a time, up to the last key its last row may
- * see: it stages that tile's K (rows padded to head_dim + 1 floats, so the
- * 16 lanes reading 16 rows hit 16 banks) and V in shared memory as fp32.
- * Per row and tile, lane l computes half of the dot product of key l % 16
- * (halves split by l / 16) and one shuffle completes it; then the online
- * softmax (FlashAttention-2, Dao 2023): m' = max(m, max_j x_j),
- * l' = l e^(m - m') + sum_j e^(x_j - m'), acc' = acc e^(m - m') +
+ * Tensor cores (bf16 or fp16 cache, head_dim 64 or 128): FlashAttention-2
+ * (Dao 2023) on mma.sync m16n8k16 with fp32 accumulators, the scheme of
+ * gpu/encoder.cu's attention. The G query heads of a kv head are packed:
+ * row m = t * G + g of kv head j is token t, head j * G + g, so one block of
+ * 4 warps owns 64 consecutive packed rows (64 / G tokens) and each K/V tile
+ * it loads serves all G heads. Each warp owns 16 rows; their Q fragments
+ * are read from fp32 q, multiplied by scale * log2(e) and rounded to the
+ * cache type once. The block walks keys 0 .. pos0 + (its last token) in
+ * tiles of 64 (4 cache blocks), staged in shared memory (rows padded by 16
+ * bytes so ldmatrix's 8 row reads hit distinct banks) by cp.async, double
+ * buffered; keys at or past that end are staged as zeros, and a block id
+ * outside the cache as NaN (written directly, never read). Per tile and
+ * warp: S = Q K^T, skipping 16-key groups past the warp's last row; the
+ * causal mask (key > pos0 + t to -inf) only where the tile reaches past
+ * the warp's first row; online softmax in log2 units with exp2f; O += P V
+ * with P rounded to the cache type from the S accumulators (their layout is
+ * the A operand's) and V read by ldmatrix.trans. Warps whose rows lie past
+ * the end, or whose rows see none of the tile, skip it. Blocks are numbered
+ * heaviest (last rows) first, kv heads innermost, so the causal tail is
+ * short. Shared memory: 4 * 64 * (head_dim + 8) * 2 bytes = 36 KiB at 64,
+ * 68 KiB at 128 (opted in above 48 KiB).
+ *
+ * CUDA cores (fp32 caches, and head_dim 32 of any type): grid
+ * (ceil(n_tokens / 32), n_heads), 256 threads = 8 warps, each warp owning 4
+ * query rows of the block's 32. The block walks the keys one cache block (16
+ * tokens) at a time, up to the last key its last row may see: it stages that
+ * tile's K (rows padded to head_dim + 1 floats, so the 16 lanes reading 16
+ * rows hit 16 banks) and V in shared memory as fp32. Per row and tile, lane l
+ * computes half of the dot product of key l % 16 (halves split by l / 16)
+ * and one shuffle completes it; then the online softmax: m' = max(m, max_j
+ * x_j), l' = l e^(m - m') + sum_j e^(x_j - m'), acc' = acc e^(m - m') +
  * sum_j e^(x_j - m') V_j, where each lane keeps head_dim / 32 columns of
  * acc. Keys after a row's position are masked with -inf; keys past the
  * block's last position are staged as zeros, so unwritten cache slots are
  * never read into a sum. A block id outside the cache stages NaN.
- *
- * Version 1 is CUDA-core fp32 (correctness first); a tensor-core version
- * (mma/wgmma on bf16 tiles) is the next step for long prompts.
  */
 #include "gpu/cuda_util.cuh"
+
+typedef __nv_bfloat16 bf16;
+
+/* ---- CUDA cores, fp32 ---- */
 
 #define PRE_ROWS     32 /* query rows per block */
 #define PRE_WARPS    8
@@ -137,33 +161,457 @@ static __global__ void __launch_bounds__(PRE_WARPS *WARP) prefill_kernel(struct 
     }
 }
 
-template <int HD> static void launch_hd(const struct gpu *g, const struct gpu_cuda_attn *a)
+template <int HD, typename KV>
+static void old_launch_kv(const struct gpu *g, const struct gpu_cuda_attn *a)
 {
     dim3 grid((unsigned)CEIL_DIV(a->n_tokens, (size_t)PRE_ROWS), (unsigned)a->n_heads);
-    bool kv16 = a->kv_type == GPU_BF16, out16 = a->out_type == GPU_BF16;
     cudaStream_t s = stream_of(g);
 
-    if (kv16 && out16)
-        prefill_kernel<HD, __nv_bfloat16, __nv_bfloat16><<<grid, PRE_WARPS * WARP, 0, s>>>(*a);
-    else if (kv16)
-        prefill_kernel<HD, __nv_bfloat16, float><<<grid, PRE_WARPS * WARP, 0, s>>>(*a);
-    else if (out16)
-        prefill_kernel<HD, float, __nv_bfloat16><<<grid, PRE_WARPS * WARP, 0, s>>>(*a);
+    if (a->out_type == GPU_BF16)
+        prefill_kernel<HD, KV, bf16><<<grid, PRE_WARPS * WARP, 0, s>>>(*a);
+    else if (a->out_type == GPU_F16)
+        prefill_kernel<HD, KV, __half><<<grid, PRE_WARPS * WARP, 0, s>>>(*a);
     else
-        prefill_kernel<HD, float, float><<<grid, PRE_WARPS * WARP, 0, s>>>(*a);
+        prefill_kernel<HD, KV, float><<<grid, PRE_WARPS * WARP, 0, s>>>(*a);
 }
 
+template <int HD> static void old_launch(const struct gpu *g, const struct gpu_cuda_attn *a)
+{
+    if (a->kv_type == GPU_BF16)
+        old_launch_kv<HD, bf16>(g, a);
+    else if (a->kv_type == GPU_F16)
+        old_launch_kv<HD, __half>(g, a);
+    else
+        old_launch_kv<HD, float>(g, a);
+}
+
+/* ---- tensor cores, bf16 or fp16 ---- */
+
+#define TC_WARPS 4
+#define TC_ROWS  (16 * TC_WARPS) /* packed (token, head) rows per block */
+#define TC_KEYS  64              /* keys per shared-memory tile: 4 cache blocks */
+
+/* Packing and m16n8k16 MMA (fp32 accumulators) for element type T. */
+template <typename T> struct tc_ops;
+
+template <> struct tc_ops<bf16> {
+    static __device__ inline uint32_t pack(float lo, float hi)
+    {
+        return (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(lo)) |
+               (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(hi)) << 16;
+    }
+    static __device__ inline void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                      uint32_t b1)
+    {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+
+template <> struct tc_ops<__half> {
+    static __device__ inline uint32_t pack(float lo, float hi)
+    {
+        return (uint32_t)__half_as_ushort(__float2half_rn(lo)) |
+               (uint32_t)__half_as_ushort(__float2half_rn(hi)) << 16;
+    }
+    static __device__ inline void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                      uint32_t b1)
+    {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+
+static __device__ inline void ldsm_x4(uint32_t (&r)[4], const void *p)
+{
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr)
+                 : "memory");
+}
+
+static __device__ inline void ldsm_x4_trans(uint32_t (&r)[4], const void *p)
+{
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr)
+                 : "memory");
+}
+
+/* 16 bytes from global src to shared dst without waiting; zeros when !valid (src not read). */
+static __device__ inline void cp_async16(void *dst, const void *src, bool valid)
+{
+    unsigned addr = (unsigned)__cvta_generic_to_shared(dst);
+
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+                 :
+                 : "r"(addr), "l"(src), "r"(valid ? 16 : 0)
+                 : "memory");
+}
+
+static __device__ inline void cp_async_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+/* Wait until at most one committed group of this thread is still in flight. */
+static __device__ inline void cp_async_wait_one(void)
+{
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
+
+/* Where one warp's rows are: packed rows m0 .. m0 + 15, lane's rows lo and lo + 8. */
+struct tc_warp {
+    size_t group, kvh, n_rows, row[2]; /* n_rows = n_tokens * group */
+    int64_t lim[2];                    /* last key each of the lane's rows sees */
+    int64_t lim_lo, lim_hi;            /* last key of the warp's first and last row */
+    bool active;                       /* some row of the warp is real */
+};
+
+/* Per-warp state of 16 query rows: lane holds rows lane / 4 and lane / 4 + 8. */
+template <int HD> struct tc_rows {
+    uint32_t q[HD / 16][4]; /* A fragments of Q * scale * log2(e) */
+    float o[HD / 8][4];     /* output accumulators, n-tiles of 8 columns */
+    float m[2], l[2];       /* running max (log2 units) and partial sum per row */
+};
+
+/* Element offset of packed row m (token m / G, head kvh * G + m % G) in q and out. */
+template <int HD>
+static __device__ inline size_t tc_offset(const struct gpu_cuda_attn &a, const struct tc_warp &w,
+                                          size_t m)
+{
+    size_t t = m / w.group;
+
+    return (t * a.n_heads + w.kvh * w.group + (m - t * w.group)) * HD;
+}
+
+static __device__ struct tc_warp tc_warp_init(const struct gpu_cuda_attn &a, size_t m0)
+{
+    struct tc_warp w;
+    size_t m_w = m0 + threadIdx.x / WARP * 16, lo = m_w + threadIdx.x % WARP / 4, last;
+    int64_t pos0 = (int64_t)a.pos0;
+
+    w.group = a.n_heads / a.n_kv_heads;
+    w.kvh = blockIdx.x % a.n_kv_heads;
+    w.n_rows = a.n_tokens * w.group;
+    w.row[0] = lo;
+    w.row[1] = lo + 8;
+    w.lim[0] = pos0 + (int64_t)(lo / w.group);
+    w.lim[1] = pos0 + (int64_t)((lo + 8) / w.group);
+    last = m_w + 15 < w.n_rows ? m_w + 15 : w.n_rows - 1;
+    w.lim_lo = pos0 + (int64_t)(m_w / w.group);
+    w.lim_hi = pos0 + (int64_t)(last / w.group);
+    w.active = m_w < w.n_rows;
+    return w;
+}
+
+/* Q fragments of the lane's rows (zero past the end), scaled and rounded; empty accumulators. */
+template <int HD, typename T>
+static __device__ void tc_load_q(const struct gpu_cuda_attn &a, const struct tc_warp &w, float sl2,
+                                 struct tc_rows<HD> &st)
+{
+    int tq = (int)(threadIdx.x % 4);
+
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        bool in = w.row[r] < w.n_rows;
+        const float *p = a.q + (in ? tc_offset<HD>(a, w, w.row[r]) : 0) + tq * 2;
+
+#pragma unroll
+        for (int c = 0; c < HD / 16; c++) {
+            float x0 = in ? p[c * 16] * sl2 : 0.0f, x1 = in ? p[c * 16 + 1] * sl2 : 0.0f;
+            float x2 = in ? p[c * 16 + 8] * sl2 : 0.0f, x3 = in ? p[c * 16 + 9] * sl2 : 0.0f;
+
+            st.q[c][r] = tc_ops<T>::pack(x0, x1);
+            st.q[c][r + 2] = tc_ops<T>::pack(x2, x3);
+        }
+        st.m[r] = -INFINITY;
+        st.l[r] = 0.0f;
+    }
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++)
+        st.o[n][0] = st.o[n][1] = st.o[n][2] = st.o[n][3] = 0.0f;
+}
+
+/*
+ * Start copying keys [k0, k0 + TC_KEYS) of kv head kvh into ks and vs:
+ * zeros at or past kv_end, NaN for a block id outside the cache. They are
+ * there after cp_async_wait_one() and a barrier.
+ */
+template <int HD, typename T>
+static __device__ void tc_stage(const struct gpu_cuda_attn &a, T *ks, T *vs, size_t kvh, int64_t k0,
+                                int64_t kv_end)
+{
+    const int chunks = HD / 8, ld = HD + 8;
+    const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
+
+    for (int i = (int)threadIdx.x; i < TC_KEYS * chunks; i += (int)blockDim.x) {
+        int r = i / chunks, col = i % chunks * 8;
+        int64_t key = k0 + r;
+        bool in = key < kv_end;
+        int32_t blk = in ? a.block_tables[key / GPU_KV_BLOCK] : 0;
+        size_t off =
+            (((size_t)blk * a.n_kv_heads + kvh) * GPU_KV_BLOCK + (size_t)(key % GPU_KV_BLOCK)) *
+                HD +
+            col;
+        T *dk = ks + r * ld + col, *dv = vs + r * ld + col;
+
+        if (in && (blk < 0 || (size_t)blk >= a.n_blocks)) {
+            *(uint4 *)dk = make_uint4(~0u, ~0u, ~0u, ~0u); /* NaN in bf16 and fp16 */
+            *(uint4 *)dv = make_uint4(~0u, ~0u, ~0u, ~0u);
+            continue;
+        }
+        cp_async16(dk, in ? kc + off : kc, in);
+        cp_async16(dv, in ? vc + off : vc, in);
+    }
+}
+
+/* S = Q K^T over the tile's first n_groups groups of 16 keys (the rest stay 0). */
+template <int HD, typename T>
+static __device__ void tc_scores(const struct tc_rows<HD> &st, const T *ks, int n_groups,
+                                 float (&s)[TC_KEYS / 8][4])
+{
+    const int ld = HD + 8, lane = (int)(threadIdx.x % WARP);
+
+#pragma unroll
+    for (int n = 0; n < TC_KEYS / 8; n++)
+        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int np = 0; np < TC_KEYS / 16; np++) {
+        if (np >= n_groups)
+            break;
+#pragma unroll
+        for (int c = 0; c < HD / 16; c++) {
+            uint32_t b[4];
+
+            ldsm_x4(b, ks + (np * 16 + (lane & 7) + (lane >> 4 << 3)) * ld + c * 16 +
+                           ((lane >> 3) & 1) * 8);
+            tc_ops<T>::mma(s[2 * np], st.q[c], b[0], b[1]);
+            tc_ops<T>::mma(s[2 * np + 1], st.q[c], b[2], b[3]);
+        }
+    }
+}
+
+/* Keys k0 + j past a row's last key (j > lim - k0) get -inf. */
+static __device__ void tc_mask(float (&s)[TC_KEYS / 8][4], const struct tc_warp &w, int64_t k0)
+{
+    int tq = (int)(threadIdx.x % 4), rel[2];
+
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int64_t d = w.lim[r] - k0;
+        rel[r] = d < 0 ? -1 : d > TC_KEYS ? TC_KEYS : (int)d;
+    }
+#pragma unroll
+    for (int n = 0; n < TC_KEYS / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            if (n * 8 + tq * 2 + (e & 1) > rel[e >> 1])
+                s[n][e] = -INFINITY;
+}
+
+/* Online softmax update with the tile's scores (log2 units), which become probabilities. */
+template <int HD>
+static __device__ void tc_softmax(struct tc_rows<HD> &st, float (&s)[TC_KEYS / 8][4])
+{
+    float mx[2] = { -INFINITY, -INFINITY }, corr[2];
+
+#pragma unroll
+    for (int n = 0; n < TC_KEYS / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(FULL_MASK, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(FULL_MASK, mx[r], 2));
+        mx[r] = fmaxf(st.m[r], mx[r]);
+        corr[r] = exp2f(st.m[r] - mx[r]);
+        st.m[r] = mx[r];
+        st.l[r] *= corr[r];
+    }
+#pragma unroll
+    for (int n = 0; n < TC_KEYS / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            s[n][e] = exp2f(s[n][e] - st.m[e >> 1]);
+            st.l[e >> 1] += s[n][e];
+        }
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            st.o[n][e] *= corr[e >> 1];
+}
+
+/* O += P V over the tile's first n_groups groups of 16 keys (P is 0 past them). */
+template <int HD, typename T>
+static __device__ void tc_pv(struct tc_rows<HD> &st, const float (&p)[TC_KEYS / 8][4], const T *vs,
+                             int n_groups)
+{
+    const int ld = HD + 8, lane = (int)(threadIdx.x % WARP);
+
+#pragma unroll
+    for (int kc = 0; kc < TC_KEYS / 16; kc++) {
+        if (kc >= n_groups)
+            break;
+        uint32_t a[4] = { tc_ops<T>::pack(p[2 * kc][0], p[2 * kc][1]),
+                          tc_ops<T>::pack(p[2 * kc][2], p[2 * kc][3]),
+                          tc_ops<T>::pack(p[2 * kc + 1][0], p[2 * kc + 1][1]),
+                          tc_ops<T>::pack(p[2 * kc + 1][2], p[2 * kc + 1][3]) };
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            uint32_t b[4];
+
+            ldsm_x4_trans(b, vs + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + dp * 16 +
+                                 (lane >> 4) * 8);
+            tc_ops<T>::mma(st.o[2 * dp], a, b[0], b[1]);
+            tc_ops<T>::mma(st.o[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* One staged tile of keys [k0, k0 + TC_KEYS) for a warp that sees key k0 (k0 <= lim_hi). */
+template <int HD, typename T>
+static __device__ void tc_tile(struct tc_rows<HD> &st, const struct tc_warp &w, const T *ks,
+                               const T *vs, int64_t k0)
+{
+    float s[TC_KEYS / 8][4];
+    int64_t span = (w.lim_hi - k0) / 16 + 1;
+    int n_groups = span < TC_KEYS / 16 ? (int)span : TC_KEYS / 16;
+
+    tc_scores<HD, T>(st, ks, n_groups, s);
+    if (k0 + TC_KEYS - 1 > w.lim_lo)
+        tc_mask(s, w, k0);
+    tc_softmax<HD>(st, s);
+    tc_pv<HD, T>(st, s, vs, n_groups);
+}
+
+/* Normalise and store the lane's real rows. */
+template <int HD, typename O>
+static __device__ void tc_store(const struct gpu_cuda_attn &a, const struct tc_warp &w,
+                                struct tc_rows<HD> &st)
+{
+    int tq = (int)(threadIdx.x % 4);
+
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        st.l[r] += __shfl_xor_sync(FULL_MASK, st.l[r], 1);
+        st.l[r] += __shfl_xor_sync(FULL_MASK, st.l[r], 2);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (w.row[r] >= w.n_rows)
+            continue;
+        O *out = (O *)a.out + tc_offset<HD>(a, w, w.row[r]) + tq * 2;
+        float inv = 1.0f / st.l[r];
+
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            store(&out[n * 8], st.o[n][2 * r] * inv);
+            store(&out[n * 8 + 1], st.o[n][2 * r + 1] * inv);
+        }
+    }
+}
+
+/* Block i: kv head i % n_kv_heads, packed rows of tile (n_row_tiles - 1 - i / n_kv_heads). */
+template <int HD, typename T, typename O>
+static __global__ void __launch_bounds__(TC_WARPS *WARP)
+    tc_kernel(struct gpu_cuda_attn a, float sl2)
+{
+    extern __shared__ __align__(16) unsigned char tc_smem[];
+    const int tile = TC_KEYS * (HD + 8);
+    T *ks = (T *)tc_smem, *vs = ks + 2 * tile;
+    size_t m0 = (gridDim.x / a.n_kv_heads - 1 - blockIdx.x / a.n_kv_heads) * TC_ROWS;
+    struct tc_warp w = tc_warp_init(a, m0);
+    size_t last = m0 + TC_ROWS < w.n_rows ? m0 + TC_ROWS - 1 : w.n_rows - 1;
+    int64_t kv_end = (int64_t)a.pos0 + (int64_t)(last / w.group) + 1;
+    int n_tiles = (int)((kv_end + TC_KEYS - 1) / TC_KEYS);
+    struct tc_rows<HD> st;
+
+    tc_stage<HD, T>(a, ks, vs, w.kvh, 0, kv_end);
+    cp_async_commit();
+    tc_load_q<HD, T>(a, w, sl2, st);
+    for (int kt = 0; kt < n_tiles; kt++) {
+        int b = kt & 1;
+        int64_t k0 = (int64_t)kt * TC_KEYS;
+
+        if (kt + 1 < n_tiles) /* into the buffer the previous iteration has finished with */
+            tc_stage<HD, T>(a, ks + (b ^ 1) * tile, vs + (b ^ 1) * tile, w.kvh, k0 + TC_KEYS,
+                            kv_end);
+        cp_async_commit();
+        cp_async_wait_one(); /* tile kt has landed */
+        __syncthreads();
+        if (w.active && k0 <= w.lim_hi)
+            tc_tile<HD, T>(st, w, ks + b * tile, vs + b * tile, k0);
+        __syncthreads(); /* buffer b is free for tile kt + 2 */
+    }
+    if (w.active)
+        tc_store<HD, O>(a, w, st);
+}
+
+template <int HD, typename T, typename O>
+static int tc_launch(const struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err)
+{
+    size_t smem = 4 * TC_KEYS * (HD + 8) * sizeof(T);
+    size_t row_tiles = CEIL_DIV(a->n_tokens * (a->n_heads / a->n_kv_heads), (size_t)TC_ROWS);
+    cudaError_t e = cudaSuccess;
+
+    if (smem > 48 * 1024)
+        e = cudaFuncSetAttribute(tc_kernel<HD, T, O>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)smem);
+    if (e != cudaSuccess)
+        return gpu_cuda_errf(err, e, "gpu device %d: launch '%s'", g->device, "attn_prefill");
+    tc_kernel<HD, T, O>
+        <<<(unsigned)(row_tiles * a->n_kv_heads), TC_WARPS * WARP, smem, stream_of(g)>>>(
+            *a, a->scale * 1.4426950408889634f);
+    return 0;
+}
+
+template <int HD>
+static int tc_launch_hd(const struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err)
+{
+    if (a->kv_type == GPU_BF16 && a->out_type == GPU_BF16)
+        return tc_launch<HD, bf16, bf16>(g, a, err);
+    if (a->kv_type == GPU_BF16 && a->out_type == GPU_F16)
+        return tc_launch<HD, bf16, __half>(g, a, err);
+    if (a->kv_type == GPU_BF16)
+        return tc_launch<HD, bf16, float>(g, a, err);
+    if (a->out_type == GPU_BF16)
+        return tc_launch<HD, __half, bf16>(g, a, err);
+    if (a->out_type == GPU_F16)
+        return tc_launch<HD, __half, __half>(g, a, err);
+    return tc_launch<HD, __half, float>(g, a, err);
+}
+
+/* Tensor cores for bf16 and fp16 caches of head_dim 64 and 128; CUDA cores otherwise. */
 int gpu_cuda_attn_prefill(struct gpu *g, const struct gpu_cuda_attn *a, struct rag_err *err)
 {
+    bool tc = (a->head_dim == 64 || a->head_dim == 128) &&
+              (a->kv_type == GPU_BF16 || a->kv_type == GPU_F16);
+    int rc = 0;
+
     if (a->n_tokens == 0)
         return 0;
     if (use_device(g, "attn_prefill", err))
         return RAG_EGPU;
-    if (a->head_dim == 32)
-        launch_hd<32>(g, a);
+    if (tc && a->head_dim == 64)
+        rc = tc_launch_hd<64>(g, a, err);
+    else if (tc)
+        rc = tc_launch_hd<128>(g, a, err);
+    else if (a->head_dim == 32)
+        old_launch<32>(g, a);
     else if (a->head_dim == 64)
-        launch_hd<64>(g, a);
+        old_launch<64>(g, a);
     else
-        launch_hd<128>(g, a);
-    return launched(g, "attn_prefill", err);
+        old_launch<128>(g, a);
+    return rc ? rc : launched(g, "attn_prefill", err);
 }

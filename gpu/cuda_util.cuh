@@ -129,4 +129,45 @@ static __device__ inline void store(__half *p, float v)
     *p = __float2half_rn(v);
 }
 
+/*
+ * Activation stores of the model kernels (gpu.h): as store(), except that a
+ * finite value past fp16's range becomes +-65504 instead of an infinity,
+ * which a later product with 0 would turn into NaN. Infinities and NaN pass
+ * through unchanged.
+ */
+static __device__ inline void store_act(float *p, float v)
+{
+    *p = v;
+}
+
+static __device__ inline void store_act(__nv_bfloat16 *p, float v)
+{
+    *p = __float2bfloat16_rn(v);
+}
+
+static __device__ inline void store_act(__half *p, float v)
+{
+    *p = __float2half_rn(isfinite(v) ? fminf(fmaxf(v, -65504.0f), 65504.0f) : v);
+}
+
+/*
+ * Host-side dispatch on an element type: f(type_tag<T>()) with T the C++
+ * type of t, so a launcher writes
+ *   with_type(t, [&](auto tag) { using T = typename decltype(tag)::type; ... });
+ * Unknown values (launch.c rejects them) take the fp32 branch.
+ */
+template <typename T> struct type_tag {
+    using type = T;
+};
+
+template <typename F> static inline void with_type(enum gpu_dtype t, F &&f)
+{
+    if (t == GPU_BF16)
+        f(type_tag<__nv_bfloat16>());
+    else if (t == GPU_F16)
+        f(type_tag<__half>());
+    else
+        f(type_tag<float>());
+}
+
 #endif

@@ -1,9 +1,10 @@
 /*
  * gpu/gemm.cu - linear layers through cuBLASLt: C = A * W^T + bias + beta * C.
  *
- * Layouts (gpu.h gpu_gemm): row-major a (m, k) bf16, w (n, k) bf16 (a
- * PyTorch Linear weight, or a GGUF matrix with ne0 = k), c (m, n) fp32 or
- * bf16, bias (n) of c's type. cuBLASLt is column-major, and a row-major
+ * Layouts (gpu.h gpu_gemm): row-major a (m, k) and w (n, k) both bf16 or
+ * both fp16 (w a PyTorch Linear weight, or a GGUF matrix with ne0 = k),
+ * c (m, n) fp32 or the type of a and w, bias (n) of c's type (cuBLASLt's
+ * default bias type is D's). cuBLASLt is column-major, and a row-major
  * (r, s) matrix is the column-major (s, r) one with the same bytes, so we
  * ask for D^T (n, m) = W (n, k) * A^T (k, m): cuBLASLt's A is w seen as a
  * column-major (k, n) matrix with ld = k and op T, its B is a seen as
@@ -12,7 +13,7 @@
  * bias[j] to each of D^T's rows j. Compute type CUBLAS_COMPUTE_32F (fp32
  * accumulation), scale type fp32, alpha = 1.
  *
- * Plans: the first call for a (m, n, k, c type, bias, pointer alignments)
+ * Plans: the first call for a (m, n, k, a/w type, c type, bias, alignments)
  * builds the operation and layout descriptors, asks
  * cublasLtMatmulAlgoGetHeuristic() for the best algorithm within the
  * workspace, and keeps all of it in a table of GEMM_PLANS entries (replaced
@@ -38,7 +39,7 @@
 struct plan {
     bool used;
     size_t m, n, k;
-    enum gpu_dtype c_type;
+    enum gpu_dtype ab_type, c_type;
     bool bias;
     unsigned align[4]; /* a, w, c, bias */
     cublasLtMatmulDesc_t op;
@@ -147,9 +148,9 @@ static cublasStatus_t plan_describe(struct plan *p, const void *bias)
         st = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                             sizeof(bias));
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatrixLayoutCreate(&p->lw, CUDA_R_16BF, p->k, p->n, (int64_t)p->k);
+        st = cublasLtMatrixLayoutCreate(&p->lw, cuda_type(p->ab_type), p->k, p->n, (int64_t)p->k);
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, p->k, p->m, (int64_t)p->k);
+        st = cublasLtMatrixLayoutCreate(&p->la, cuda_type(p->ab_type), p->k, p->m, (int64_t)p->k);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatrixLayoutCreate(&p->lc, cuda_type(p->c_type), p->n, p->m, (int64_t)p->n);
     return st;
@@ -193,7 +194,7 @@ static int plan_choose(struct gemm_state *s, struct plan *p, struct rag_err *err
 static bool plan_matches(const struct plan *p, const struct plan *key)
 {
     return p->used && p->m == key->m && p->n == key->n && p->k == key->k &&
-           p->c_type == key->c_type && p->bias == key->bias &&
+           p->ab_type == key->ab_type && p->c_type == key->c_type && p->bias == key->bias &&
            memcmp(p->align, key->align, sizeof(p->align)) == 0;
 }
 
@@ -230,12 +231,12 @@ static int plan_get(struct gemm_state *s, const struct plan *key, const void *bi
     return 0;
 }
 
-int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, const void *bias, void *c,
-                  enum gpu_dtype c_type, size_t m, size_t n, size_t k, float beta,
-                  struct rag_err *err)
+int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, enum gpu_dtype ab_type,
+                  const void *bias, void *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
+                  float beta, struct rag_err *err)
 {
     struct gemm_state *s = state_of(g);
-    struct plan key = { false, m, n, k, c_type, bias != NULL, { 0 } }, *p;
+    struct plan key = { false, m, n, k, ab_type, c_type, bias != NULL, { 0 } }, *p;
     const float alpha = 1.0f;
     cublasStatus_t st;
     int rc;

@@ -160,9 +160,9 @@ void gpu_cuda_gemm_release(struct gpu *g)
 {
 }
 
-int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, const void *bias, void *c,
-                  enum gpu_dtype c_type, size_t m, size_t n, size_t k, float beta,
-                  struct rag_err *err)
+int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, enum gpu_dtype ab_type,
+                  const void *bias, void *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
+                  float beta, struct rag_err *err)
 {
     return no_cuda(err);
 }

@@ -167,8 +167,11 @@ int gpu_dot(struct gpu *g, size_t n, const struct gpu_buf *x, const struct gpu_b
  *
  * Element types. bf16 and fp16 values are stored as 16-bit words (the upper
  * half of an fp32 for bf16; IEEE binary16 for fp16); conversions round to
- * nearest even. int32 arrays (token ids, positions, slots, lengths, block
- * tables) are plain int32_t.
+ * nearest even. Model kernels that write fp16 activations or cache entries
+ * (gpu_rmsnorm, gpu_swiglu, gpu_rope_kv, gpu_attn_decode) store a finite
+ * value past fp16's range as +-65504, not as an infinity; gpu_convert()
+ * keeps IEEE overflow to infinity. int32 arrays (token ids, positions,
+ * slots, lengths, block tables) are plain int32_t.
  */
 enum gpu_dtype { GPU_F32, GPU_BF16, GPU_F16 };
 
@@ -182,25 +185,28 @@ int gpu_convert(struct gpu *g, const struct gpu_buf *src, enum gpu_dtype src_typ
 /*
  * Linear layer through cuBLASLt (gpu/gemm.cu), row-major:
  *   c[i][j] = sum_l a[i][l] * w[j][l] + bias[j] + beta * c[i][j]
- * that is C = A * W^T + bias + beta * C, for a (m, k) and w (n, k) in bf16,
- * c (m, n) in c_type (GPU_F32 or GPU_BF16). w is stored as (out, in) rows,
- * like a PyTorch Linear weight or a GGUF matrix (ne0 = in). bias is NULL or
- * (n) of c_type. Products are accumulated in fp32. beta = 1 adds the old c
- * (a residual connection); with beta = 0 c is only written. The first call
- * for a shape asks cuBLASLt for an algorithm and caches it in the context
- * with its descriptors (the workspace is allocated once, at gpu_open()), so
+ * that is C = A * W^T + bias + beta * C, for a (m, k) and w (n, k) both in
+ * ab_type (GPU_BF16 or GPU_F16), c (m, n) in c_type (GPU_F32 or ab_type).
+ * w is stored as (out, in) rows, like a PyTorch Linear weight or a GGUF
+ * matrix (ne0 = in). bias is NULL or (n) of c_type. Products are
+ * accumulated in fp32. beta = 1 adds the old c (a residual connection);
+ * with beta = 0 c is only written. The first call for a shape and pair of
+ * types asks cuBLASLt for an algorithm and caches it in the context with
+ * its descriptors (the workspace is allocated once, at gpu_open()), so
  * calls in a token loop allocate nothing and can be captured in a graph.
+ * fp16 has 11 significant bits to bf16's 8 but a range of +-65504: fp16
+ * suits weights and activations that stay in that range.
  */
 int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
-             const struct gpu_buf *bias, struct gpu_buf *c, enum gpu_dtype c_type, size_t m,
-             size_t n, size_t k, float beta, struct rag_err *err);
+             enum gpu_dtype ab_type, const struct gpu_buf *bias, struct gpu_buf *c,
+             enum gpu_dtype c_type, size_t m, size_t n, size_t k, float beta, struct rag_err *err);
 
 /*
  * RMSNorm with an optional residual add (gpu/rmsnorm.cu), per row of dim:
  *   when r != NULL: x[i] += r[i]  (x is the residual stream, written back)
  *   out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]
  * x (n_rows, dim) and w (dim) fp32, r NULL or (n_rows, dim) fp32, out
- * (n_rows, dim) in out_type (GPU_F32 or GPU_BF16: bf16 feeds gpu_gemm()).
+ * (n_rows, dim) in out_type (any enum gpu_dtype: bf16 or fp16 feeds gpu_gemm()).
  */
 int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const struct gpu_buf *w,
                 struct gpu_buf *out, enum gpu_dtype out_type, size_t n_rows, size_t dim, float eps,
@@ -210,7 +216,7 @@ int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const
  * out[i][j] = silu(gu[i][j]) * gu[i][ff + j], silu(x) = x / (1 + e^-x)
  * (gpu/swiglu.cu). gu (n_rows, 2 * ff) holds each row's gate then up, as
  * one GEMM with the gate and up weights stacked gives it; gu_type and
- * out_type are GPU_F32 or GPU_BF16; out is (n_rows, ff).
+ * out_type are any enum gpu_dtype; out is (n_rows, ff).
  */
 int gpu_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type, struct gpu_buf *out,
                enum gpu_dtype out_type, size_t n_rows, size_t ff, struct rag_err *err);
@@ -253,7 +259,7 @@ int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype ta
 
 struct gpu_kv_cache {
     struct gpu_buf k, v; /* each (n_blocks, n_kv_heads, GPU_KV_BLOCK, head_dim) */
-    enum gpu_dtype type; /* GPU_F32 or GPU_BF16 */
+    enum gpu_dtype type; /* GPU_F32, GPU_BF16 or GPU_F16 */
     size_t n_blocks, n_kv_heads, head_dim;
 };
 
@@ -291,7 +297,7 @@ int gpu_rope_kv(struct gpu *g, const struct gpu_buf *qkv, size_t n_tokens, size_
  *   out[s][h] = sum_t softmax_t(scale * q[s][h] . K[s][t]) V[s][t]
  * over the lens[s] cached tokens of sequence s, reading K and V of kv head
  * h / (n_heads / n_kv_heads) (grouped-query attention). q (n_seqs, n_heads,
- * head_dim) fp32, out the same shape in out_type (GPU_F32 or GPU_BF16). The
+ * head_dim) fp32, out the same shape in out_type (any enum gpu_dtype). The
  * tokens are split over thread blocks (flash-decoding) whose partial
  * maxima, sums and outputs go to work, which must hold
  * gpu_attn_decode_workspace() bytes; the split depends only on the shapes
@@ -311,7 +317,11 @@ int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
  * attends to cached tokens 0 .. pos0 + t. Tiles of keys are streamed with an
  * online softmax, so no score matrix is stored. block_table int32 holds at
  * least ceil((pos0 + n_tokens) / GPU_KV_BLOCK) physical block ids; q and
- * out as for gpu_attn_decode() with n_tokens rows.
+ * out as for gpu_attn_decode() with n_tokens rows. bf16 and fp16 caches of
+ * head_dim 64 or 128 run on tensor cores: q * scale * log2(e) and the
+ * softmax weights are rounded to the cache type before their products
+ * (fp32 sums), so results are within about 2^-9 (bf16) or 2^-11 (fp16) of
+ * sum_t p_t |V_t|; fp32 caches and head_dim 32 are computed in fp32.
  */
 int gpu_attn_prefill(struct gpu *g, const struct gpu_buf *q, size_t n_tokens, size_t n_heads,
                      size_t pos0, const struct gpu_kv_cache *kv, const struct gpu_buf *block_table,

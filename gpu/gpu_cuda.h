@@ -113,9 +113,9 @@ int gpu_cuda_dot(struct gpu *g, size_t n, const float *x, const float *y, float 
 /* gpu/gemm.cu: cuBLASLt handle and workspace, made at gpu_open(). */
 int gpu_cuda_gemm_init(struct gpu *g, struct rag_err *err);
 void gpu_cuda_gemm_release(struct gpu *g);
-int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, const void *bias, void *c,
-                  enum gpu_dtype c_type, size_t m, size_t n, size_t k, float beta,
-                  struct rag_err *err);
+int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, enum gpu_dtype ab_type,
+                  const void *bias, void *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
+                  float beta, struct rag_err *err);
 int gpu_cuda_convert(struct gpu *g, const void *src, enum gpu_dtype src_type, void *dst,
                      enum gpu_dtype dst_type, size_t n, struct rag_err *err);
 int gpu_cuda_rmsnorm(struct gpu *g, float *x, const float *r, const float *w, void *out,

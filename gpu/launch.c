@@ -63,12 +63,24 @@ static int product(const char *op, const char *what, size_t a, size_t b, size_t 
     return 0;
 }
 
-/* type is GPU_F32 or GPU_BF16 (the types every model kernel supports). */
+/* type is one of enum gpu_dtype (every model kernel takes all three). */
 static int check_type(const char *op, const char *name, enum gpu_dtype type, struct rag_err *err)
 {
-    if (type != GPU_F32 && type != GPU_BF16)
-        return rag_errf(err, RAG_EINVAL, "%s: '%s' must be f32 or bf16, not %s", op, name,
-                        type_name(type));
+    if (type != GPU_F32 && type != GPU_BF16 && type != GPU_F16)
+        return rag_errf(err, RAG_EINVAL, "%s: unknown type %d of '%s'", op, (int)type, name);
+    return 0;
+}
+
+/* a and w of gpu_gemm() are both ab_type, bf16 or fp16; c is fp32 or ab_type. */
+static int check_gemm_types(const char *op, enum gpu_dtype ab_type, enum gpu_dtype c_type,
+                            struct rag_err *err)
+{
+    if (ab_type != GPU_BF16 && ab_type != GPU_F16)
+        return rag_errf(err, RAG_EINVAL, "%s: 'a' and 'w' must be bf16 or f16, not %s", op,
+                        type_name(ab_type));
+    if (c_type != GPU_F32 && c_type != ab_type)
+        return rag_errf(err, RAG_EINVAL, "%s: 'c' must be f32 or %s (the type of 'a'), not %s", op,
+                        type_name(ab_type), type_name(c_type));
     return 0;
 }
 
@@ -119,8 +131,8 @@ int gpu_convert(struct gpu *g, const struct gpu_buf *src, enum gpu_dtype src_typ
 }
 
 int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
-             const struct gpu_buf *bias, struct gpu_buf *c, enum gpu_dtype c_type, size_t m,
-             size_t n, size_t k, float beta, struct rag_err *err)
+             enum gpu_dtype ab_type, const struct gpu_buf *bias, struct gpu_buf *c,
+             enum gpu_dtype c_type, size_t m, size_t n, size_t k, float beta, struct rag_err *err)
 {
     const char *op = "gpu_gemm";
     size_t mk = 0, nk = 0, mn = 0, cs = gpu_dtype_size(c_type);
@@ -129,7 +141,7 @@ int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
     assert(g);
     if (k == 0)
         return rag_errf(err, RAG_EINVAL, "%s: k is 0", op);
-    rc = check_type(op, "c", c_type, err);
+    rc = check_gemm_types(op, ab_type, c_type, err);
     if (!rc)
         rc = product(op, "m * k", m, k, 1, &mk, err);
     if (!rc)
@@ -152,8 +164,8 @@ int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
         return rc;
     if (!isfinite(beta))
         return rag_errf(err, RAG_EINVAL, "%s: beta is not finite", op);
-    return gpu_cuda_gemm(g, a->ptr, w->ptr, bias ? bias->ptr : NULL, c->ptr, c_type, m, n, k, beta,
-                         err);
+    return gpu_cuda_gemm(g, a->ptr, w->ptr, ab_type, bias ? bias->ptr : NULL, c->ptr, c_type, m, n,
+                         k, beta, err);
 }
 
 int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const struct gpu_buf *w,

@@ -2,11 +2,12 @@
  * gpu/rmsnorm.cu - RMSNorm with an optional residual add, per row:
  *   x[i] += r[i]                       (when r is given; x is written back)
  *   out[i] = x[i] * rsqrt(sum_j x[j]^2 / dim + eps) * w[i]
- * x, r (n_rows, dim) fp32, w (dim) fp32, out (n_rows, dim) fp32 or bf16.
+ * x, r (n_rows, dim) fp32, w (dim) fp32, out (n_rows, dim) fp32, bf16 or
+ * fp16 (an fp16 value past 65504 is stored as +-65504, cuda_util.cuh).
  *
  * This is llama's pre-norm step: with r the output of the previous block,
  * one kernel does "residual += block output; normed = rmsnorm(residual)"
- * and can emit bf16 for the next GEMM directly (llama.cpp fuses the same
+ * and can emit bf16 or fp16 for the next GEMM directly (llama.cpp fuses the same
  * RMS_NORM + MUL + ADD).
  *
  * Launch: one block of 256 threads per row. Each thread walks the row with
@@ -42,7 +43,7 @@ static __global__ void rmsnorm_kernel(float *__restrict__ x, const float *__rest
     ss = block_reduce(ss, red, false);
     float inv = rsqrtf(ss / (float)dim + eps);
     for (size_t j = threadIdx.x; j < dim; j += blockDim.x)
-        store(&orow[j], xr[j] * inv * w[j]);
+        store_act(&orow[j], xr[j] * inv * w[j]);
 }
 
 int gpu_cuda_rmsnorm(struct gpu *g, float *x, const float *r, const float *w, void *out,
@@ -53,11 +54,10 @@ int gpu_cuda_rmsnorm(struct gpu *g, float *x, const float *r, const float *w, vo
         return 0;
     if (use_device(g, "rmsnorm", err))
         return RAG_EGPU;
-    if (out_type == GPU_BF16)
-        rmsnorm_kernel<<<(unsigned)n_rows, RMS_THREADS, 0, stream_of(g)>>>(
-            x, r, w, (__nv_bfloat16 *)out, dim, eps);
-    else
-        rmsnorm_kernel<<<(unsigned)n_rows, RMS_THREADS, 0, stream_of(g)>>>(x, r, w, (float *)out,
-                                                                           dim, eps);
+    with_type(out_type, [&](auto tag) {
+        using O = typename decltype(tag)::type;
+        rmsnorm_kernel<O>
+            <<<(unsigned)n_rows, RMS_THREADS, 0, stream_of(g)>>>(x, r, w, (O *)out, dim, eps);
+    });
     return launched(g, "rmsnorm", err);
 }

@@ -44,8 +44,8 @@ template <typename T> static __global__ void rope_kv_kernel(struct gpu_cuda_rope
         if (e >= n_pairs) { /* V: copy */
             size_t h = (e - n_pairs) / hd, d = (e - n_pairs) % hd;
             if (write_kv)
-                store(&((T *)a.v_cache)[((cache_tok + h * GPU_KV_BLOCK + off) * hd) + d],
-                      row[(a.n_heads + a.n_kv_heads + h) * hd + d]);
+                store_act(&((T *)a.v_cache)[((cache_tok + h * GPU_KV_BLOCK + off) * hd) + d],
+                          row[(a.n_heads + a.n_kv_heads + h) * hd + d]);
             continue;
         }
         size_t h = e / half, i = e % half;
@@ -60,8 +60,8 @@ template <typename T> static __global__ void rope_kv_kernel(struct gpu_cuda_rope
             q_row[h * hd + d1] = bad ? NAN : y1;
         } else if (write_kv) {
             T *k = (T *)a.k_cache + (cache_tok + (h - a.n_heads) * GPU_KV_BLOCK + off) * hd;
-            store(&k[d0], y0);
-            store(&k[d1], y1);
+            store_act(&k[d0], y0);
+            store_act(&k[d1], y1);
         }
     }
 }
@@ -72,9 +72,9 @@ int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_er
         return 0;
     if (use_device(g, "rope_kv", err))
         return RAG_EGPU;
-    if (a->kv_type == GPU_BF16)
-        rope_kv_kernel<__nv_bfloat16><<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
-    else
-        rope_kv_kernel<float><<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
+    with_type(a->kv_type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        rope_kv_kernel<T><<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
+    });
     return launched(g, "rope_kv", err);
 }

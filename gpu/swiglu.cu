@@ -2,8 +2,9 @@
  * gpu/swiglu.cu - the gated FFN activation of llama/qwen2:
  *   out[i][j] = silu(gu[i][j]) * gu[i][ff + j],  silu(g) = g / (1 + exp(-g))
  * gu (n_rows, 2 * ff) holds each row's gate then up (the output of one GEMM
- * with the gate and up weights stacked), in fp32 or bf16; out (n_rows, ff)
- * in fp32 or bf16 (bf16 feeds the down projection's GEMM directly).
+ * with the gate and up weights stacked), in fp32, bf16 or fp16; out
+ * (n_rows, ff) in fp32, bf16 or fp16 (a 16-bit out feeds the down
+ * projection's GEMM directly; fp16 saturates at +-65504, cuda_util.cuh).
  *
  * Launch: grid-stride loop over the n_rows * ff outputs, 256 threads a
  * block, at most 16 blocks per SM; element e is row e / ff, column e % ff,
@@ -26,7 +27,7 @@ static __global__ void swiglu_kernel(const I *__restrict__ gu, O *__restrict__ o
         float gate = to_float(gu[i * 2 * ff + j]);
         float up = to_float(gu[i * 2 * ff + ff + j]);
 
-        store(&out[e], gate / (1.0f + expf(-gate)) * up);
+        store_act(&out[e], gate / (1.0f + expf(-gate)) * up);
     }
 }
 
@@ -45,19 +46,14 @@ static void launch(const struct gpu *g, const void *gu, void *out, size_t n_rows
 int gpu_cuda_swiglu(struct gpu *g, const void *gu, enum gpu_dtype gu_type, void *out,
                     enum gpu_dtype out_type, size_t n_rows, size_t ff, struct rag_err *err)
 {
-    bool in16 = gu_type == GPU_BF16, out16 = out_type == GPU_BF16;
-
     if (n_rows == 0 || ff == 0)
         return 0;
     if (use_device(g, "swiglu", err))
         return RAG_EGPU;
-    if (in16 && out16)
-        launch<__nv_bfloat16, __nv_bfloat16>(g, gu, out, n_rows, ff);
-    else if (in16)
-        launch<__nv_bfloat16, float>(g, gu, out, n_rows, ff);
-    else if (out16)
-        launch<float, __nv_bfloat16>(g, gu, out, n_rows, ff);
-    else
-        launch<float, float>(g, gu, out, n_rows, ff);
+    with_type(gu_type, [&](auto in) {
+        with_type(out_type, [&](auto o) {
+            launch<typename decltype(in)::type, typename decltype(o)::type>(g, gu, out, n_rows, ff);
+        });
+    });
     return launched(g, "swiglu", err);
 }

@@ -307,18 +307,21 @@ static int layer(struct retr_bert_gpu *r, const struct gpu_layer *l, const struc
     struct gpu *g = r->g;
     size_t d = r->c.dim, f = r->c.ffn, m = p->rows, hd = d / r->c.n_heads;
     float eps = r->c.ln_eps, scale = 1.0f / sqrtf((float)hd);
-    int rc = gpu_gemm(g, &r->xb, &l->wqkv, &l->bqkv, &r->qkv, GPU_BF16, m, 3 * d, d, 0.0f, err);
+    int rc = gpu_gemm(g, &r->xb, &l->wqkv, GPU_BF16, &l->bqkv, &r->qkv, GPU_BF16, m, 3 * d, d, 0.0f,
+                      err);
 
     rc = rc ? rc :
               gpu_attn_encoder(g, &r->qkv, &p->lens, p->n_seq, p->seq_len, r->c.n_heads, hd, scale,
                                &r->ctx, err);
-    rc = rc ? rc : gpu_gemm(g, &r->ctx, &l->wo, &l->bo, &r->t, GPU_BF16, m, d, d, 0.0f, err);
+    rc = rc ? rc :
+              gpu_gemm(g, &r->ctx, &l->wo, GPU_BF16, &l->bo, &r->t, GPU_BF16, m, d, d, 0.0f, err);
     rc = rc ? rc :
               gpu_layernorm(g, &r->h, &r->t, GPU_BF16, &l->ln1_g, &l->ln1_b, &r->xb, GPU_BF16, m, d,
                             eps, err);
-    rc = rc ? rc : gpu_gemm(g, &r->xb, &l->w1, NULL, &r->f, GPU_BF16, m, f, d, 0.0f, err);
+    rc = rc ? rc : gpu_gemm(g, &r->xb, &l->w1, GPU_BF16, NULL, &r->f, GPU_BF16, m, f, d, 0.0f, err);
     rc = rc ? rc : gpu_bias_gelu(g, &r->f, GPU_BF16, &l->b1, m, f, err);
-    rc = rc ? rc : gpu_gemm(g, &r->f, &l->w2, &l->b2, &r->t, GPU_BF16, m, d, f, 0.0f, err);
+    rc =
+        rc ? rc : gpu_gemm(g, &r->f, &l->w2, GPU_BF16, &l->b2, &r->t, GPU_BF16, m, d, f, 0.0f, err);
     return rc ? rc :
                 gpu_layernorm(g, &r->h, &r->t, GPU_BF16, &l->ln2_g, &l->ln2_b, &r->xb, GPU_BF16, m,
                               d, eps, err);

@@ -5,13 +5,17 @@
  *
  * Random-weight llama (head dim 64, tied output) and qwen2 (head dim 128,
  * biases, untied output) models are written here as GGUF files in Q4_1,
- * Q8_0, F16 and BF16. The GPU rounds weights and activations to bf16 (fp32
- * accumulation and residual stream), so its logits are compared with the
- * CPU's within LOGIT_TOL of the CPU logit range (max - min), and the top
- * token must agree unless the CPU's top two are closer than that. Batched
- * decoding is compared with single-sequence runs on the same device within
- * BATCH_TOL of the range (different GEMM shapes round differently), with
- * identical argmax tokens; the CPU batch path is compared bitwise.
+ * Q8_0, F16 and BF16. The GPU rounds weights and activations to its compute
+ * type (fp32 accumulation and residual stream): fp16 for Q4_1, Q8_0 and F16
+ * files, bf16 for BF16 files (generation/model.h model_gpu_dtype), so both
+ * types run here. Its logits are compared with the CPU's within LOGIT_TOL_F16
+ * or LOGIT_TOL_BF16 of the CPU logit range (max - min), and the top token
+ * must agree unless the CPU's top two are closer than that. fp16 keeps 11
+ * significant bits to bf16's 8, so its bound is 4 times tighter (the error
+ * itself shrinks about 8 times). Batched decoding is compared with
+ * single-sequence runs on the same device within BATCH_TOL of the range
+ * (different GEMM shapes round differently), with identical argmax tokens;
+ * the CPU batch path is compared bitwise.
  *
  * With the default model present ($RAG_MODELS or ~/.cache/rag/models), next-token
  * logits of 20 chat prompts GPU vs CPU (top 5 identical, in order) and greedy
@@ -36,8 +40,9 @@
 #include "gpu/gpu.h"
 #include "tests/testutil.h"
 
-#define LOGIT_TOL 2e-2f
-#define BATCH_TOL 5e-3f
+#define LOGIT_TOL_BF16 2e-2f
+#define LOGIT_TOL_F16  5e-3f
+#define BATCH_TOL      5e-3f
 
 /* ---- a small GGUF writer (as in test_generation.c) ---- */
 
@@ -332,6 +337,8 @@ static void check_logits(struct shape s, enum gguf_tensor_type wt, size_t n_prom
     struct gen_model *cpu, *gpu;
     float *lc = xmalloc_array(s.vocab, sizeof(float)), *lg = xmalloc_array(s.vocab, 4), worst = 0;
     int32_t *tok = xmalloc_array(n_prompt + 40, sizeof(int32_t));
+    bool bf16 = wt == GGUF_TENSOR_BF16; /* the GPU's compute type (model_gpu_dtype) */
+    float tol = bf16 ? LOGIT_TOL_BF16 : LOGIT_TOL_F16;
     char what[64];
 
     s.wtype = wt;
@@ -342,17 +349,20 @@ static void check_logits(struct shape s, enum gguf_tensor_type wt, size_t n_prom
     ck_assert_int_eq(gen_eval(cpu, tok, n_prompt, 0, lc, &err), 0);
     ck_assert_msg(gen_eval(gpu, tok, n_prompt, 0, lg, &err) == 0, "%s", err.msg);
     snprintf(what, sizeof(what), "%s %s prefill", s.name, gguf_type_name(wt));
-    worst = compare(lg, lc, s.vocab, LOGIT_TOL, what);
+    worst = compare(lg, lc, s.vocab, tol, what);
     for (size_t i = n_prompt; i < n_prompt + 40; i++) {
         ck_assert_int_eq(gen_eval(cpu, tok + i, 1, i, lc, &err), 0);
         ck_assert_msg(gen_eval(gpu, tok + i, 1, i, lg, &err) == 0, "%s", err.msg);
         snprintf(what, sizeof(what), "%s %s decode %zu", s.name, gguf_type_name(wt), i);
-        worst = fmaxf(worst, compare(lg, lc, s.vocab, LOGIT_TOL, what));
+        worst = fmaxf(worst, compare(lg, lc, s.vocab, tol, what));
     }
     ck_assert_uint_eq(gen_kv_len(gpu), n_prompt + 40);
     ck_assert_uint_eq(gen_model_step_kernels(gpu), 10 * s.n_layers + 4);
-    fprintf(stderr, "gengpu: %s %s, %zu-token prompt + 40 steps: max |gpu - cpu| = %.2e of range\n",
-            s.name, gguf_type_name(wt), n_prompt, (double)worst);
+    fprintf(stderr,
+            "gengpu: %s %s (compute %s), %zu-token prompt + 40 steps: max |gpu - cpu| = %.2e of "
+            "range (bound %.0e)\n",
+            s.name, gguf_type_name(wt), bf16 ? "bf16" : "f16", n_prompt, (double)worst,
+            (double)tol);
     gen_model_close(cpu);
     gen_model_close(gpu);
     free(tok), free(lc), free(lg);
@@ -374,6 +384,13 @@ END_TEST
 START_TEST(test_llama_bf16_long)
 {
     check_logits(llama, GGUF_TENSOR_BF16, 2300);
+}
+END_TEST
+
+/* The same in fp16 compute. */
+START_TEST(test_llama_f16_long)
+{
+    check_logits(llama, GGUF_TENSOR_F16, 2300);
 }
 END_TEST
 
@@ -488,7 +505,7 @@ static void compare_traces(const struct shape *s, const struct trace *t, const f
 /*
  * gen_decode_batch of 4 sequences of different lengths, in changing orders
  * and subsets: on the GPU equal to one-sequence runs (within BATCH_TOL) and to
- * the CPU's batch (LOGIT_TOL); on the CPU bitwise equal to one-sequence runs.
+ * the CPU's batch (LOGIT_TOL_F16); on the CPU bitwise equal to one-sequence runs.
  */
 START_TEST(test_decode_batch)
 {
@@ -511,7 +528,7 @@ START_TEST(test_decode_batch)
     m = open_model(path, GEN_DEVICE_CPU, 512, NB);
     run_batch(m, &s, &tc, true);
     gen_model_close(m);
-    compare_traces(&s, &tg, tc.logits, LOGIT_TOL, "gpu batch vs cpu batch");
+    compare_traces(&s, &tg, tc.logits, LOGIT_TOL_F16, "gpu batch vs cpu batch (f16)");
     m = open_model(path, GEN_DEVICE_CPU, 512, 1);
     run_single(m, &s, &tc, single);
     gen_model_close(m);
@@ -564,7 +581,7 @@ START_TEST(test_truncate_rewind)
     check_rewind(GEN_DEVICE_GPU, g);
     check_rewind(GEN_DEVICE_CPU, c);
     for (int k = 0; k < 4; k++)
-        compare(g + k * v, c + k * v, v, LOGIT_TOL, "rewind gpu vs cpu");
+        compare(g + k * v, c + k * v, v, LOGIT_TOL_F16, "rewind gpu vs cpu (f16)");
     free(g), free(c);
 }
 END_TEST
@@ -843,6 +860,7 @@ static Suite *gengpu_suite(void)
     tcase_add_test(tl, test_llama_q4_1);
     tcase_add_test(tl, test_llama_q8_0);
     tcase_add_test(tl, test_llama_bf16_long);
+    tcase_add_test(tl, test_llama_f16_long);
     tcase_add_test(tl, test_qwen2_f16);
     tcase_add_test(tl, test_qwen2_bf16);
     tcase_add_test(tl, test_qwen2_q8_0);

@@ -18,18 +18,26 @@
  * The model kernels ("model" case) take bf16 inputs as the exact values they
  * hold, so only the kernel's own arithmetic and output rounding count:
  *   convert  exactly the host's round-to-nearest-even value (NaN stays NaN)
- *   gemm     1e-4 * sum_l |a w| + 1e-6 (fp32 accumulation over k terms); a
- *            bf16 output with bias or beta also half a bf16 step of A W^T
- *            and of the addend, which cuBLASLt may round before adding
+ *   gemm     1e-4 * sum_l |a w| + 1e-6 (fp32 accumulation over k terms), for
+ *            a and w in bf16 and in fp16; a 16-bit output with bias or
+ *            beta also half a step of A W^T and of the addend, which
+ *            cuBLASLt may round before adding
  *   rmsnorm, swiglu   1e-5 * |ref| + 1e-6; the new residual bitwise
  *   softmax  2e-5 * ref + 1e-9; argmax, embed rows: exact
  *   rope     1e-5 * (|x0| + |x1|) + 1e-6 with the fp32 angle of the kernel;
  *            V copied exactly; untouched cache slots still NaN
  *   attention  1e-4 * sum_t p_t |v_t| + 1e-6 (fp32 sums over up to 1000
  *            keys, expf); NaN where a length or block id is invalid
- * plus half a bf16 step (2^-8 |ref|) wherever the output is bf16. Caches
- * are filled with NaN outside the written tokens, so a kernel that reads a
- * slot it must not fails.
+ *   prefill on tensor cores (bf16/fp16 cache, head_dim 64 or 128): the
+ *            reference takes q * scale * log2(e) rounded to the cache type
+ *            as the kernel does, and the tolerance grows by twice the
+ *            rounding of P before P V: 2^-8 (bf16) or 2^-10 (fp16) times
+ *            sum_t p_t |v_t|
+ * plus half a step of the output type wherever it is 16-bit: 2^-8 |ref| for
+ * bf16 (8 significant bits), 2^-11 |ref| for fp16 (11 bits). fp16 outputs
+ * of rmsnorm and swiglu past 65504 must be stored as +-65504 (saturated,
+ * gpu.h). Caches are filled with NaN outside the written tokens, so a
+ * kernel that reads a slot it must not fails.
  * The seed is new each run and printed; RAG_TEST_SEED=<n> repeats a run.
  */
 #include "gpu/gpu.h"
@@ -712,6 +720,23 @@ static bool same_or_nan(double got, double want)
     return (isnan(got) && isnan(want)) || got == want;
 }
 
+/* Half a step of type t at ref: what rounding a result to t may add. */
+static double half_step(enum gpu_dtype t, double ref)
+{
+    return t == GPU_BF16 ? ldexp(fabs(ref), -8) : t == GPU_F16 ? ldexp(fabs(ref), -11) : 0;
+}
+
+/* ref as a model kernel stores it in type t: fp16 saturates at +-65504 (gpu.h). */
+static double act_ref(enum gpu_dtype t, double ref)
+{
+    return t == GPU_F16 && isfinite(ref) ? fmax(fmin(ref, 65504.0), -65504.0) : ref;
+}
+
+static const char *type_str(enum gpu_dtype t)
+{
+    return t == GPU_F32 ? "f32" : t == GPU_BF16 ? "bf16" : "f16";
+}
+
 /* ---- conversions ---- */
 
 static const enum gpu_dtype all_types[] = { GPU_F32, GPU_BF16, GPU_F16 };
@@ -791,7 +816,7 @@ struct gemm_shape {
     size_t m, n, k;
     bool bias;
     float beta;
-    enum gpu_dtype c_type;
+    enum gpu_dtype ab_type, c_type;
     size_t shift; /* bytes added to every pointer: misaligned views get their own plan */
 };
 
@@ -809,12 +834,12 @@ static size_t gemm_check(const struct gemm_shape *s, const float *a, const float
                 ref += (double)a[i * s->k + l] * w[j * s->k + l];
                 mag += fabs((double)a[i * s->k + l] * w[j * s->k + l]);
             }
-            /* bf16 output: half a step of the result, and of the product when
-             * something is added to it (cuBLASLt may round A W^T to bf16 first) */
+            /* 16-bit output: half a step of the result, and of the product when
+             * something is added to it (cuBLASLt may round A W^T first) */
             double step = fabs(ref + add) + (add != 0 ? fabs(ref) + fabs(add) : 0);
             ref += add;
             mag += (s->bias ? fabs(bias[j]) : 0) + fabs(s->beta * c0[i * s->n + j]);
-            double tol = 1e-4 * mag + 1e-6 + (s->c_type == GPU_BF16 ? ldexp(step, -8) : 0);
+            double tol = 1e-4 * mag + 1e-6 + half_step(s->c_type, step);
             bad += !within(decode_at(s->c_type, got, i * s->n + j), ref, tol);
         }
     }
@@ -825,10 +850,10 @@ static size_t gemm_check(const struct gemm_shape *s, const float *a, const float
 static void gemm_case(const struct gemm_shape *s)
 {
     size_t cs = gpu_dtype_size(s->c_type), mn = s->m * s->n, off = 0;
-    float *a = random_as(GPU_BF16, s->m * s->k, -1, 1),
-          *w = random_as(GPU_BF16, s->n * s->k, -1, 1);
+    float *a = random_as(s->ab_type, s->m * s->k, -1, 1),
+          *w = random_as(s->ab_type, s->n * s->k, -1, 1);
     float *bias = random_as(s->c_type, s->n, -1, 1), *c0 = random_as(s->c_type, mn, -1, 1);
-    void *ea = encode(GPU_BF16, a, s->m * s->k), *ew = encode(GPU_BF16, w, s->n * s->k);
+    void *ea = encode(s->ab_type, a, s->m * s->k), *ew = encode(s->ab_type, w, s->n * s->k);
     void *eb = encode(s->c_type, bias, s->n), *ec = encode(s->c_type, c0, mn);
     unsigned char *got = xmalloc(mn * cs + 64);
     struct rag_err err = { 0 };
@@ -850,15 +875,16 @@ static void gemm_case(const struct gemm_shape *s)
     put_bytes(&bb, eb, s->n * cs);
     if (s->beta != 0)
         put_bytes(&bc, ec, mn * cs);
-    ck_assert_msg(gpu_gemm(g, &ba, &bw, s->bias ? &bb : NULL, &bc, s->c_type, s->m, s->n, s->k,
-                           s->beta, &err) == 0,
+    ck_assert_msg(gpu_gemm(g, &ba, &bw, s->ab_type, s->bias ? &bb : NULL, &bc, s->c_type, s->m,
+                           s->n, s->k, s->beta, &err) == 0,
                   "%s", err.msg);
     get_bytes(got, &bc, mn * cs + 64);
     size_t bad = gemm_check(s, a, w, bias, c0, got);
     for (size_t i = mn * cs; i < mn * cs + 64; i++)
         bad += got[i] != 0xff;
-    ck_assert_msg(bad == 0, "gemm %zux%zux%zu bias=%d beta=%g %s shift=%zu: %zu wrong (seed %llu)",
-                  s->m, s->n, s->k, s->bias, s->beta, s->c_type == GPU_F32 ? "f32" : "bf16",
+    ck_assert_msg(bad == 0,
+                  "gemm %zux%zux%zu bias=%d beta=%g %s -> %s shift=%zu: %zu wrong (seed %llu)",
+                  s->m, s->n, s->k, s->bias, s->beta, type_str(s->ab_type), type_str(s->c_type),
                   s->shift, bad, (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(a);
@@ -874,12 +900,29 @@ static void gemm_case(const struct gemm_shape *s)
 
 START_TEST(test_gemm)
 {
+    /* Equal shapes follow each other with the other a/w type: plans are keyed on it. */
     static const struct gemm_shape shapes[] = {
-        { 1, 576, 576, false, 0, GPU_F32, 0 },    { 7, 1536, 576, true, 0, GPU_BF16, 0 },
-        { 33, 960, 576, true, 1, GPU_F32, 0 },    { 128, 384, 1536, false, 1, GPU_BF16, 0 },
-        { 5, 17, 40, true, 0, GPU_F32, 0 },       { 64, 4096, 256, false, 0.5f, GPU_F32, 0 },
-        { 300, 200, 1024, true, 0, GPU_BF16, 0 }, { 33, 960, 576, true, 1, GPU_F32, 0 },
-        { 9, 96, 64, true, 1, GPU_F32, 4 },       { 9, 96, 64, false, 0, GPU_BF16, 2 },
+        { 1, 576, 576, false, 0, GPU_BF16, GPU_F32, 0 },
+        { 1, 576, 576, false, 0, GPU_F16, GPU_F32, 0 },
+        { 7, 1536, 576, true, 0, GPU_BF16, GPU_BF16, 0 },
+        { 7, 1536, 576, true, 0, GPU_F16, GPU_F16, 0 },
+        { 33, 960, 576, true, 1, GPU_BF16, GPU_F32, 0 },
+        { 33, 960, 576, true, 1, GPU_F16, GPU_F32, 0 },
+        { 128, 384, 1536, false, 1, GPU_BF16, GPU_BF16, 0 },
+        { 128, 384, 1536, false, 1, GPU_F16, GPU_F16, 0 },
+        { 5, 17, 40, true, 0, GPU_BF16, GPU_F32, 0 },
+        { 5, 17, 40, true, 0, GPU_F16, GPU_F32, 0 },
+        { 64, 4096, 256, false, 0.5f, GPU_BF16, GPU_F32, 0 },
+        { 64, 4096, 256, false, 0.5f, GPU_F16, GPU_F32, 0 },
+        { 300, 200, 1024, true, 0, GPU_BF16, GPU_BF16, 0 },
+        { 300, 200, 1024, true, 0, GPU_F16, GPU_F16, 0 },
+        { 512, 1536, 576, false, 0, GPU_F16, GPU_F32, 0 },
+        { 8, 49152, 576, false, 0, GPU_F16, GPU_F32, 0 },
+        { 33, 960, 576, true, 1, GPU_BF16, GPU_F32, 0 },
+        { 9, 96, 64, true, 1, GPU_BF16, GPU_F32, 4 },
+        { 9, 96, 64, true, 1, GPU_F16, GPU_F32, 4 },
+        { 9, 96, 64, false, 0, GPU_BF16, GPU_BF16, 2 },
+        { 9, 96, 64, false, 0, GPU_F16, GPU_F16, 2 },
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -891,7 +934,8 @@ END_TEST
 START_TEST(test_gemm_many_shapes)
 {
     for (size_t m = 1; m <= 70; m++) {
-        struct gemm_shape s = { m, 16 + 8 * (m % 3), 32, m % 2 == 0, 0, GPU_F32, 0 };
+        enum gpu_dtype ab = m % 4 < 2 ? GPU_BF16 : GPU_F16;
+        struct gemm_shape s = { m, 16 + 8 * (m % 3), 32, m % 2 == 0, 0, ab, GPU_F32, 0 };
 
         gemm_case(&s);
     }
@@ -901,28 +945,44 @@ END_TEST
 START_TEST(test_gemm_args)
 {
     struct rag_err err = { 0 };
-    struct gpu_buf a, w, c;
+    struct gpu_buf a, w, c, b;
 
     pool_alloc(8192);
     a = (struct gpu_buf){ pool.ptr, 1024 };
     w = (struct gpu_buf){ (char *)pool.ptr + 1024, 1024 };
     c = (struct gpu_buf){ (char *)pool.ptr + 4096, 4096 };
-    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, 4, 4, 0, 0, &err), RAG_EINVAL);
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_BF16, NULL, &c, GPU_F32, 4, 4, 0, 0, &err),
+                     RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_gemm: k is 0");
-    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F16, 4, 4, 8, 0, &err), RAG_EINVAL);
-    ck_assert_str_eq(err.msg, "gpu_gemm: 'c' must be f32 or bf16, not f16");
-    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, 4, 4, 200, 0, &err), RAG_EINVAL);
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_BF16, NULL, &c, GPU_F16, 4, 4, 8, 0, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: 'c' must be f32 or bf16 (the type of 'a'), not f16");
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_F16, NULL, &c, GPU_BF16, 4, 4, 8, 0, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: 'c' must be f32 or f16 (the type of 'a'), not bf16");
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_F32, NULL, &c, GPU_F32, 4, 4, 8, 0, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: 'a' and 'w' must be bf16 or f16, not f32");
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, (enum gpu_dtype)9, NULL, &c, GPU_F32, 4, 4, 8, 0, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: 'a' and 'w' must be bf16 or f16, not unknown");
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_F16, NULL, &c, GPU_F32, 4, 4, 200, 0, &err),
+                     RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_gemm: buffer 'a' has 1024 bytes, needs 1600");
-    ck_assert_int_eq(gpu_gemm(g, &a, &w, &a, &c, GPU_F32, 1, 300, 1, 0, &err), RAG_EINVAL);
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_BF16, &a, &c, GPU_F32, 1, 300, 1, 0, &err),
+                     RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_gemm: buffer 'bias' has 1024 bytes, needs 1200");
+    b = (struct gpu_buf){ (char *)pool.ptr + 2048, 100 };
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_F16, &b, &c, GPU_F16, 1, 64, 1, 0, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_gemm: buffer 'bias' has 100 bytes, needs 128");
     c = (struct gpu_buf){ (char *)pool.ptr + 32, 4096 }; /* a uses its first 64 bytes */
-    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, 4, 4, 8, 0, &err), RAG_EINVAL);
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_BF16, NULL, &c, GPU_F32, 4, 4, 8, 0, &err),
+                     RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_gemm: buffers 'c' and 'a' overlap");
-    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, SIZE_MAX / 2, 4, 8, 0, &err),
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_BF16, NULL, &c, GPU_F32, SIZE_MAX / 2, 4, 8, 0, &err),
                      RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_gemm: m * k overflows size_t");
     c = (struct gpu_buf){ (char *)pool.ptr + 4096, 4096 };
-    ck_assert_int_eq(gpu_gemm(g, &a, &w, NULL, &c, GPU_F32, 0, 4, 8, 0, &err), 0);
+    ck_assert_int_eq(gpu_gemm(g, &a, &w, GPU_F16, NULL, &c, GPU_F32, 0, 4, 8, 0, &err), 0);
     ck_assert_int_eq(gpu_sync(g, &err), 0);
 }
 END_TEST
@@ -940,6 +1000,7 @@ static void rmsnorm_case(size_t n_rows, size_t dim, bool with_r, enum gpu_dtype 
     struct rag_err err = { 0 };
     struct gpu_buf bx, br, bw, bo;
 
+    w[0] = 1e6f; /* column 0 mostly past fp16's range: saturated there */
     pool_alloc(4 * gpu_align((n + GUARD) * 4));
     bx = carve_floats(&off, n);
     br = carve_floats(&off, n);
@@ -965,16 +1026,16 @@ static void rmsnorm_case(size_t n_rows, size_t dim, bool with_r, enum gpu_dtype 
         }
         double inv = 1.0 / sqrt(ss / dim + eps);
         for (size_t j = 0; j < dim; j++) {
-            double ref = got_x[i * dim + j] * inv * w[j];
-            double tol = 1e-5 * fabs(ref) + 1e-6 + (ot == GPU_BF16 ? ldexp(fabs(ref), -8) : 0);
+            double ref = act_ref(ot, got_x[i * dim + j] * inv * w[j]);
+            double tol = 1e-5 * fabs(ref) + 1e-6 + half_step(ot, ref);
 
             bad += !within(decode_at(ot, got, i * dim + j), ref, tol);
         }
     }
     for (size_t i = n; i < n + GUARD; i++)
         bad += !isnan(decode_at(ot, got, i));
-    ck_assert_msg(bad == 0, "rmsnorm %zux%zu r=%d: %zu wrong (seed %llu)", n_rows, dim, with_r, bad,
-                  (unsigned long long)test_seed);
+    ck_assert_msg(bad == 0, "rmsnorm %zux%zu r=%d %s: %zu wrong (seed %llu)", n_rows, dim, with_r,
+                  type_str(ot), bad, (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(x);
     free(r);
@@ -990,6 +1051,9 @@ START_TEST(test_rmsnorm)
     rmsnorm_case(3, 384, false, GPU_F32);
     rmsnorm_case(32, 576, false, GPU_BF16);
     rmsnorm_case(5, 1000, true, GPU_F32);
+    rmsnorm_case(9, 576, true, GPU_F16);
+    rmsnorm_case(33, 4096, false, GPU_F16);
+    rmsnorm_case(2, 100, true, GPU_F16);
 }
 END_TEST
 
@@ -1002,8 +1066,12 @@ START_TEST(test_rmsnorm_args)
     x = (struct gpu_buf){ pool.ptr, 1024 };
     w = (struct gpu_buf){ (char *)pool.ptr + 1024, 1024 };
     out = (struct gpu_buf){ (char *)pool.ptr + 2048, 2048 };
-    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F16, 2, 8, 1e-5f, &err), RAG_EINVAL);
-    ck_assert_str_eq(err.msg, "gpu_rmsnorm: 'out' must be f32 or bf16, not f16");
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, (enum gpu_dtype)3, 2, 8, 1e-5f, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_rmsnorm: unknown type 3 of 'out'");
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F16, 2, 8, 1e-5f, &err), 0);
+    ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F16, 2, 1000, 1e-5f, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_rmsnorm: buffer 'x' has 1024 bytes, needs 8000");
     ck_assert_int_eq(gpu_rmsnorm(g, &x, NULL, &w, &out, GPU_F32, 2, 200, 1e-5f, &err), RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_rmsnorm: buffer 'x' has 1024 bytes, needs 1600");
     ck_assert_int_eq(gpu_rmsnorm(g, &x, &x, &w, &out, GPU_F32, 2, 8, 1e-5f, &err), RAG_EINVAL);
@@ -1025,6 +1093,9 @@ static void swiglu_case(size_t n_rows, size_t ff, enum gpu_dtype it, enum gpu_dt
 
     gu[0] = -100.0f; /* exp(-g) overflows: silu is -0 */
     gu[1] = 0.0f;
+    gu[2] = gu[ff + 2] = 300.0f; /* 90000: stored as +65504 in an fp16 out */
+    gu[3] = 300.0f;
+    gu[ff + 3] = -300.0f;
     free(egu);
     egu = encode(it, gu, 2 * n);
     pool_alloc(gpu_align(2 * n * is) + gpu_align((n + GUARD) * os));
@@ -1037,16 +1108,16 @@ static void swiglu_case(size_t n_rows, size_t ff, enum gpu_dtype it, enum gpu_dt
     for (size_t i = 0; i < n_rows; i++) {
         for (size_t j = 0; j < ff; j++) {
             double gate = gu[i * 2 * ff + j], up = gu[i * 2 * ff + ff + j];
-            double ref = gate / (1 + exp(-gate)) * up;
-            double tol = 1e-5 * fabs(ref) + 1e-6 + (ot == GPU_BF16 ? ldexp(fabs(ref), -8) : 0);
+            double ref = act_ref(ot, gate / (1 + exp(-gate)) * up);
+            double tol = 1e-5 * fabs(ref) + 1e-6 + half_step(ot, ref);
 
             bad += !within(decode_at(ot, got, i * ff + j), ref, tol);
         }
     }
     for (size_t i = n; i < n + GUARD; i++)
         bad += !isnan(decode_at(ot, got, i));
-    ck_assert_msg(bad == 0, "swiglu %zux%zu: %zu wrong (seed %llu)", n_rows, ff, bad,
-                  (unsigned long long)test_seed);
+    ck_assert_msg(bad == 0, "swiglu %zux%zu %s -> %s: %zu wrong (seed %llu)", n_rows, ff,
+                  type_str(it), type_str(ot), bad, (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(gu);
     free(egu);
@@ -1059,6 +1130,11 @@ START_TEST(test_swiglu)
     swiglu_case(3, 1536, GPU_F32, GPU_BF16);
     swiglu_case(2, 14336, GPU_BF16, GPU_F32);
     swiglu_case(17, 100, GPU_BF16, GPU_BF16);
+    swiglu_case(4, 1536, GPU_F32, GPU_F16);
+    swiglu_case(3, 2000, GPU_F16, GPU_F32);
+    swiglu_case(9, 100, GPU_F16, GPU_F16);
+    swiglu_case(2, 640, GPU_BF16, GPU_F16);
+    swiglu_case(2, 640, GPU_F16, GPU_BF16);
 }
 END_TEST
 
@@ -1072,8 +1148,13 @@ START_TEST(test_swiglu_args)
     out = (struct gpu_buf){ (char *)pool.ptr + 2048, 2048 };
     ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F32, &out, GPU_F32, 2, 65, &err), RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_swiglu: buffer 'gu' has 1024 bytes, needs 1040");
-    ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F16, &out, GPU_F32, 2, 8, &err), RAG_EINVAL);
-    ck_assert_str_eq(err.msg, "gpu_swiglu: 'gu' must be f32 or bf16, not f16");
+    ck_assert_int_eq(gpu_swiglu(g, &gu, (enum gpu_dtype)4, &out, GPU_F32, 2, 8, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_swiglu: unknown type 4 of 'gu'");
+    ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F16, &out, (enum gpu_dtype)5, 2, 8, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_swiglu: unknown type 5 of 'out'");
+    ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F16, &out, GPU_F16, 2, 257, &err), RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_swiglu: buffer 'gu' has 1024 bytes, needs 2056");
+    ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F16, &out, GPU_F16, 2, 128, &err), 0);
     ck_assert_int_eq(gpu_swiglu(g, &gu, GPU_F32, &gu, GPU_F32, 2, 8, &err), RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_swiglu: buffers 'out' and 'gu' overlap");
 }
@@ -1245,9 +1326,7 @@ static size_t rope_check_cache(const struct rope_shape *s, const double *want, c
         if (isnan(want[i]) || exact)
             bad += !same_or_nan(v, isnan(want[i]) ? NAN : round_to(s->kv_type, want[i]));
         else
-            bad +=
-                !within(v, want[i],
-                        1e-5 * 2 + 1e-6 + (s->kv_type == GPU_BF16 ? ldexp(fabs(want[i]), -8) : 0));
+            bad += !within(v, want[i], 1e-5 * 2 + 1e-6 + half_step(s->kv_type, want[i]));
     }
     return bad;
 }
@@ -1364,8 +1443,9 @@ static void rope_case(const struct rope_shape *s)
         bad += isnan(q[i]) ? !isnan(gq[i]) : !within(gq[i], q[i], 1e-5 * 2 + 1e-6);
     bad += rope_check_cache(s, kc, gk, n_cache, false);
     bad += rope_check_cache(s, vc, gv, n_cache, true);
-    ck_assert_msg(bad == 0, "rope_kv %zu tokens hd %zu type %d kv %d: %zu wrong (seed %llu)",
-                  s->n_tokens, hd, s->type, s->kv_type, bad, (unsigned long long)test_seed);
+    ck_assert_msg(bad == 0, "rope_kv %zu tokens hd %zu type %d kv %s: %zu wrong (seed %llu)",
+                  s->n_tokens, hd, s->type, type_str(s->kv_type), bad,
+                  (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(qkv);
     free(inv);
@@ -1389,6 +1469,9 @@ START_TEST(test_rope_kv)
         { 20, 32, 8, 128, GPU_ROPE_NORM, GPU_BF16, 500000 },
         { 50, 14, 2, 64, GPU_ROPE_NEOX, GPU_F32, 1000000 },
         { 6, 12, 2, 128, GPU_ROPE_NEOX, GPU_F32, 1000000 },
+        { 37, 9, 3, 64, GPU_ROPE_NORM, GPU_F16, 100000 },
+        { 40, 14, 2, 64, GPU_ROPE_NEOX, GPU_F16, 1000000 },
+        { 20, 32, 8, 128, GPU_ROPE_NEOX, GPU_F16, 500000 },
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -1469,7 +1552,7 @@ static size_t host_cache_bytes(const struct host_cache *c, enum gpu_dtype t)
  * Attention of one query row q (head_dim) over keys 0..n_keys-1 of kv head
  * kvh, checked against got (head_dim values of out_type); returns the
  * number of wrong values. Tolerance: 1e-4 of sum_t p_t |v_t[d]| plus 1e-6
- * (fp32 sums over up to thousands of keys), plus half a bf16 step.
+ * (fp32 sums over up to thousands of keys), plus half a step of ot.
  */
 static size_t attn_check_row(const struct host_cache *c, const int32_t *table, size_t kvh,
                              const float *q, size_t n_keys, float scale, enum gpu_dtype ot,
@@ -1497,7 +1580,7 @@ static size_t attn_check_row(const struct host_cache *c, const int32_t *table, s
             ref += p[t] / sum * v;
             mag += p[t] / sum * fabs(v);
         }
-        double tol = 1e-4 * mag + 1e-6 + (ot == GPU_BF16 ? ldexp(fabs(ref), -8) : 0);
+        double tol = 1e-4 * mag + 1e-6 + half_step(ot, ref);
         bad += !within(decode_at(ot, got, got_at + d), ref, tol);
     }
     free(p);
@@ -1591,8 +1674,9 @@ static void decode_case(const struct attn_shape *s, const int32_t *lens, size_t 
     size_t bad = decode_check(s, &c, tables, max_blocks, lens, n_seqs, q, scale, got, bad_seq);
     for (size_t i = n_q; i < n_q + GUARD; i++)
         bad += !isnan(decode_at(s->out_type, got, i));
-    ck_assert_msg(bad == 0, "attn_decode heads %zu/%zu hd %zu: %zu wrong (seed %llu)", s->n_heads,
-                  s->n_kv_heads, hd, bad, (unsigned long long)test_seed);
+    ck_assert_msg(bad == 0, "attn_decode heads %zu/%zu hd %zu kv %s out %s: %zu wrong (seed %llu)",
+                  s->n_heads, s->n_kv_heads, hd, type_str(s->kv_type), type_str(s->out_type), bad,
+                  (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(tables);
     free(q);
@@ -1606,7 +1690,9 @@ START_TEST(test_attn_decode)
     static const struct attn_shape shapes[] = {
         { 9, 3, 64, GPU_BF16, GPU_F32 },  { 32, 8, 128, GPU_BF16, GPU_BF16 },
         { 14, 2, 64, GPU_F32, GPU_F32 },  { 12, 2, 128, GPU_F32, GPU_BF16 },
-        { 12, 12, 32, GPU_F32, GPU_F32 },
+        { 12, 12, 32, GPU_F32, GPU_F32 }, { 9, 3, 64, GPU_F16, GPU_F16 },
+        { 32, 8, 128, GPU_F16, GPU_F32 }, { 14, 2, 64, GPU_F16, GPU_BF16 },
+        { 12, 12, 32, GPU_F16, GPU_F16 }, { 12, 2, 128, GPU_F32, GPU_F16 },
     };
     static const int32_t lens[] = { 1, 17, 300, 1000, 16, 0, 555, 999 };
     static const int32_t odd[] = { 5, -1, 2000, 64 }; /* -1 and past the table: NaN */
@@ -1615,48 +1701,168 @@ START_TEST(test_attn_decode)
         decode_case(&shapes[i], lens, 8, 63, -1);
     decode_case(&shapes[0], odd, 4, 20, 3);       /* sequence 3 has a block id past the cache */
     decode_case(&shapes[1], lens + 3, 1, 64, -1); /* batch 1, 1000 tokens */
+    decode_case(&shapes[5], odd, 4, 20, 0);       /* the same in fp16 */
+    decode_case(&shapes[6], lens + 3, 1, 64, -1);
 }
 END_TEST
 
-static void prefill_case(const struct attn_shape *s, size_t pos0, size_t n_tokens)
+#define PREFILL_GUARD_ROWS 64 /* token rows after out that must stay NaN: a block's reach */
+
+/* Whether gpu_attn_prefill() takes its tensor-core path (gpu.h): bf16/fp16 K/V, hd 64 or 128. */
+static bool prefill_on_tc(const struct attn_shape *s)
+{
+    return s->kv_type != GPU_F32 && (s->head_dim == 64 || s->head_dim == 128);
+}
+
+/*
+ * Query row q as the kernel multiplies it, in log2 units (scores q . k give
+ * 2^x weights): on the tensor-core path q * (scale * log2 e), computed in
+ * fp32 and rounded to the cache type, as the kernel does; else exact.
+ */
+static void prefill_query(const struct attn_shape *s, const float *q, float scale, double *qx)
+{
+    float sl2 = scale * 1.4426950408889634f;
+
+    for (size_t d = 0; d < s->head_dim; d++)
+        qx[d] = prefill_on_tc(s) ? round_to(s->kv_type, (float)(q[d] * sl2)) :
+                                   (double)q[d] * scale * 1.4426950408889634;
+}
+
+/*
+ * Attention of query qx (log2 units) over keys 0..n_keys-1 of kv head kvh,
+ * checked against got (head_dim values of ot at got_at); returns the number
+ * of values off by more than rel * sum_t p_t |v_t[d]| + 1e-6 plus half a
+ * step of ot.
+ */
+static size_t prefill_check_row(const struct host_cache *c, const int32_t *table, size_t kvh,
+                                const double *qx, size_t n_keys, double rel, enum gpu_dtype ot,
+                                const void *got, size_t got_at)
+{
+    size_t hd = c->head_dim, bad = 0;
+    double *p = xmalloc_array(n_keys, sizeof(double)), m = -INFINITY, sum = 0;
+    double *ref = xcalloc(2 * hd, sizeof(double)), *mag = ref + hd;
+
+    for (size_t t = 0; t < n_keys; t++) {
+        const float *k = c->k + host_at(c, table[t / GPU_KV_BLOCK], kvh, t);
+
+        p[t] = 0;
+        for (size_t d = 0; d < hd; d++)
+            p[t] += qx[d] * k[d];
+        m = fmax(m, p[t]);
+    }
+    for (size_t t = 0; t < n_keys; t++)
+        sum += p[t] = exp2(p[t] - m);
+    for (size_t t = 0; t < n_keys; t++) {
+        const float *v = c->v + host_at(c, table[t / GPU_KV_BLOCK], kvh, t);
+
+        for (size_t d = 0; d < hd; d++) {
+            ref[d] += p[t] / sum * v[d];
+            mag[d] += p[t] / sum * fabs(v[d]);
+        }
+    }
+    for (size_t d = 0; d < hd; d++)
+        bad += !within(decode_at(ot, got, got_at + d), ref[d],
+                       rel * mag[d] + 1e-6 + half_step(ot, ref[d]));
+    free(p);
+    free(ref);
+    return bad;
+}
+
+/*
+ * Tolerance per unit of sum_t p_t |v_t|: fp32 sums (1e-4), and on the
+ * tensor-core path P rounded to the cache type before P V (relative error
+ * at most 2^-9 in bf16, 2^-11 in fp16; twice that is allowed).
+ */
+static double prefill_rel(const struct attn_shape *s)
+{
+    if (!prefill_on_tc(s))
+        return 1e-4;
+    return (s->kv_type == GPU_BF16 ? 0x1p-8 : 0x1p-10) + 1e-4;
+}
+
+/*
+ * Every output row of a prefill against the reference. With bad_block >= 0
+ * (the table entry of that logical block points outside the cache), rows
+ * that see the block must be NaN and rows at least 64 tokens before it
+ * (out of reach of any thread block that stages it) must be right. The
+ * PREFILL_GUARD_ROWS rows after the output must still be NaN.
+ */
+static size_t prefill_check(const struct attn_shape *s, const struct host_cache *c,
+                            const int32_t *table, const float *q, float scale, size_t pos0,
+                            size_t n_tokens, int32_t bad_block, const void *got)
+{
+    size_t hd = s->head_dim, group = s->n_heads / s->n_kv_heads, bad = 0;
+    size_t n_q = n_tokens * s->n_heads * hd, guard = PREFILL_GUARD_ROWS * s->n_heads * hd;
+    size_t nan_from = bad_block < 0 ? SIZE_MAX / 2 : (size_t)bad_block * GPU_KV_BLOCK;
+    double *qx = xmalloc_array(hd, sizeof(double));
+
+    for (size_t i = 0; i < n_tokens; i++) {
+        for (size_t h = 0; h < s->n_heads; h++) {
+            size_t at = (i * s->n_heads + h) * hd, last = pos0 + i;
+
+            if (last >= nan_from) {
+                for (size_t d = 0; d < hd; d++)
+                    bad += !isnan(decode_at(s->out_type, got, at + d));
+            } else if (last + 64 <= nan_from) {
+                prefill_query(s, q + at, scale, qx);
+                bad += prefill_check_row(c, table, h / group, qx, last + 1, prefill_rel(s),
+                                         s->out_type, got, at);
+            }
+        }
+    }
+    for (size_t i = n_q; i < n_q + guard; i++)
+        bad += !isnan(decode_at(s->out_type, got, i));
+    free(qx);
+    return bad;
+}
+
+/*
+ * One prefill of n_tokens after pos0 cached tokens, over a shuffled block
+ * table with two spare blocks (NaN, like the unwritten tail of the last
+ * block), output poisoned with NaN; bad_block as for prefill_check().
+ */
+static void prefill_case(const struct attn_shape *s, size_t pos0, size_t n_tokens,
+                         int32_t bad_block)
 {
     size_t hd = s->head_dim, total = pos0 + n_tokens, n_log = (total + 15) / 16;
     size_t n_blocks = n_log + 2, n_q = n_tokens * s->n_heads * hd, os = gpu_dtype_size(s->out_type);
-    size_t group = s->n_heads / s->n_kv_heads, off = 0, bad = 0;
-    int32_t *table = shuffled_blocks(n_blocks);
+    size_t n_out = n_q + PREFILL_GUARD_ROWS * s->n_heads * hd, off = 0;
+    int32_t *table = shuffled_blocks(n_blocks), *dev_table = xmalloc_array(n_log, 4);
     float *q = random_floats(n_q, -2, 2), scale = 2.0f / sqrtf((float)hd);
-    void *got = xmalloc_array(n_q + GUARD, os);
+    void *got = xmalloc_array(n_out, os);
     struct host_cache c;
     struct rag_err err = { 0 };
     struct gpu_kv_cache kv = { .type = s->kv_type };
-    struct gpu_buf bq, bo, bt;
+    struct gpu_buf bq, bo, bt, guarded;
 
     host_cache_init(&c, s, n_blocks);
     host_cache_fill(&c, table, total, s->kv_type);
-    pool_alloc(host_cache_bytes(&c, s->kv_type) + gpu_align(n_blocks * 4) + gpu_align(n_q * 4) +
-               gpu_align((n_q + GUARD) * os));
+    memcpy(dev_table, table, n_log * 4);
+    if (bad_block >= 0)
+        dev_table[bad_block] = (int32_t)n_blocks; /* outside the cache */
+    pool_alloc(host_cache_bytes(&c, s->kv_type) + gpu_align(n_log * 4) + gpu_align(n_q * 4) +
+               gpu_align(n_out * os));
     host_cache_put(&c, &kv, &off);
     bt = carve_bytes(&off, n_log * 4);
     bq = carve_floats(&off, n_q);
-    bo = carve_bytes(&off, (n_q + GUARD) * os);
-    put_bytes(&bt, table, n_log * 4);
+    guarded = carve_bytes(&off, n_out * os);
+    put_bytes(&bt, dev_table, n_log * 4);
     put(&bq, q, n_q);
-    poison(&bo, bo.bytes);
+    poison(&guarded, guarded.bytes);
+    bo = (struct gpu_buf){ guarded.ptr, n_q * os }; /* exactly n_tokens rows, then the guard */
     ck_assert_msg(gpu_attn_prefill(g, &bq, n_tokens, s->n_heads, pos0, &kv, &bt, scale, &bo,
                                    s->out_type, &err) == 0,
                   "%s", err.msg);
-    get_bytes(got, &bo, (n_q + GUARD) * os);
-    for (size_t i = 0; i < n_tokens; i++)
-        for (size_t h = 0; h < s->n_heads; h++)
-            bad += attn_check_row(&c, table, h / group, q + (i * s->n_heads + h) * hd, pos0 + i + 1,
-                                  scale, s->out_type, got, (i * s->n_heads + h) * hd);
-    for (size_t i = n_q; i < n_q + GUARD; i++)
-        bad += !isnan(decode_at(s->out_type, got, i));
-    ck_assert_msg(
-        bad == 0, "attn_prefill heads %zu/%zu hd %zu pos0 %zu n %zu: %zu wrong (seed %llu)",
-        s->n_heads, s->n_kv_heads, hd, pos0, n_tokens, bad, (unsigned long long)test_seed);
+    get_bytes(got, &guarded, n_out * os);
+    size_t bad = prefill_check(s, &c, table, q, scale, pos0, n_tokens, bad_block, got);
+    ck_assert_msg(bad == 0,
+                  "attn_prefill heads %zu/%zu hd %zu kv %s out %s pos0 %zu n %zu bad block %d: "
+                  "%zu wrong (seed %llu)",
+                  s->n_heads, s->n_kv_heads, hd, type_str(s->kv_type), type_str(s->out_type), pos0,
+                  n_tokens, (int)bad_block, bad, (unsigned long long)test_seed);
     gpu_buf_free(g, &pool);
     free(table);
+    free(dev_table);
     free(q);
     free(got);
     free(c.k);
@@ -1672,12 +1878,102 @@ START_TEST(test_attn_prefill)
         { 12, 12, 32, GPU_F32, GPU_F32 },
     };
 
-    prefill_case(&shapes[0], 0, 300);
-    prefill_case(&shapes[0], 123, 77); /* chunked: 123 tokens already cached */
-    prefill_case(&shapes[1], 0, 70);
-    prefill_case(&shapes[1], 40, 1);
-    prefill_case(&shapes[2], 5, 200);
-    prefill_case(&shapes[3], 0, 129);
+    prefill_case(&shapes[0], 0, 300, -1);
+    prefill_case(&shapes[0], 123, 77, -1); /* chunked: 123 tokens already cached */
+    prefill_case(&shapes[1], 0, 70, -1);
+    prefill_case(&shapes[1], 40, 1, -1);
+    prefill_case(&shapes[2], 5, 200, -1);
+    prefill_case(&shapes[3], 0, 129, -1);
+}
+END_TEST
+
+/* ---- prefill on tensor cores ("prefill" case) ---- */
+
+static const size_t prefill_lens[] = { 1, 15, 16, 17, 100, 600 };
+static const size_t prefill_pos0[] = { 0, 37, 512 };
+
+/* Every length with every pos0, the output type cycling through outs[0..n_outs-1]. */
+static void prefill_grid(size_t n_heads, size_t n_kv, size_t hd, enum gpu_dtype kv_type,
+                         const enum gpu_dtype *outs, size_t n_outs)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < sizeof(prefill_lens) / sizeof(prefill_lens[0]); i++) {
+        for (size_t j = 0; j < sizeof(prefill_pos0) / sizeof(prefill_pos0[0]); j++) {
+            struct attn_shape s = { n_heads, n_kv, hd, kv_type, outs[k++ % n_outs] };
+
+            prefill_case(&s, prefill_pos0[j], prefill_lens[i], -1);
+        }
+    }
+}
+
+/* Llama-3-8B heads (32/8, 128): each length once (the reference is slow), pos0 rotating. */
+static void prefill_8b(enum gpu_dtype kv_type, const enum gpu_dtype *outs, size_t n_outs)
+{
+    for (size_t i = 0; i < sizeof(prefill_lens) / sizeof(prefill_lens[0]); i++) {
+        struct attn_shape s = { 32, 8, 128, kv_type, outs[i % n_outs] };
+
+        prefill_case(&s, prefill_pos0[(i + 1) % 3], prefill_lens[i], -1);
+    }
+}
+
+/* Query heads per kv head 1, 3, 4, 8 and 32 at both head sizes. */
+static void prefill_groups(enum gpu_dtype kv_type, enum gpu_dtype out_type)
+{
+    static const size_t heads[][2] = { { 4, 4 }, { 6, 2 }, { 8, 2 }, { 16, 2 }, { 32, 1 } };
+
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+        struct attn_shape s64 = { heads[i][0], heads[i][1], 64, kv_type, out_type };
+        struct attn_shape s128 = { heads[i][0], heads[i][1], 128, kv_type, out_type };
+
+        prefill_case(&s64, 0, 17, -1);
+        prefill_case(&s64, 37, 100, -1);
+        prefill_case(&s128, 512, 15, -1);
+        prefill_case(&s128, 37, 100, -1);
+    }
+}
+
+START_TEST(test_prefill_bf16)
+{
+    static const enum gpu_dtype outs[] = { GPU_F32, GPU_BF16 };
+
+    prefill_grid(9, 3, 64, GPU_BF16, outs, 2); /* SmolLM2-135M heads */
+    prefill_8b(GPU_BF16, outs, 2);
+    prefill_groups(GPU_BF16, GPU_BF16);
+}
+END_TEST
+
+START_TEST(test_prefill_f16)
+{
+    static const enum gpu_dtype outs[] = { GPU_F16, GPU_F32, GPU_BF16 };
+    static const struct attn_shape cuda_cores[] = {
+        { 12, 4, 32, GPU_F16, GPU_F16 }, /* head_dim 32: the CUDA-core kernel */
+        { 8, 2, 128, GPU_F32, GPU_F16 }, /* fp32 cache: the CUDA-core kernel */
+    };
+
+    prefill_grid(9, 3, 64, GPU_F16, outs, 3);
+    prefill_8b(GPU_F16, outs, 3);
+    prefill_groups(GPU_F16, GPU_F32);
+    prefill_case(&cuda_cores[0], 37, 100, -1);
+    prefill_case(&cuda_cores[1], 512, 17, -1);
+}
+END_TEST
+
+/* A second chunk of a long prompt, and block ids outside the cache. */
+START_TEST(test_prefill_chunk_and_bad_block)
+{
+    static const struct attn_shape shapes[] = {
+        { 3, 1, 64, GPU_BF16, GPU_BF16 }, { 8, 2, 128, GPU_F16, GPU_F32 },
+        { 9, 3, 64, GPU_BF16, GPU_F32 },  { 32, 8, 128, GPU_F16, GPU_BF16 },
+        { 9, 3, 64, GPU_F32, GPU_F32 },
+    };
+
+    prefill_case(&shapes[0], 2048, 300, -1);
+    prefill_case(&shapes[1], 2048, 64, -1);
+    prefill_case(&shapes[2], 37, 300, 10); /* keys 160..175: rows 123.. NaN, rows ..59 right */
+    prefill_case(&shapes[3], 0, 200, 9);
+    prefill_case(&shapes[1], 512, 100, 20); /* every row sees keys 320..335 */
+    prefill_case(&shapes[4], 37, 300, 10);  /* the CUDA-core kernel */
 }
 END_TEST
 
@@ -1701,6 +1997,17 @@ START_TEST(test_attn_args)
     poison(&q, q.bytes);
     ck_assert_uint_le(gpu_attn_decode_workspace(g, 4, &kv, &seqs), work.bytes);
     ck_assert_int_eq(gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err), 0);
+    kv.type = GPU_F16;
+    ck_assert_int_eq(gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &work, &out, GPU_F16, &err), 0);
+    kv.type = (enum gpu_dtype)7;
+    ck_assert_int_eq(gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err),
+                     RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_attn_decode: unknown type 7 of 'kv'");
+    kv.type = GPU_BF16;
+    ck_assert_int_eq(
+        gpu_attn_decode(g, &q, 4, &kv, &seqs, 0.125f, &work, &out, (enum gpu_dtype)7, &err),
+        RAG_EINVAL);
+    ck_assert_str_eq(err.msg, "gpu_attn_decode: unknown type 7 of 'out'");
     ck_assert_int_eq(gpu_attn_decode(g, &q, 5, &kv, &seqs, 0.125f, &work, &out, GPU_F32, &err),
                      RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_attn_decode: 5 heads do not share 2 kv heads evenly");
@@ -1739,16 +2046,17 @@ END_TEST
 /* The buffers of a tiny decode step: ids -> embed -> rmsnorm -> lm_head -> argmax. */
 struct step {
     size_t vocab, dim, n;
+    enum gpu_dtype type; /* of normed and head: the GEMM inputs */
     struct gpu_buf table, ids, x, w, normed, head, logits, next;
 };
 
-static void step_init(struct step *s, size_t vocab, size_t dim, size_t n)
+static void step_init(struct step *s, size_t vocab, size_t dim, size_t n, enum gpu_dtype type)
 {
     size_t off = 0;
     float *table = random_floats(vocab * dim, -1, 1), *w = random_floats(dim, 0.5f, 1.5f);
-    void *head = encode(GPU_BF16, table, vocab * dim);
+    void *head = encode(type, table, vocab * dim);
 
-    *s = (struct step){ .vocab = vocab, .dim = dim, .n = n };
+    *s = (struct step){ .vocab = vocab, .dim = dim, .n = n, .type = type };
     pool_alloc(2 * gpu_align(vocab * dim * 4) + gpu_align(n * dim * 4) * 3 + gpu_align(dim * 4) +
                gpu_align(n * vocab * 4) + 2 * gpu_align(n * 4));
     s->table = carve_floats(&off, vocab * dim);
@@ -1774,10 +2082,10 @@ static void step_run(struct step *s)
         gpu_embed_rows(g, &s->table, GPU_F32, s->vocab, s->dim, &s->ids, s->n, 1.0f, &s->x, &err);
 
     if (!rc)
-        rc = gpu_rmsnorm(g, &s->x, NULL, &s->w, &s->normed, GPU_BF16, s->n, s->dim, 1e-5f, &err);
+        rc = gpu_rmsnorm(g, &s->x, NULL, &s->w, &s->normed, s->type, s->n, s->dim, 1e-5f, &err);
     if (!rc)
-        rc = gpu_gemm(g, &s->normed, &s->head, NULL, &s->logits, GPU_F32, s->n, s->vocab, s->dim, 0,
-                      &err);
+        rc = gpu_gemm(g, &s->normed, &s->head, s->type, NULL, &s->logits, GPU_F32, s->n, s->vocab,
+                      s->dim, 0, &err);
     if (!rc)
         rc = gpu_argmax_rows(g, &s->logits, &s->next, s->n, s->vocab, &err);
     ck_assert_msg(rc == 0, "%s", err.msg);
@@ -1793,7 +2101,8 @@ static void step_eager(struct step *s, const int32_t *ids, float *logits, int32_
     get_bytes(next, &s->next, s->n * 4);
 }
 
-START_TEST(test_graph_replay)
+/* Capture a step with GEMM inputs of type, replay it with new ids, compare with eager runs. */
+static void graph_replay(enum gpu_dtype type)
 {
     size_t vocab = 1000, dim = 64, n = 4;
     int32_t ids[2][4] = { { 1, 2, 3, 4 }, { 999, 0, 500, 4 } }, next[4], next_g[4];
@@ -1802,7 +2111,7 @@ START_TEST(test_graph_replay)
     struct gpu_graph *graph = NULL;
     struct step s;
 
-    step_init(&s, vocab, dim, n);
+    step_init(&s, vocab, dim, n, type);
     step_eager(&s, ids[0], logits, next); /* creates the GEMM plan before the capture */
     ck_assert_int_eq(gpu_capture_begin(g, &err), 0);
     ck_assert_int_eq(gpu_capture_begin(g, &err), RAG_EINVAL);
@@ -1830,6 +2139,13 @@ START_TEST(test_graph_replay)
     ck_assert_str_eq(err.msg, "gpu_capture_end: no capture is running");
     free(logits);
     free(logits_g);
+    gpu_buf_free(g, &pool);
+}
+
+START_TEST(test_graph_replay)
+{
+    graph_replay(GPU_BF16);
+    graph_replay(GPU_F16);
 }
 END_TEST
 
@@ -1940,6 +2256,10 @@ static Suite *gpu_suite(bool have_gpu)
     tcase_add_test(tc, test_attn_decode);
     tcase_add_test(tc, test_attn_prefill);
     tcase_add_test(tc, test_graph_replay);
+    tc = device_case(s, "prefill", 300);
+    tcase_add_test(tc, test_prefill_bf16);
+    tcase_add_test(tc, test_prefill_f16);
+    tcase_add_test(tc, test_prefill_chunk_and_bad_block);
     /* A faulted context is lost for the rest of the process: only with fork. */
     if (fork_mode && strcmp(fork_mode, "no") == 0)
         return s;

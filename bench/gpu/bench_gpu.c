@@ -13,8 +13,9 @@
  * overhead is measured directly: eager launches of the empty kernel and of
  * a 256-element axpy, and the same kernels replayed from a graph.
  *
- * Usage: bench_gpu [--quick | --floor]   (--quick: fewer shapes and repetitions;
- * --floor: the copy bandwidth and the launch floor only, for bench/gpu/run.sh)
+ * Usage: bench_gpu [--quick | --floor | --prefill]   (--quick: fewer shapes and
+ * repetitions; --floor: the copy bandwidth and the launch floor only, for
+ * bench/gpu/run.sh; --prefill: prefill attention only)
  * Exit status 0, 1 on any error, 77 without a GPU.
  */
 #include <math.h>
@@ -238,7 +239,7 @@ static int gemm_op(void *ctx, int i, struct rag_err *err)
     size_t wb = c->n * c->k * 2;
     struct gpu_buf w = { (char *)c->w.ptr + (size_t)(i % c->n_w) * wb, wb };
 
-    return gpu_gemm(g, &c->a, &w, NULL, &c->c, c->c_type, c->m, c->n, c->k, 0, err);
+    return gpu_gemm(g, &c->a, &w, GPU_BF16, NULL, &c->c, c->c_type, c->m, c->n, c->k, 0, err);
 }
 
 static void bench_gemm(const char *model, const char *name, size_t m, size_t n, size_t k,
@@ -288,7 +289,7 @@ static void bench_gemms(void)
 /* ---- attention ---- */
 
 struct attn_ctx {
-    size_t n_heads, n_seqs, len;
+    size_t n_heads, n_seqs, len, pos0; /* prefill: len new tokens after pos0 cached ones */
     struct gpu_kv_cache kv;
     struct gpu_seqs seqs;
     struct gpu_buf q, out, work, table;
@@ -308,7 +309,7 @@ static int prefill_op(void *ctx, int i, struct rag_err *err)
     struct attn_ctx *c = ctx;
 
     (void)i;
-    return gpu_attn_prefill(g, &c->q, c->len, c->n_heads, 0, &c->kv, &c->table,
+    return gpu_attn_prefill(g, &c->q, c->len, c->n_heads, c->pos0, &c->kv, &c->table,
                             1.0f / sqrtf((float)c->kv.head_dim), &c->out, GPU_BF16, err);
 }
 
@@ -373,18 +374,42 @@ static void bench_decode(const char *model, size_t n_heads, size_t n_kv, size_t 
     attn_release(&c);
 }
 
-static void bench_prefill(const char *model, size_t n_heads, size_t n_kv, size_t hd, size_t len)
+/*
+ * Causal prefill of len tokens after pos0 cached ones, kv_type cache, bf16
+ * out. FLOPs: 4 * n_heads * head_dim per (query, visible key) pair, and
+ * query t sees pos0 + t + 1 keys.
+ */
+static void bench_prefill(const char *model, size_t n_heads, size_t n_kv, size_t hd, size_t pos0,
+                          size_t len, enum gpu_dtype kv_type)
 {
+    const char *kv_name = kv_type == GPU_F16 ? "f16" : kv_type == GPU_BF16 ? "bf16" : "f32";
     struct attn_ctx c;
-    double s, tflops;
+    double s, pairs, tflops;
 
-    attn_init(&c, n_heads, n_kv, hd, 1, len, len);
+    attn_init(&c, n_heads, n_kv, hd, 1, pos0 + len, len);
+    c.len = len;
+    c.pos0 = pos0;
+    c.kv.type = kv_type; /* the bf16 pattern read as fp16 is finite, within +-2 */
     s = time_graph(prefill_op, &c, 3);
-    tflops = 4.0 * (double)n_heads * (double)hd * (double)len * (double)len / 2 / s / 1e12;
-    printf("prefill  %-5s heads %2zu/%zu hd %3zu tokens %5zu: %8.3f ms per layer, %.1f TFLOP/s\n",
-           model, n_heads, n_kv, hd, len, s * 1e3, tflops);
-    row("attn prefill %-4s %5zu tok   %8.3f ms/layer %5.1f TFLOP/s", model, len, s * 1e3, tflops);
+    pairs = (double)len * (double)pos0 + (double)len * (double)(len + 1) / 2;
+    tflops = 4.0 * (double)n_heads * (double)hd * pairs / s / 1e12;
+    printf("prefill  %-5s heads %2zu/%zu hd %3zu kv %-4s pos0 %4zu tokens %5zu: %8.3f ms per "
+           "layer, %.1f TFLOP/s\n",
+           model, n_heads, n_kv, hd, kv_name, pos0, len, s * 1e3, tflops);
+    row("attn prefill %-4s %-4s %4zu+%-4zu %7.3f ms/layer %5.1f TFLOP/s", model, kv_name, pos0, len,
+        s * 1e3, tflops);
     attn_release(&c);
+}
+
+/* 4,096 tokens at both model shapes, bf16 and fp16 caches, and as two chunks of 2,048. */
+static void bench_prefills(void)
+{
+    bench_prefill("135M", 9, 3, 64, 0, 4096, GPU_BF16);
+    bench_prefill("135M", 9, 3, 64, 0, 4096, GPU_F16);
+    bench_prefill("135M", 9, 3, 64, 2048, 2048, GPU_BF16);
+    bench_prefill("8B", 32, 8, 128, 0, 4096, GPU_BF16);
+    bench_prefill("8B", 32, 8, 128, 0, 4096, GPU_F16);
+    bench_prefill("8B", 32, 8, 128, 2048, 2048, GPU_BF16);
 }
 
 static void bench_attention(double copy_gbs)
@@ -397,8 +422,7 @@ static void bench_attention(double copy_gbs)
         bench_decode("8B", 32, 8, 128, 1, lens[i], copy_gbs);
         bench_decode("8B", 32, 8, 128, 32, lens[i], copy_gbs);
     }
-    bench_prefill("135M", 9, 3, 64, 4096);
-    bench_prefill("8B", 32, 8, 128, 4096);
+    bench_prefills();
 }
 
 int main(int argc, char **argv)
@@ -407,6 +431,7 @@ int main(int argc, char **argv)
     struct gpu_info info;
     double copy_gbs;
     bool floor_only = argc > 1 && strcmp(argv[1], "--floor") == 0;
+    bool prefill_only = argc > 1 && strcmp(argv[1], "--prefill") == 0;
 
     quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     if (gpu_open(&g, 0, &err)) {
@@ -417,11 +442,15 @@ int main(int argc, char **argv)
     printf("device   %s, compute %d.%d, %d SMs, %.0f GiB, L2 %zu MiB\n", info.name, info.cc_major,
            info.cc_minor, info.n_sm, info.mem_total / 1073741824.0, info.l2_bytes >> 20);
     pattern_init();
-    copy_gbs = bench_copy();
-    bench_launch();
-    if (!floor_only) {
-        bench_gemms();
-        bench_attention(copy_gbs);
+    if (prefill_only) {
+        bench_prefills();
+    } else {
+        copy_gbs = bench_copy();
+        bench_launch();
+        if (!floor_only) {
+            bench_gemms();
+            bench_attention(copy_gbs);
+        }
     }
     printf("\n%-48s\n", "summary");
     for (int i = 0; i < n_rows; i++)
