@@ -68,6 +68,22 @@ struct gpu_cuda_attn {
     float scale;
 };
 
+/* Arguments of gpu_cuda_gemv(), checked by gpu/launch.c. */
+enum gpu_cuda_gemv_input { GPU_CUDA_GEMV_A, GPU_CUDA_GEMV_RMSNORM, GPU_CUDA_GEMV_SWIGLU };
+
+struct gpu_cuda_gemv {
+    enum gpu_cuda_gemv_input input;
+    const void *src;         /* a (m, k) ab_type; x (m, k) fp32; gu (m, 2 k) src_type */
+    enum gpu_dtype src_type; /* SwiGLU: fp32 or ab_type */
+    const float *norm;       /* RMSNorm gain (k) */
+    float eps;
+    const void *w, *bias;
+    enum gpu_dtype ab_type, c_type;
+    void *c;
+    size_t m, n, k;
+    float beta;
+};
+
 /* ---- gpu/device.cu: runtime, memory, copies ---- */
 
 /*
@@ -116,6 +132,8 @@ void gpu_cuda_gemm_release(struct gpu *g);
 int gpu_cuda_gemm(struct gpu *g, const void *a, const void *w, enum gpu_dtype ab_type,
                   const void *bias, void *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
                   float beta, struct rag_err *err);
+/* gpu/gemv.cu: m <= GPU_GEMV_M_MAX rows on tensor cores. */
+int gpu_cuda_gemv(struct gpu *g, const struct gpu_cuda_gemv *a, struct rag_err *err);
 int gpu_cuda_convert(struct gpu *g, const void *src, enum gpu_dtype src_type, void *dst,
                      enum gpu_dtype dst_type, size_t n, struct rag_err *err);
 int gpu_cuda_rmsnorm(struct gpu *g, float *x, const float *r, const float *w, void *out,

@@ -168,6 +168,148 @@ int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
                          k, beta, err);
 }
 
+/* check_buf(), and b starts 16-byte aligned (the vector loads of gemv.cu). */
+static int check_vec_buf(const char *op, const char *name, const struct gpu_buf *b, size_t n,
+                         size_t size, struct rag_err *err)
+{
+    int rc = check_buf(op, name, b, n, size, err);
+
+    if (!rc && (uintptr_t)b->ptr % 16)
+        rc = rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is not 16-byte aligned", op, name);
+    return rc;
+}
+
+/* What the gpu_gemv() family shares: shape, types, w, bias and c. */
+static int check_gemv(const char *op, const struct gpu_cuda_gemv *p, const struct gpu_buf *w,
+                      const struct gpu_buf *bias, const struct gpu_buf *c, struct rag_err *err)
+{
+    size_t nk = 0, mn = 0, cs = gpu_dtype_size(p->c_type);
+    int rc;
+
+    if (p->m > GPU_GEMV_M_MAX)
+        return rag_errf(err, RAG_EINVAL, "%s: m %zu exceeds %d", op, p->m, GPU_GEMV_M_MAX);
+    if (p->k == 0 || p->k % 8)
+        return rag_errf(err, RAG_EINVAL, "%s: k %zu is not a positive multiple of 8", op, p->k);
+    rc = check_gemm_types(op, p->ab_type, p->c_type, err);
+    if (!rc)
+        rc = check_count(op, "n", p->n, INT32_MAX / 2, err);
+    if (!rc)
+        rc = check_count(op, "k", p->k, INT32_MAX / 2, err);
+    if (!rc)
+        rc = product(op, "n * k", p->n, p->k, 1, &nk, err);
+    if (!rc)
+        rc = product(op, "m * n", p->m, p->n, 1, &mn, err);
+    if (!rc)
+        rc = check_vec_buf(op, "w", w, nk, 2, err);
+    if (!rc)
+        rc = check_buf(op, "c", c, mn, cs, err);
+    if (!rc && bias)
+        rc = check_buf(op, "bias", bias, p->n, cs, err);
+    if (!rc)
+        rc = no_overlap(op, "c", c, mn * cs, "w", w, nk * 2, err);
+    if (!rc && !isfinite(p->beta))
+        rc = rag_errf(err, RAG_EINVAL, "%s: beta is not finite", op);
+    return rc;
+}
+
+/* The input rows src (src_elems of src_size bytes): aligned and apart from c; then launch. */
+static int launch_gemv(struct gpu *g, const char *op, struct gpu_cuda_gemv *p, const char *src_name,
+                       const struct gpu_buf *src, size_t src_size, const struct gpu_buf *w,
+                       const struct gpu_buf *bias, struct gpu_buf *c, struct rag_err *err)
+{
+    size_t n_src = 0, mn = p->m * p->n, cs = gpu_dtype_size(p->c_type);
+    size_t cols = p->input == GPU_CUDA_GEMV_SWIGLU ? 2 * p->k : p->k;
+    int rc = check_gemv(op, p, w, bias, c, err);
+
+    if (!rc)
+        rc = product(op, "m * k", p->m, cols, 1, &n_src, err);
+    if (!rc)
+        rc = check_vec_buf(op, src_name, src, n_src, src_size, err);
+    if (!rc)
+        rc = no_overlap(op, "c", c, mn * cs, src_name, src, n_src * src_size, err);
+    if (rc)
+        return rc;
+    p->src = src->ptr;
+    p->w = w->ptr;
+    p->bias = bias ? bias->ptr : NULL;
+    p->c = c->ptr;
+    return gpu_cuda_gemv(g, p, err);
+}
+
+int gpu_gemv(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
+             enum gpu_dtype ab_type, const struct gpu_buf *bias, struct gpu_buf *c,
+             enum gpu_dtype c_type, size_t m, size_t n, size_t k, float beta, struct rag_err *err)
+{
+    struct gpu_cuda_gemv p = {
+        .input = GPU_CUDA_GEMV_A,
+        .ab_type = ab_type,
+        .c_type = c_type,
+        .m = m,
+        .n = n,
+        .k = k,
+        .beta = beta,
+    };
+
+    assert(g);
+    return launch_gemv(g, "gpu_gemv", &p, "a", a, 2, w, bias, c, err);
+}
+
+int gpu_gemv_rmsnorm(struct gpu *g, const struct gpu_buf *x, const struct gpu_buf *norm, float eps,
+                     const struct gpu_buf *w, enum gpu_dtype ab_type, const struct gpu_buf *bias,
+                     struct gpu_buf *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
+                     float beta, struct rag_err *err)
+{
+    const char *op = "gpu_gemv_rmsnorm";
+    struct gpu_cuda_gemv p = {
+        .input = GPU_CUDA_GEMV_RMSNORM,
+        .eps = eps,
+        .ab_type = ab_type,
+        .c_type = c_type,
+        .m = m,
+        .n = n,
+        .k = k,
+        .beta = beta,
+    };
+    int rc;
+
+    assert(g);
+    if (!(eps >= 0 && isfinite(eps)))
+        return rag_errf(err, RAG_EINVAL, "%s: eps %g is not a finite value >= 0", op, eps);
+    rc = check_gemv(op, &p, w, bias, c, err);
+    if (!rc)
+        rc = check_vec_buf(op, "norm", norm, k, 4, err);
+    if (!rc)
+        rc = no_overlap(op, "c", c, m * n * gpu_dtype_size(c_type), "norm", norm, k * 4, err);
+    if (rc)
+        return rc;
+    p.norm = norm->ptr;
+    return launch_gemv(g, op, &p, "x", x, 4, w, bias, c, err);
+}
+
+int gpu_gemv_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
+                    const struct gpu_buf *w, enum gpu_dtype ab_type, const struct gpu_buf *bias,
+                    struct gpu_buf *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
+                    float beta, struct rag_err *err)
+{
+    const char *op = "gpu_gemv_swiglu";
+    struct gpu_cuda_gemv p = {
+        .input = GPU_CUDA_GEMV_SWIGLU,
+        .src_type = gu_type,
+        .ab_type = ab_type,
+        .c_type = c_type,
+        .m = m,
+        .n = n,
+        .k = k,
+        .beta = beta,
+    };
+
+    assert(g);
+    if ((ab_type == GPU_BF16 || ab_type == GPU_F16) && gu_type != GPU_F32 && gu_type != ab_type)
+        return rag_errf(err, RAG_EINVAL, "%s: 'gu' must be f32 or %s (the type of 'w'), not %s", op,
+                        type_name(ab_type), type_name(gu_type));
+    return launch_gemv(g, op, &p, "gu", gu, gpu_dtype_size(gu_type), w, bias, c, err);
+}
+
 int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const struct gpu_buf *w,
                 struct gpu_buf *out, enum gpu_dtype out_type, size_t n_rows, size_t dim, float eps,
                 struct rag_err *err)

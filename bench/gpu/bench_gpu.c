@@ -13,9 +13,11 @@
  * overhead is measured directly: eager launches of the empty kernel and of
  * a 256-element axpy, and the same kernels replayed from a graph.
  *
- * Usage: bench_gpu [--quick | --floor | --prefill]   (--quick: fewer shapes and
- * repetitions; --floor: the copy bandwidth and the launch floor only, for
- * bench/gpu/run.sh; --prefill: prefill attention only)
+ * Usage: bench_gpu [--quick | --floor | --prefill | --gemv]   (--quick: fewer
+ * shapes and repetitions; --floor: the copy bandwidth and the launch floor
+ * only, for bench/gpu/run.sh; --prefill: prefill attention only; --gemv:
+ * the decode linear layers of SmolLM2-135M and Llama-3-8B at m = 1 and 32
+ * through cuBLASLt, gpu_gemv and gpu_gemv_rmsnorm, GB/s of weights read)
  * Exit status 0, 1 on any error, 77 without a GPU.
  */
 #include <math.h>
@@ -33,7 +35,7 @@
 static struct gpu *g;
 static unsigned char *pattern;
 static bool quick;
-static char table[64][96]; /* the summary rows printed last */
+static char table[96][96]; /* the summary rows printed last */
 static int n_rows;
 
 static double now(void)
@@ -61,7 +63,7 @@ static void row(const char *fmt, ...)
 {
     va_list ap;
 
-    if (n_rows == 64)
+    if (n_rows == 96)
         return;
     va_start(ap, fmt);
     vsnprintf(table[n_rows++], sizeof(table[0]), fmt, ap);
@@ -286,6 +288,79 @@ static void bench_gemms(void)
     bench_gemm("sq", "8192^3", 8192, 8192, 8192, GPU_BF16);
 }
 
+/* ---- decode GEMV ---- */
+
+enum { RUN_GEMM, RUN_GEMV, RUN_GEMV_RMS };
+
+struct gemv_ctx {
+    struct gemm_ctx p;
+    int run;
+    struct gpu_buf norm;
+};
+
+static int gemv_op(void *ctx, int i, struct rag_err *err)
+{
+    struct gemv_ctx *c = ctx;
+    size_t wb = c->p.n * c->p.k * 2;
+    struct gpu_buf w = { (char *)c->p.w.ptr + (size_t)(i % c->p.n_w) * wb, wb };
+
+    if (c->run == RUN_GEMM)
+        return gpu_gemm(g, &c->p.a, &w, GPU_BF16, NULL, &c->p.c, GPU_F32, c->p.m, c->p.n, c->p.k, 0,
+                        err);
+    if (c->run == RUN_GEMV)
+        return gpu_gemv(g, &c->p.a, &w, GPU_BF16, NULL, &c->p.c, GPU_F32, c->p.m, c->p.n, c->p.k, 0,
+                        err);
+    return gpu_gemv_rmsnorm(g, &c->p.a, &c->norm, 1e-5f, &w, GPU_BF16, NULL, &c->p.c, GPU_F32,
+                            c->p.m, c->p.n, c->p.k, 0, err);
+}
+
+/* One decode shape (bf16 weights, f32 out) through each of the three paths. */
+static void bench_gemv(const char *model, const char *name, size_t m, size_t n, size_t k)
+{
+    static const char *const runs[] = { "gemm", "gemv", "gemv+rms" };
+    struct gemv_ctx c = { { m, n, k, GPU_F32, 1, { 0 }, { 0 }, { 0 } }, 0, { 0 } };
+    size_t wb = n * k * 2;
+
+    while (c.p.n_w < 64 && (size_t)c.p.n_w * wb < ((size_t)256 << 20))
+        c.p.n_w++;
+    c.p.a = alloc_filled(m * k * 4); /* x of the RMSNorm variant is fp32 */
+    c.p.w = alloc_filled(wb * (size_t)c.p.n_w);
+    c.p.c = alloc_filled(m * n * 4);
+    c.norm = alloc_filled(k * 4);
+    for (c.run = RUN_GEMM; c.run <= RUN_GEMV_RMS; c.run++) {
+        double s = time_graph(gemv_op, &c, quick ? 8 : 32), gbs = (double)wb / s / 1e9;
+
+        printf("gemv     %-5s %-8s m=%-3zu n=%-6zu k=%-5zu %-8s: %8.2f us %6.0f GB/s of weights "
+               "(%d copies)\n",
+               model, name, m, n, k, runs[c.run], s * 1e6, gbs, c.p.n_w);
+        row("gemv %-5s %-8s m=%-3zu %-8s %8.2f us %5.0f GB/s", model, name, m, runs[c.run], s * 1e6,
+            gbs);
+    }
+    gpu_buf_free(g, &c.p.a);
+    gpu_buf_free(g, &c.p.w);
+    gpu_buf_free(g, &c.p.c);
+    gpu_buf_free(g, &c.norm);
+}
+
+static void bench_gemvs(void)
+{
+    static const struct {
+        const char *model, *name;
+        size_t n, k;
+    } shapes[] = {
+        { "135M", "qkv", 960, 576 },       { "135M", "o", 576, 576 },
+        { "135M", "gate_up", 3072, 576 },  { "135M", "down", 576, 1536 },
+        { "135M", "lm_head", 49152, 576 }, { "8B", "qkv", 6144, 4096 },
+        { "8B", "o", 4096, 4096 },         { "8B", "gate_up", 28672, 4096 },
+        { "8B", "down", 4096, 14336 },     { "8B", "lm_head", 128256, 4096 },
+    };
+
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        bench_gemv(shapes[i].model, shapes[i].name, 1, shapes[i].n, shapes[i].k);
+        bench_gemv(shapes[i].model, shapes[i].name, 32, shapes[i].n, shapes[i].k);
+    }
+}
+
 /* ---- attention ---- */
 
 struct attn_ctx {
@@ -432,6 +507,7 @@ int main(int argc, char **argv)
     double copy_gbs;
     bool floor_only = argc > 1 && strcmp(argv[1], "--floor") == 0;
     bool prefill_only = argc > 1 && strcmp(argv[1], "--prefill") == 0;
+    bool gemv_only = argc > 1 && strcmp(argv[1], "--gemv") == 0;
 
     quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     if (gpu_open(&g, 0, &err)) {
@@ -444,6 +520,8 @@ int main(int argc, char **argv)
     pattern_init();
     if (prefill_only) {
         bench_prefills();
+    } else if (gemv_only) {
+        bench_gemvs();
     } else {
         copy_gbs = bench_copy();
         bench_launch();

@@ -1,0 +1,331 @@
+/*
+ * gpu/gemv.cu - decode-step linear layers for a few rows (gpu.h gpu_gemv):
+ *   c[i][j] = sum_l a[i][l] * w[j][l] + bias[j] + beta * c[i][j],  i < m <= 32
+ * with the input rows a either given (bf16/fp16), or made while loading
+ * from the fp32 residual stream by RMSNorm, or from a gate/up pair by
+ * SwiGLU, so the decode step needs no separate norm or activation kernel.
+ *
+ * The weights dominate the bytes (m is small), so the kernel is built to
+ * stream w at HBM bandwidth, on tensor cores so that m = 32 costs no more
+ * arithmetic time than m = 1:
+ *
+ * - A block of GEMV_WARPS warps owns 16 consecutive weight rows (output
+ *   columns j0 .. j0 + 15); its warps split k into contiguous ranges of
+ *   32-element steps, and a cross-warp sum in shared memory (fixed order,
+ *   so results are deterministic) ends the block. Small n (576 columns,
+ *   36 blocks) still has 288 warps streaming; large n has thousands of
+ *   blocks.
+ * - Each step is two mma.sync.m16n8k16 (fp32 accumulate) per 8 input rows,
+ *   with the weight tile as the 16-row A operand and the input rows as
+ *   the 8 columns of B ("swap AB"). The order of k inside a step is free
+ *   as long as A and B agree, so lane (g, t) (g = lane / 4, t = lane % 4)
+ *   takes physical k = 8t .. 8t + 7 of the step for both: one 16-byte
+ *   load of weight row g, one of row g + 8, and one per 8 input rows,
+ *   where the fragment layout of the mma puts logical k {2t, 2t+1, 2t+8,
+ *   2t+9} of the first mma on physical 8t .. 8t + 3 and of the second on
+ *   8t + 4 .. 8t + 7.
+ * - Weights are read with ld.global.nc.L1::no_allocate (streamed once);
+ *   GEMV_UNROLL steps of weights are loaded before their mmas, so each
+ *   warp keeps 2 * GEMV_UNROLL 16-byte loads per lane in flight.
+ * - Input rows are read from global memory (they are small and stay in L1
+ *   and L2). RMSNorm: each block first computes 1/rms of its m rows (one
+ *   warp per row), then a lane scales its 8 fp32 values by it and by the
+ *   gain, x * inv * gain in that order as gpu_rmsnorm() does, and rounds to
+ *   the compute type (fp16 saturating at +-65504, as gpu_rmsnorm's output).
+ *   SwiGLU: silu(gate) * up as gpu_swiglu() computes it, rounded the same
+ *   way. So a fused call equals the two-kernel sequence up to the order of
+ *   the sums.
+ *
+ * Requirements (checked in launch.c): k a multiple of 8 and every pointer
+ * 16-byte aligned, so a lane's 8 elements are one aligned vector; rows
+ * past m and past n and steps past k load zeros.
+ */
+#include "gpu/cuda_util.cuh"
+
+#define GEMV_WARPS  8
+#define GEMV_UNROLL 4
+#define GEMV_COLS   16 /* weight rows per block: the mma's 16 rows */
+#define GEMV_STEP   32 /* k per step: two mmas of k = 16 */
+
+enum gemv_mode { MODE_A, MODE_RMS, MODE_SWIGLU };
+
+struct gemv_args {
+    const void *w, *src, *bias;
+    const float *norm;
+    void *c;
+    float beta, eps;
+    int m, n, k;
+};
+
+static __device__ inline uint4 load_stream(const void *p)
+{
+    uint4 v;
+
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p));
+    return v;
+}
+
+/* One m16n8k16 product, fp32 accumulate: A from the two weight rows, B two registers. */
+static __device__ inline void mma_16816(const __nv_bfloat16 *, float *c, uint32_t a0, uint32_t a1,
+                                        uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+static __device__ inline void mma_16816(const __half *, float *c, uint32_t a0, uint32_t a1,
+                                        uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
+        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/* Two floats as a pair of T in one register, lower k in the low half, as store_act rounds. */
+template <typename T> static __device__ inline uint32_t pack2(float lo, float hi)
+{
+    T h[2];
+    uint32_t r;
+
+    store_act(&h[0], lo);
+    store_act(&h[1], hi);
+    memcpy(&r, h, sizeof(r));
+    return r;
+}
+
+template <typename T> static __device__ inline uint4 pack8(const float *v)
+{
+    return make_uint4(pack2<T>(v[0], v[1]), pack2<T>(v[2], v[3]), pack2<T>(v[4], v[5]),
+                      pack2<T>(v[6], v[7]));
+}
+
+/* Eight consecutive elements of type G at p (16-byte aligned) as floats. */
+static __device__ inline void load8(const float *p, float *v)
+{
+    float4 a = __ldg((const float4 *)p), b = __ldg((const float4 *)p + 1);
+
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+    v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+
+template <typename G> static __device__ inline void load8(const G *p, float *v)
+{
+    uint4 u = __ldg((const uint4 *)p);
+    G h[8];
+
+    memcpy(h, &u, sizeof(h));
+    for (int e = 0; e < 8; e++)
+        v[e] = to_float(h[e]);
+}
+
+/*
+ * The B fragment of input row i at physical k0 .. k0 + 7 (i < m, k0 < k):
+ * 8 values of T in one vector, made as the mode says. G is the type of the
+ * SwiGLU input (float or T); inv holds each row's 1/rms for MODE_RMS.
+ */
+template <typename T, int MODE, typename G>
+static __device__ inline uint4 input8(const gemv_args &a, const float *inv, int i, int k0)
+{
+    size_t k = (size_t)a.k;
+
+    if constexpr (MODE == MODE_A) {
+        return __ldg((const uint4 *)((const T *)a.src + (size_t)i * k + k0));
+    } else if constexpr (MODE == MODE_RMS) {
+        float x[8], w[8];
+
+        load8((const float *)a.src + (size_t)i * k + k0, x);
+        load8(a.norm + k0, w);
+        for (int e = 0; e < 8; e++)
+            x[e] = x[e] * inv[i] * w[e];
+        return pack8<T>(x);
+    } else {
+        const G *row = (const G *)a.src + (size_t)i * 2 * k;
+        float gate[8], up[8];
+
+        load8(row + k0, gate);
+        load8(row + k + k0, up);
+        for (int e = 0; e < 8; e++)
+            gate[e] = gate[e] / (1.0f + expf(-gate[e])) * up[e];
+        return pack8<T>(gate);
+    }
+}
+
+/* 1/rms of each of the m rows of x (k fp32 each) into inv: one warp per row. */
+static __device__ void row_scales(const gemv_args &a, float *inv)
+{
+    unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+
+    for (int i = (int)warp; i < a.m; i += GEMV_WARPS) {
+        const float *x = (const float *)a.src + (size_t)i * a.k;
+        float ss = 0.0f;
+
+        for (int l = (int)lane * 4; l < a.k; l += WARP * 4) {
+            float4 v = __ldg((const float4 *)(x + l));
+
+            ss = fmaf(v.x, v.x, ss);
+            ss = fmaf(v.y, v.y, ss);
+            ss = fmaf(v.z, v.z, ss);
+            ss = fmaf(v.w, v.w, ss);
+        }
+        ss = warp_sum(ss);
+        if (lane == 0)
+            inv[i] = rsqrtf(ss / (float)a.k + a.eps);
+    }
+}
+
+/* Sum over the block's warps and the epilogue: c = acc + bias + beta * c. */
+template <typename C, int NT>
+static __device__ void finish(const gemv_args &a, const float (*acc)[4], float (*red)[17], int j0)
+{
+    unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, gid = lane / 4, tig = lane % 4;
+    const C *bias = (const C *)a.bias;
+    C *c = (C *)a.c;
+
+    for (int t = 0; t < NT; t++) {
+        int tok = t * 8 + (int)tig * 2;
+
+        red[warp * 32 + tok][gid] = acc[t][0];
+        red[warp * 32 + tok + 1][gid] = acc[t][1];
+        red[warp * 32 + tok][gid + 8] = acc[t][2];
+        red[warp * 32 + tok + 1][gid + 8] = acc[t][3];
+    }
+    __syncthreads();
+    for (int e = (int)threadIdx.x; e < a.m * GEMV_COLS; e += blockDim.x) {
+        int i = e / GEMV_COLS, r = e % GEMV_COLS, j = j0 + r;
+        float s = 0.0f;
+
+        if (j >= a.n)
+            continue;
+        for (int w = 0; w < GEMV_WARPS; w++)
+            s += red[w * 32 + i][r];
+        if (bias)
+            s += to_float(bias[j]);
+        if (a.beta != 0.0f)
+            s += a.beta * to_float(c[(size_t)i * a.n + j]);
+        store(&c[(size_t)i * a.n + j], s);
+    }
+}
+
+/*
+ * One block: 16 weight rows from j0 = blockIdx.x * 16, NT tiles of 8 input
+ * rows. T is the weight and compute type, C the output type, G the SwiGLU
+ * input type.
+ */
+template <typename T, typename C, int MODE, typename G, int NT>
+static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv_kernel(const gemv_args a)
+{
+    __shared__ float red[GEMV_WARPS * 32][17];
+    __shared__ float inv[32];
+    unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, gid = lane / 4, tig = lane % 4;
+    int j0 = (int)blockIdx.x * GEMV_COLS;
+    int steps = (a.k + GEMV_STEP - 1) / GEMV_STEP;
+    int s0 = (int)((long long)steps * warp / GEMV_WARPS);
+    int s1 = (int)((long long)steps * (warp + 1) / GEMV_WARPS);
+    bool lo_ok = j0 + (int)gid < a.n, hi_ok = j0 + (int)gid + 8 < a.n;
+    const T *w_lo = (const T *)a.w + (size_t)(lo_ok ? j0 + gid : 0) * a.k;
+    const T *w_hi = (const T *)a.w + (size_t)(hi_ok ? j0 + gid + 8 : 0) * a.k;
+    float acc[NT][4] = {};
+
+    if constexpr (MODE == MODE_RMS) {
+        row_scales(a, inv);
+        __syncthreads();
+    }
+    for (int s = s0; s < s1; s += GEMV_UNROLL) {
+        uint4 wl[GEMV_UNROLL], wh[GEMV_UNROLL];
+
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) {
+            int k0 = (s + u) * GEMV_STEP + (int)tig * 8;
+            bool in = s + u < s1 && k0 < a.k;
+
+            wl[u] = in && lo_ok ? load_stream(w_lo + k0) : make_uint4(0, 0, 0, 0);
+            wh[u] = in && hi_ok ? load_stream(w_hi + k0) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) {
+            int k0 = (s + u) * GEMV_STEP + (int)tig * 8;
+
+            if (s + u >= s1)
+                break;
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                int i = t * 8 + (int)gid;
+                uint4 b = i < a.m && k0 < a.k ? input8<T, MODE, G>(a, inv, i, k0) :
+                                                make_uint4(0, 0, 0, 0);
+
+                mma_16816((const T *)0, acc[t], wl[u].x, wh[u].x, wl[u].y, wh[u].y, b.x, b.y);
+                mma_16816((const T *)0, acc[t], wl[u].z, wh[u].z, wl[u].w, wh[u].w, b.z, b.w);
+            }
+        }
+    }
+    finish<C, NT>(a, acc, red, j0);
+}
+
+template <typename T, typename C, int MODE, typename G>
+static void launch_rows(const struct gpu *g, const gemv_args &a)
+{
+    unsigned blocks = (unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV_COLS);
+    cudaStream_t st = stream_of(g);
+
+    if (a.m <= 8)
+        gemv_kernel<T, C, MODE, G, 1><<<blocks, GEMV_WARPS * WARP, 0, st>>>(a);
+    else if (a.m <= 16)
+        gemv_kernel<T, C, MODE, G, 2><<<blocks, GEMV_WARPS * WARP, 0, st>>>(a);
+    else if (a.m <= 24)
+        gemv_kernel<T, C, MODE, G, 3><<<blocks, GEMV_WARPS * WARP, 0, st>>>(a);
+    else
+        gemv_kernel<T, C, MODE, G, 4><<<blocks, GEMV_WARPS * WARP, 0, st>>>(a);
+}
+
+/* Dispatch on the output type (fp32 or T) and, for SwiGLU, the input type (fp32 or T). */
+template <typename T, int MODE>
+static void launch_types(const struct gpu *g, const gemv_args &a, enum gpu_dtype c_type,
+                         enum gpu_dtype src_type)
+{
+    bool c32 = c_type == GPU_F32, g32 = MODE != MODE_SWIGLU || src_type == GPU_F32;
+
+    if (c32 && g32)
+        launch_rows<T, float, MODE, float>(g, a);
+    else if (c32)
+        launch_rows<T, float, MODE, T>(g, a);
+    else if (g32)
+        launch_rows<T, T, MODE, float>(g, a);
+    else
+        launch_rows<T, T, MODE, T>(g, a);
+}
+
+template <typename T>
+static void launch_mode(const struct gpu *g, const gemv_args &a, int mode, enum gpu_dtype c_type,
+                        enum gpu_dtype src_type)
+{
+    if (mode == MODE_RMS)
+        launch_types<T, MODE_RMS>(g, a, c_type, src_type);
+    else if (mode == MODE_SWIGLU)
+        launch_types<T, MODE_SWIGLU>(g, a, c_type, src_type);
+    else
+        launch_types<T, MODE_A>(g, a, c_type, src_type);
+}
+
+int gpu_cuda_gemv(struct gpu *g, const struct gpu_cuda_gemv *p, struct rag_err *err)
+{
+    gemv_args a = { p->w,    p->src, p->bias,   p->norm,   p->c,
+                    p->beta, p->eps, (int)p->m, (int)p->n, (int)p->k };
+    int mode = p->input == GPU_CUDA_GEMV_RMSNORM ? MODE_RMS :
+               p->input == GPU_CUDA_GEMV_SWIGLU  ? MODE_SWIGLU :
+                                                   MODE_A;
+
+    if (p->m == 0 || p->n == 0)
+        return 0;
+    if (use_device(g, "gemv", err))
+        return RAG_EGPU;
+    if (p->ab_type == GPU_BF16)
+        launch_mode<__nv_bfloat16>(g, a, mode, p->c_type, p->src_type);
+    else
+        launch_mode<__half>(g, a, mode, p->c_type, p->src_type);
+    return launched(g, "gemv", err);
+}
