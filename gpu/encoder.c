@@ -7,8 +7,8 @@
  * alignment, overlaps that would race, and CUDA's grid limits (65535 in y
  * and z). Each failure is RAG_EINVAL with a message naming the function and
  * the buffer or shape. Token ids and lengths are device data: the kernels
- * write NaN where they are invalid (gpu.h). The small checking helpers
- * repeat launch.c's, which keeps the two files independent.
+ * write NaN where they are invalid (gpu.h). The buffer, size and
+ * overlap checks are launch.c's (gpu/gpu_cuda.h).
  */
 #include "gpu/gpu.h"
 
@@ -19,36 +19,6 @@
 #include "gpu/gpu_cuda.h"
 
 #define GRID_YZ_MAX 65535u
-
-/* n elements of size bytes fit b, which is aligned to align. */
-static int check_buf(const char *op, const char *name, const struct gpu_buf *b, size_t n,
-                     size_t size, size_t align, struct rag_err *err)
-{
-    if (!b)
-        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is missing", op, name);
-    if (n > SIZE_MAX / size)
-        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s': %zu elements overflow size_t", op, name,
-                        n);
-    if (n * size > b->bytes)
-        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' has %zu bytes, needs %zu", op, name,
-                        b->bytes, n * size);
-    if (n && !b->ptr)
-        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is NULL", op, name);
-    if ((uintptr_t)b->ptr % align)
-        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is not %zu-byte aligned", op, name,
-                        align);
-    return 0;
-}
-
-/* *ret = a * b * c, or RAG_EINVAL naming what overflowed. */
-static int product(const char *op, const char *what, size_t a, size_t b, size_t c, size_t *ret,
-                   struct rag_err *err)
-{
-    if ((b && a > SIZE_MAX / b) || (c && a * b > SIZE_MAX / c))
-        return rag_errf(err, RAG_EINVAL, "%s: %s overflows size_t", op, what);
-    *ret = a * b * c;
-    return 0;
-}
 
 static int check_type(const char *op, const char *name, enum gpu_dtype type, struct rag_err *err)
 {
@@ -61,21 +31,6 @@ static int check_dim(const char *op, size_t dim, struct rag_err *err)
 {
     if (dim == 0 || dim > GPU_ENC_DIM_MAX)
         return rag_errf(err, RAG_EINVAL, "%s: dim %zu is not in 1..%d", op, dim, GPU_ENC_DIM_MAX);
-    return 0;
-}
-
-/* Fails when the first a_bytes of a and b_bytes of b share memory. */
-static int no_overlap(const char *op, const char *na, const struct gpu_buf *a, size_t a_bytes,
-                      const char *nb, const struct gpu_buf *b, size_t b_bytes, struct rag_err *err)
-{
-    uintptr_t pa, pb;
-
-    if (!a || !b)
-        return 0;
-    pa = (uintptr_t)a->ptr;
-    pb = (uintptr_t)b->ptr;
-    if (a_bytes && b_bytes && pa < pb + b_bytes && pb < pa + a_bytes)
-        return rag_errf(err, RAG_EINVAL, "%s: buffers '%s' and '%s' overlap", op, na, nb);
     return 0;
 }
 
@@ -95,19 +50,19 @@ static int check_tables(const char *op, const struct gpu_bert_embeddings *e, str
     if (!rc && e->n_vocab > INT32_MAX)
         rc = rag_errf(err, RAG_EINVAL, "%s: n_vocab %zu exceeds %d", op, e->n_vocab, INT32_MAX);
     if (!rc)
-        rc = product(op, "n_vocab * dim", e->n_vocab, e->dim, 1, &n_tok, err);
+        rc = gpu_check_product(op, "n_vocab * dim", e->n_vocab, e->dim, 1, &n_tok, err);
     if (!rc)
-        rc = product(op, "n_pos * dim", e->n_pos, e->dim, 1, &n_pos, err);
+        rc = gpu_check_product(op, "n_pos * dim", e->n_pos, e->dim, 1, &n_pos, err);
     if (!rc)
-        rc = check_buf(op, "tok", &e->tok, n_tok, 4, 4, err);
+        rc = gpu_check_buf(op, "tok", &e->tok, n_tok, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "pos", &e->pos, n_pos, 4, 4, err);
+        rc = gpu_check_buf(op, "pos", &e->pos, n_pos, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "type", &e->type, e->dim, 4, 4, err);
+        rc = gpu_check_buf(op, "type", &e->type, e->dim, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "gamma", &e->gamma, e->dim, 4, 4, err);
+        rc = gpu_check_buf(op, "gamma", &e->gamma, e->dim, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "beta", &e->beta, e->dim, 4, 4, err);
+        rc = gpu_check_buf(op, "beta", &e->beta, e->dim, 4, 4, err);
     if (!rc)
         rc = check_eps(op, e->eps, err);
     return rc;
@@ -131,19 +86,19 @@ int gpu_bert_embed(struct gpu *g, const struct gpu_bert_embeddings *emb, const s
     if (!rc && n_seqs && seq_len > INT32_MAX / n_seqs)
         rc = rag_errf(err, RAG_EINVAL, "%s: n_seqs * seq_len exceeds %d", op, INT32_MAX);
     if (!rc)
-        rc = product(op, "n_seqs * seq_len * dim", n_seqs, seq_len, emb->dim, &n, err);
+        rc = gpu_check_product(op, "n_seqs * seq_len * dim", n_seqs, seq_len, emb->dim, &n, err);
     if (!rc)
-        rc = check_buf(op, "ids", ids, n / emb->dim, 4, 4, err);
+        rc = gpu_check_buf(op, "ids", ids, n / emb->dim, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "h", h, n, 4, 4, err);
+        rc = gpu_check_buf(op, "h", h, n, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "out", out, n, os, os, err);
+        rc = gpu_check_buf(op, "out", out, n, os, os, err);
     if (!rc)
-        rc = no_overlap(op, "h", h, n * 4, "out", out, n * os, err);
+        rc = gpu_check_no_overlap(op, "h", h, n * 4, "out", out, n * os, err);
     if (!rc)
-        rc = no_overlap(op, "h", h, n * 4, "ids", ids, n / emb->dim * 4, err);
+        rc = gpu_check_no_overlap(op, "h", h, n * 4, "ids", ids, n / emb->dim * 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n * os, "ids", ids, n / emb->dim * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n * os, "ids", ids, n / emb->dim * 4, err);
     if (rc)
         return rc;
     return gpu_cuda_bert_embed(g, emb, ids->ptr, n_seqs, seq_len, h->ptr, out->ptr, out_type, err);
@@ -156,30 +111,30 @@ static int check_norm_bufs(const char *op, struct gpu_buf *h, const struct gpu_b
                            size_t n, size_t dim, struct rag_err *err)
 {
     size_t ts = gpu_dtype_size(t_type), os = gpu_dtype_size(out_type);
-    int rc = check_buf(op, "h", h, n, 4, 4, err);
+    int rc = gpu_check_buf(op, "h", h, n, 4, 4, err);
 
     if (!rc && t)
-        rc = check_buf(op, "t", t, n, ts, ts, err);
+        rc = gpu_check_buf(op, "t", t, n, ts, ts, err);
     if (!rc)
-        rc = check_buf(op, "gamma", gamma, dim, 4, 4, err);
+        rc = gpu_check_buf(op, "gamma", gamma, dim, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "beta", beta, dim, 4, 4, err);
+        rc = gpu_check_buf(op, "beta", beta, dim, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "out", out, n, os, os, err);
+        rc = gpu_check_buf(op, "out", out, n, os, os, err);
     if (!rc)
-        rc = no_overlap(op, "h", h, n * 4, "out", out, n * os, err);
+        rc = gpu_check_no_overlap(op, "h", h, n * 4, "out", out, n * os, err);
     if (!rc && t)
-        rc = no_overlap(op, "h", h, n * 4, "t", t, n * ts, err);
+        rc = gpu_check_no_overlap(op, "h", h, n * 4, "t", t, n * ts, err);
     if (!rc && t)
-        rc = no_overlap(op, "out", out, n * os, "t", t, n * ts, err);
+        rc = gpu_check_no_overlap(op, "out", out, n * os, "t", t, n * ts, err);
     if (!rc)
-        rc = no_overlap(op, "h", h, n * 4, "gamma", gamma, dim * 4, err);
+        rc = gpu_check_no_overlap(op, "h", h, n * 4, "gamma", gamma, dim * 4, err);
     if (!rc)
-        rc = no_overlap(op, "h", h, n * 4, "beta", beta, dim * 4, err);
+        rc = gpu_check_no_overlap(op, "h", h, n * 4, "beta", beta, dim * 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n * os, "gamma", gamma, dim * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n * os, "gamma", gamma, dim * 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n * os, "beta", beta, dim * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n * os, "beta", beta, dim * 4, err);
     return rc;
 }
 
@@ -201,7 +156,7 @@ int gpu_layernorm(struct gpu *g, struct gpu_buf *h, const struct gpu_buf *t, enu
     if (!rc)
         rc = check_type(op, "out", out_type, err);
     if (!rc)
-        rc = product(op, "n_rows * dim", n_rows, dim, 1, &n, err);
+        rc = gpu_check_product(op, "n_rows * dim", n_rows, dim, 1, &n, err);
     if (!rc)
         rc = check_norm_bufs(op, h, t, t_type, gamma, beta, out, out_type, n, dim, err);
     if (!rc)
@@ -222,13 +177,13 @@ int gpu_bias_gelu(struct gpu *g, struct gpu_buf *x, enum gpu_dtype type, const s
     assert(g);
     rc = check_type(op, "x", type, err);
     if (!rc)
-        rc = product(op, "n_rows * n", n_rows, n, 1, &total, err);
+        rc = gpu_check_product(op, "n_rows * n", n_rows, n, 1, &total, err);
     if (!rc)
-        rc = check_buf(op, "x", x, total, size, size, err);
+        rc = gpu_check_buf(op, "x", x, total, size, size, err);
     if (!rc)
-        rc = check_buf(op, "bias", bias, n, 4, 4, err);
+        rc = gpu_check_buf(op, "bias", bias, n, 4, 4, err);
     if (!rc)
-        rc = no_overlap(op, "x", x, total * size, "bias", bias, n * 4, err);
+        rc = gpu_check_no_overlap(op, "x", x, total * size, "bias", bias, n * 4, err);
     if (rc)
         return rc;
     return gpu_cuda_bias_gelu(g, x->ptr, type, bias->ptr, n_rows, n, err);
@@ -263,19 +218,19 @@ int gpu_attn_encoder(struct gpu *g, const struct gpu_buf *qkv, const struct gpu_
     assert(g);
     rc = check_attn_shape(op, n_seqs, seq_len, n_heads, head_dim, scale, err);
     if (!rc)
-        rc = product(op, "out size", n_seqs * seq_len, n_heads, head_dim, &n_out, err);
+        rc = gpu_check_product(op, "out size", n_seqs * seq_len, n_heads, head_dim, &n_out, err);
     if (!rc && n_out > SIZE_MAX / 3)
         rc = rag_errf(err, RAG_EINVAL, "%s: qkv size overflows size_t", op);
     if (!rc)
-        rc = check_buf(op, "qkv", qkv, 3 * n_out, 2, 16, err);
+        rc = gpu_check_buf(op, "qkv", qkv, 3 * n_out, 2, 16, err);
     if (!rc)
-        rc = check_buf(op, "lens", lens, n_seqs, 4, 4, err);
+        rc = gpu_check_buf(op, "lens", lens, n_seqs, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "out", out, n_out, 2, 4, err);
+        rc = gpu_check_buf(op, "out", out, n_out, 2, 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n_out * 2, "qkv", qkv, 3 * n_out * 2, err);
+        rc = gpu_check_no_overlap(op, "out", out, n_out * 2, "qkv", qkv, 3 * n_out * 2, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n_out * 2, "lens", lens, n_seqs * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n_out * 2, "lens", lens, n_seqs * 4, err);
     if (rc)
         return rc;
     return gpu_cuda_attn_encoder(g, qkv->ptr, lens->ptr, n_seqs, seq_len, n_heads, head_dim, scale,
@@ -296,19 +251,19 @@ int gpu_bert_pool(struct gpu *g, const struct gpu_buf *h, const struct gpu_buf *
     if (n_seqs > INT32_MAX)
         rc = rag_errf(err, RAG_EINVAL, "%s: n_seqs %zu exceeds %d", op, n_seqs, INT32_MAX);
     if (!rc)
-        rc = product(op, "n_seqs * seq_len * dim", n_seqs, seq_len, dim, &n_h, err);
+        rc = gpu_check_product(op, "n_seqs * seq_len * dim", n_seqs, seq_len, dim, &n_h, err);
     if (!rc)
-        rc = product(op, "n_seqs * dim", n_seqs, dim, 1, &n_out, err);
+        rc = gpu_check_product(op, "n_seqs * dim", n_seqs, dim, 1, &n_out, err);
     if (!rc)
-        rc = check_buf(op, "h", h, n_h, 4, 4, err);
+        rc = gpu_check_buf(op, "h", h, n_h, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "lens", lens, n_seqs, 4, 4, err);
+        rc = gpu_check_buf(op, "lens", lens, n_seqs, 4, 4, err);
     if (!rc)
-        rc = check_buf(op, "out", out, n_out, 4, 4, err);
+        rc = gpu_check_buf(op, "out", out, n_out, 4, 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n_out * 4, "h", h, n_h * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n_out * 4, "h", h, n_h * 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n_out * 4, "lens", lens, n_seqs * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n_out * 4, "lens", lens, n_seqs * 4, err);
     if (rc)
         return rc;
     return gpu_cuda_bert_pool(g, h->ptr, lens->ptr, n_seqs, seq_len, dim, pooling, out->ptr, err);

@@ -173,4 +173,18 @@ int gpu_cuda_bert_pool(struct gpu *g, const float *h, const int32_t *lens, size_
 }
 #endif
 
+/*
+ * Argument checks shared by launch.c and encoder.c, each RAG_EINVAL with a
+ * message naming the function op and the buffer or shape: n elements of size
+ * bytes fit b, which is aligned to align; *ret = a * b * c without overflow;
+ * the first a_bytes of a and b_bytes of b do not share memory (NULL passes).
+ */
+int gpu_check_buf(const char *op, const char *name, const struct gpu_buf *b, size_t n, size_t size,
+                  size_t align, struct rag_err *err);
+int gpu_check_product(const char *op, const char *what, size_t a, size_t b, size_t c, size_t *ret,
+                      struct rag_err *err);
+int gpu_check_no_overlap(const char *op, const char *na, const struct gpu_buf *a, size_t a_bytes,
+                         const char *nb, const struct gpu_buf *b, size_t b_bytes,
+                         struct rag_err *err);
+
 #endif

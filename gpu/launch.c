@@ -34,9 +34,8 @@ static const char *type_name(enum gpu_dtype t)
     return t == GPU_F32 ? "f32" : t == GPU_BF16 ? "bf16" : t == GPU_F16 ? "f16" : "unknown";
 }
 
-/* n elements of size bytes fit b, which is aligned to size. */
-static int check_buf(const char *op, const char *name, const struct gpu_buf *b, size_t n,
-                     size_t size, struct rag_err *err)
+int gpu_check_buf(const char *op, const char *name, const struct gpu_buf *b, size_t n, size_t size,
+                  size_t align, struct rag_err *err)
 {
     if (!b)
         return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is missing", op, name);
@@ -48,14 +47,21 @@ static int check_buf(const char *op, const char *name, const struct gpu_buf *b, 
                         b->bytes, n * size);
     if (n && !b->ptr)
         return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is NULL", op, name);
-    if ((uintptr_t)b->ptr % size)
-        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is not %zu-byte aligned", op, name, size);
+    if ((uintptr_t)b->ptr % align)
+        return rag_errf(err, RAG_EINVAL, "%s: buffer '%s' is not %zu-byte aligned", op, name,
+                        align);
     return 0;
 }
 
-/* *ret = a * b * c, or RAG_EINVAL naming what overflowed. */
-static int product(const char *op, const char *what, size_t a, size_t b, size_t c, size_t *ret,
-                   struct rag_err *err)
+/* n elements of size bytes fit b, which is aligned to size. */
+static int check_buf(const char *op, const char *name, const struct gpu_buf *b, size_t n,
+                     size_t size, struct rag_err *err)
+{
+    return gpu_check_buf(op, name, b, n, size, size, err);
+}
+
+int gpu_check_product(const char *op, const char *what, size_t a, size_t b, size_t c, size_t *ret,
+                      struct rag_err *err)
 {
     if ((b && a > SIZE_MAX / b) || (c && a * b > SIZE_MAX / c))
         return rag_errf(err, RAG_EINVAL, "%s: %s overflows size_t", op, what);
@@ -100,10 +106,11 @@ static bool overlap(const struct gpu_buf *a, size_t a_bytes, const struct gpu_bu
     return a_bytes && b_bytes && pa < pb + b_bytes && pb < pa + a_bytes;
 }
 
-static int no_overlap(const char *op, const char *na, const struct gpu_buf *a, size_t a_bytes,
-                      const char *nb, const struct gpu_buf *b, size_t b_bytes, struct rag_err *err)
+int gpu_check_no_overlap(const char *op, const char *na, const struct gpu_buf *a, size_t a_bytes,
+                         const char *nb, const struct gpu_buf *b, size_t b_bytes,
+                         struct rag_err *err)
 {
-    if (b && overlap(a, a_bytes, b, b_bytes))
+    if (a && b && overlap(a, a_bytes, b, b_bytes))
         return rag_errf(err, RAG_EINVAL, "%s: buffers '%s' and '%s' overlap", op, na, nb);
     return 0;
 }
@@ -123,8 +130,8 @@ int gpu_convert(struct gpu *g, const struct gpu_buf *src, enum gpu_dtype src_typ
     if (!rc)
         rc = check_buf(op, "dst", dst, n, gpu_dtype_size(dst_type), err);
     if (!rc)
-        rc = no_overlap(op, "src", src, n * gpu_dtype_size(src_type), "dst", dst,
-                        n * gpu_dtype_size(dst_type), err);
+        rc = gpu_check_no_overlap(op, "src", src, n * gpu_dtype_size(src_type), "dst", dst,
+                                  n * gpu_dtype_size(dst_type), err);
     if (rc)
         return rc;
     return gpu_cuda_convert(g, src->ptr, src_type, dst->ptr, dst_type, n, err);
@@ -143,11 +150,11 @@ int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
         return rag_errf(err, RAG_EINVAL, "%s: k is 0", op);
     rc = check_gemm_types(op, ab_type, c_type, err);
     if (!rc)
-        rc = product(op, "m * k", m, k, 1, &mk, err);
+        rc = gpu_check_product(op, "m * k", m, k, 1, &mk, err);
     if (!rc)
-        rc = product(op, "n * k", n, k, 1, &nk, err);
+        rc = gpu_check_product(op, "n * k", n, k, 1, &nk, err);
     if (!rc)
-        rc = product(op, "m * n", m, n, 1, &mn, err);
+        rc = gpu_check_product(op, "m * n", m, n, 1, &mn, err);
     if (!rc)
         rc = check_buf(op, "a", a, mk, 2, err);
     if (!rc)
@@ -157,9 +164,9 @@ int gpu_gemm(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
     if (!rc && bias)
         rc = check_buf(op, "bias", bias, n, cs, err);
     if (!rc)
-        rc = no_overlap(op, "c", c, mn * cs, "a", a, mk * 2, err);
+        rc = gpu_check_no_overlap(op, "c", c, mn * cs, "a", a, mk * 2, err);
     if (!rc)
-        rc = no_overlap(op, "c", c, mn * cs, "w", w, nk * 2, err);
+        rc = gpu_check_no_overlap(op, "c", c, mn * cs, "w", w, nk * 2, err);
     if (rc || m == 0 || n == 0)
         return rc;
     if (!isfinite(beta))
@@ -196,9 +203,9 @@ static int check_gemv(const char *op, const struct gpu_cuda_gemv *p, const struc
     if (!rc)
         rc = check_count(op, "k", p->k, INT32_MAX / 2, err);
     if (!rc)
-        rc = product(op, "n * k", p->n, p->k, 1, &nk, err);
+        rc = gpu_check_product(op, "n * k", p->n, p->k, 1, &nk, err);
     if (!rc)
-        rc = product(op, "m * n", p->m, p->n, 1, &mn, err);
+        rc = gpu_check_product(op, "m * n", p->m, p->n, 1, &mn, err);
     if (!rc)
         rc = check_vec_buf(op, "w", w, nk, 2, err);
     if (!rc)
@@ -206,7 +213,7 @@ static int check_gemv(const char *op, const struct gpu_cuda_gemv *p, const struc
     if (!rc && bias)
         rc = check_buf(op, "bias", bias, p->n, cs, err);
     if (!rc)
-        rc = no_overlap(op, "c", c, mn * cs, "w", w, nk * 2, err);
+        rc = gpu_check_no_overlap(op, "c", c, mn * cs, "w", w, nk * 2, err);
     if (!rc && !isfinite(p->beta))
         rc = rag_errf(err, RAG_EINVAL, "%s: beta is not finite", op);
     return rc;
@@ -222,11 +229,11 @@ static int launch_gemv(struct gpu *g, const char *op, struct gpu_cuda_gemv *p, c
     int rc = check_gemv(op, p, w, bias, c, err);
 
     if (!rc)
-        rc = product(op, "m * k", p->m, cols, 1, &n_src, err);
+        rc = gpu_check_product(op, "m * k", p->m, cols, 1, &n_src, err);
     if (!rc)
         rc = check_vec_buf(op, src_name, src, n_src, src_size, err);
     if (!rc)
-        rc = no_overlap(op, "c", c, mn * cs, src_name, src, n_src * src_size, err);
+        rc = gpu_check_no_overlap(op, "c", c, mn * cs, src_name, src, n_src * src_size, err);
     if (rc)
         return rc;
     p->src = src->ptr;
@@ -279,7 +286,8 @@ int gpu_gemv_rmsnorm(struct gpu *g, const struct gpu_buf *x, const struct gpu_bu
     if (!rc)
         rc = check_vec_buf(op, "norm", norm, k, 4, err);
     if (!rc)
-        rc = no_overlap(op, "c", c, m * n * gpu_dtype_size(c_type), "norm", norm, k * 4, err);
+        rc = gpu_check_no_overlap(op, "c", c, m * n * gpu_dtype_size(c_type), "norm", norm, k * 4,
+                                  err);
     if (rc)
         return rc;
     p.norm = norm->ptr;
@@ -323,7 +331,7 @@ int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const
     if (!rc)
         rc = check_count(op, "n_rows", n_rows, INT32_MAX, err);
     if (!rc)
-        rc = product(op, "n_rows * dim", n_rows, dim, 1, &n, err);
+        rc = gpu_check_product(op, "n_rows * dim", n_rows, dim, 1, &n, err);
     if (!rc)
         rc = check_buf(op, "x", x, n, 4, err);
     if (!rc && r)
@@ -333,13 +341,13 @@ int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const
     if (!rc)
         rc = check_buf(op, "out", out, n, os, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n * os, "x", x, n * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n * os, "x", x, n * 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n * os, "r", r, n * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n * os, "r", r, n * 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n * os, "w", w, dim * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n * os, "w", w, dim * 4, err);
     if (!rc)
-        rc = no_overlap(op, "x", x, n * 4, "r", r, n * 4, err);
+        rc = gpu_check_no_overlap(op, "x", x, n * 4, "r", r, n * 4, err);
     if (!rc && !(eps >= 0 && isfinite(eps)))
         rc = rag_errf(err, RAG_EINVAL, "%s: eps %g is not a finite value >= 0", op, eps);
     if (rc)
@@ -360,15 +368,15 @@ int gpu_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type, 
     if (!rc)
         rc = check_type(op, "out", out_type, err);
     if (!rc)
-        rc = product(op, "n_rows * 2 * ff", n_rows, 2, ff, &n_in, err);
+        rc = gpu_check_product(op, "n_rows * 2 * ff", n_rows, 2, ff, &n_in, err);
     if (!rc)
         rc = check_buf(op, "gu", gu, n_in, gpu_dtype_size(gu_type), err);
     n_out = n_in / 2;
     if (!rc)
         rc = check_buf(op, "out", out, n_out, gpu_dtype_size(out_type), err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n_out * gpu_dtype_size(out_type), "gu", gu,
-                        n_in * gpu_dtype_size(gu_type), err);
+        rc = gpu_check_no_overlap(op, "out", out, n_out * gpu_dtype_size(out_type), "gu", gu,
+                                  n_in * gpu_dtype_size(gu_type), err);
     if (rc)
         return rc;
     return gpu_cuda_swiglu(g, gu->ptr, gu_type, out->ptr, out_type, n_rows, ff, err);
@@ -384,13 +392,13 @@ int gpu_softmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *y, 
     assert(g);
     rc = check_count(op, "n_rows", n_rows, INT32_MAX, err);
     if (!rc)
-        rc = product(op, "n_rows * n", n_rows, n, 1, &total, err);
+        rc = gpu_check_product(op, "n_rows * n", n_rows, n, 1, &total, err);
     if (!rc)
         rc = check_buf(op, "x", x, total, 4, err);
     if (!rc)
         rc = check_buf(op, "y", y, total, 4, err);
     if (!rc && x->ptr != y->ptr)
-        rc = no_overlap(op, "x", x, total * 4, "y", y, total * 4, err);
+        rc = gpu_check_no_overlap(op, "x", x, total * 4, "y", y, total * 4, err);
     if (!rc && !isfinite(scale))
         rc = rag_errf(err, RAG_EINVAL, "%s: scale is not finite", op);
     if (rc)
@@ -410,13 +418,13 @@ int gpu_argmax_rows(struct gpu *g, const struct gpu_buf *x, struct gpu_buf *ids,
     if (!rc)
         rc = check_count(op, "n", n, INT32_MAX, err);
     if (!rc)
-        rc = product(op, "n_rows * n", n_rows, n, 1, &total, err);
+        rc = gpu_check_product(op, "n_rows * n", n_rows, n, 1, &total, err);
     if (!rc)
         rc = check_buf(op, "x", x, total, 4, err);
     if (!rc)
         rc = check_buf(op, "ids", ids, n_rows, 4, err);
     if (!rc)
-        rc = no_overlap(op, "ids", ids, n_rows * 4, "x", x, total * 4, err);
+        rc = gpu_check_no_overlap(op, "ids", ids, n_rows * 4, "x", x, total * 4, err);
     if (rc)
         return rc;
     return gpu_cuda_argmax_rows(g, x->ptr, ids->ptr, n_rows, n, err);
@@ -435,9 +443,9 @@ int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype ta
         return rag_errf(err, RAG_EINVAL, "%s: unknown table type %d", op, (int)table_type);
     rc = check_count(op, "n_ids", n_ids, INT32_MAX, err);
     if (!rc)
-        rc = product(op, "n_vocab * dim", n_vocab, dim, 1, &n_table, err);
+        rc = gpu_check_product(op, "n_vocab * dim", n_vocab, dim, 1, &n_table, err);
     if (!rc)
-        rc = product(op, "n_ids * dim", n_ids, dim, 1, &n_out, err);
+        rc = gpu_check_product(op, "n_ids * dim", n_ids, dim, 1, &n_out, err);
     if (!rc)
         rc = check_buf(op, "table", table, n_table, gpu_dtype_size(table_type), err);
     if (!rc)
@@ -445,10 +453,10 @@ int gpu_embed_rows(struct gpu *g, const struct gpu_buf *table, enum gpu_dtype ta
     if (!rc)
         rc = check_buf(op, "out", out, n_out, 4, err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n_out * 4, "table", table,
-                        n_table * gpu_dtype_size(table_type), err);
+        rc = gpu_check_no_overlap(op, "out", out, n_out * 4, "table", table,
+                                  n_table * gpu_dtype_size(table_type), err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n_out * 4, "ids", ids, n_ids * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n_out * 4, "ids", ids, n_ids * 4, err);
     if (rc)
         return rc;
     return gpu_cuda_embed_rows(g, table->ptr, table_type, n_vocab, dim, ids->ptr, n_ids, scale,
@@ -476,15 +484,15 @@ static int check_kv(const char *op, const struct gpu_kv_cache *kv, size_t n_head
     if (!rc)
         rc = check_count(op, "n_blocks", kv->n_blocks, INT32_MAX / GPU_KV_BLOCK, err);
     if (!rc)
-        rc = product(op, "the cache size", kv->n_blocks * GPU_KV_BLOCK, kv->n_kv_heads,
-                     kv->head_dim, &n, err);
+        rc = gpu_check_product(op, "the cache size", kv->n_blocks * GPU_KV_BLOCK, kv->n_kv_heads,
+                               kv->head_dim, &n, err);
     if (!rc)
         rc = check_buf(op, "k", &kv->k, n, gpu_dtype_size(kv->type), err);
     if (!rc)
         rc = check_buf(op, "v", &kv->v, n, gpu_dtype_size(kv->type), err);
     if (!rc)
-        rc = no_overlap(op, "k", &kv->k, n * gpu_dtype_size(kv->type), "v", &kv->v,
-                        n * gpu_dtype_size(kv->type), err);
+        rc = gpu_check_no_overlap(op, "k", &kv->k, n * gpu_dtype_size(kv->type), "v", &kv->v,
+                                  n * gpu_dtype_size(kv->type), err);
     if (!rc && ((uintptr_t)kv->k.ptr % 16 || (uintptr_t)kv->v.ptr % 16))
         rc = rag_errf(err, RAG_EINVAL, "%s: cache buffers 'k' and 'v' must be 16-byte aligned", op);
     return rc;
@@ -498,15 +506,16 @@ static int check_rope_rows(const char *op, const struct gpu_buf *qkv, const stru
     size_t n_qkv = 0, n_q = 0;
     int rc;
 
-    rc = product(op, "qkv size", n_tokens, n_heads + 2 * kv->n_kv_heads, kv->head_dim, &n_qkv, err);
+    rc = gpu_check_product(op, "qkv size", n_tokens, n_heads + 2 * kv->n_kv_heads, kv->head_dim,
+                           &n_qkv, err);
     if (!rc)
-        rc = product(op, "q_out size", n_tokens, n_heads, kv->head_dim, &n_q, err);
+        rc = gpu_check_product(op, "q_out size", n_tokens, n_heads, kv->head_dim, &n_q, err);
     if (!rc)
         rc = check_buf(op, "qkv", qkv, n_qkv, 4, err);
     if (!rc)
         rc = check_buf(op, "q_out", q_out, n_q, 4, err);
     if (!rc)
-        rc = no_overlap(op, "q_out", q_out, n_q * 4, "qkv", qkv, n_qkv * 4, err);
+        rc = gpu_check_no_overlap(op, "q_out", q_out, n_q * 4, "qkv", qkv, n_qkv * 4, err);
     return rc;
 }
 
@@ -582,7 +591,8 @@ size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads, const stru
     split =
         decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
     n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, split);
-    if (product("", "", seqs->n_seqs * n_heads, n_splits, kv->head_dim + 2, &floats, NULL) ||
+    if (gpu_check_product("", "", seqs->n_seqs * n_heads, n_splits, kv->head_dim + 2, &floats,
+                          NULL) ||
         floats > SIZE_MAX / sizeof(float))
         return SIZE_MAX;
     return floats * sizeof(float);
@@ -598,13 +608,13 @@ static int check_queries(const char *op, const struct gpu_buf *q, const struct g
 
     rc = check_type(op, "out", out_type, err);
     if (!rc)
-        rc = product(op, "q size", n_rows, n_heads, head_dim, &n, err);
+        rc = gpu_check_product(op, "q size", n_rows, n_heads, head_dim, &n, err);
     if (!rc)
         rc = check_buf(op, "q", q, n, 4, err);
     if (!rc)
         rc = check_buf(op, "out", out, n, gpu_dtype_size(out_type), err);
     if (!rc)
-        rc = no_overlap(op, "out", out, n * gpu_dtype_size(out_type), "q", q, n * 4, err);
+        rc = gpu_check_no_overlap(op, "out", out, n * gpu_dtype_size(out_type), "q", q, n * 4, err);
     return rc;
 }
 
@@ -619,7 +629,7 @@ static int check_seqs(const char *op, const struct gpu_seqs *seqs, struct rag_er
     if (!rc)
         rc = check_count(op, "max_blocks", seqs->max_blocks, INT32_MAX / GPU_KV_BLOCK, err);
     if (!rc)
-        rc = product(op, "block table size", seqs->n_seqs, seqs->max_blocks, 1, &n, err);
+        rc = gpu_check_product(op, "block table size", seqs->n_seqs, seqs->max_blocks, 1, &n, err);
     if (!rc)
         rc = check_buf(op, "block_tables", &seqs->block_tables, n, 4, err);
     if (!rc)
