@@ -186,6 +186,11 @@ int gpu_cuda_swiglu(struct gpu *g, const void *gu, enum gpu_dtype gu_type, void 
     return no_cuda(err);
 }
 
+int gpu_cuda_gemv(struct gpu *g, const struct gpu_cuda_gemv *a, struct rag_err *err)
+{
+    return no_cuda(err);
+}
+
 int gpu_cuda_softmax_rows(struct gpu *g, const float *x, float *y, size_t n_rows, size_t n,
                           float scale, struct rag_err *err)
 {
