@@ -9,10 +9,10 @@ usage: bench/gen_cpu.py [--build build] [--model PATH] [--threads 2] [--repeat 3
 Figures: prefill tokens/s for 512 and 2,048 tokens from an empty cache, decode
 tokens/s over 128 single-token steps after a 16-token prompt (KV cache on both
 sides), each the median of --repeat runs after a warm-up, and peak RSS of each
-process (each side runs in its own process). torch, transformers and accelerate
-are installed for the benchmark only (run this script with the Python that has
-them, e.g. /tmp/stenv/bin/python). Prints both lines and the ratios (ours /
-transformers); --json also writes them to a file.
+process (each side runs in its own process). torch, transformers, gguf and
+accelerate are installed for the benchmark only (run this script with the Python
+that has them). Prints both lines and the ratios (ours / transformers); --json
+also writes them to a file.
 """
 import argparse
 import datetime

@@ -23,6 +23,7 @@
  */
 #include "generation/model.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -31,12 +32,16 @@
 #include <string.h>
 
 /*
- * Ranges of the attention operands on the integer path: queries and probabilities within
- * ±4095 (13 bits), keys and values within ±8191 (14 bits), so that 32 products fit in int32.
- * 16-bit queries with 12-bit keys moved the parity logits by up to 0.03, these by about 0.01.
+ * Ranges of the attention operands on the integer path, chosen so that 32 products fit in
+ * int32 (32 · 4095 · 8191 and 32 · 16383 · 4095 < 2^31): queries 13 bits and keys 14 bits,
+ * probabilities 15 bits (they are >= 0) and values 13 bits. Of the splits measured, this one
+ * moved the logits of a 300-token prefill least (SmolLM2 0.008, Qwen2.5 0.033; 16-bit queries
+ * with 12-bit keys: 0.03 and 0.19).
  */
 #define ATT_QMAX 4095
-#define ATT_VMAX 8191
+#define ATT_KMAX 8191
+#define ATT_PMAX 16383
+#define ATT_VMAX 4095
 
 /*
  * Scratch of one prefill step (n > 1), allocated per model_forward call: the batch's 16-bit
@@ -53,6 +58,7 @@ struct prefill {
     void *kv_mem;            /* the allocation of kv */
     float *s;                /* (nt, MODEL_ATT_ROWS, n_pad) */
     struct quant_q16 *q, *p; /* (nt): (MODEL_ATT_ROWS, head_dim), (MODEL_ATT_ROWS, n_pad) */
+    float *kmean;            /* (n_kv_heads, head_dim): one layer's key means */
     int nt;
 };
 
@@ -96,24 +102,30 @@ static void residual(const struct gen_model *m, float *x, const float *out, size
 static void linear(struct gen_model *m, struct prefill *pf, const struct quant_mat *w,
                    size_t n_mats, const float *in, size_t n_tok, float *const *outs)
 {
+    struct quant_mat wi[QUANT_LINEAR_MAX];
+    float *yi[QUANT_LINEAR_MAX];
+    size_t n_int = 0;
     int nt = m->nt;
-    bool quantized = false;
 
+    assert(n_mats <= QUANT_LINEAR_MAX);
     if (n_tok == 1) {
         quant_block_sums(in, w[0].n, m->act.xsum);
         quant_matvec(m->isa, w, n_mats, in, m->act.xsum, outs, m->act.tmp, nt);
         return;
     }
+    pf->a16.qmax = QUANT_Q16_MAX;
     for (size_t k = 0; k < n_mats; k++) {
         if (m->isa == QUANT_ISA_SCALAR || !quant_matmat_q16_supports(m->isa, w[k].type)) {
             quant_matmat(&w[k], in, w[k].n, n_tok, outs[k], w[k].rows, m->act.tmp, nt);
             continue;
         }
-        if (!quantized)
-            quant_q16_quantize(m->isa, &pf->a16, in, w[k].n, n_tok, w[k].n, nt);
-        quantized = true;
-        quant_matmat_q16(m->isa, &w[k], &pf->a16, outs[k], w[k].rows, m->act.tmp, nt);
+        if (quant_matmat_q16_qmax(w[k].type) < pf->a16.qmax)
+            pf->a16.qmax = quant_matmat_q16_qmax(w[k].type);
+        wi[n_int] = w[k];
+        yi[n_int++] = outs[k];
     }
+    if (n_int)
+        quant_linear_q16(m->isa, wi, n_int, in, w[0].n, n_tok, &pf->a16, yi, m->act.tmp, nt);
 }
 
 /* Rotate n_heads heads of one token at position pos (adjacent pairs, or halves for NEOX). */
@@ -182,7 +194,7 @@ static void attention_tile(struct gen_model *m, const struct model_layer *L, siz
 /*
  * Integer path of attention_tile: S = Q·Kᵀ from the packed keys (scaled by 1/√head_dim at
  * packing), the causal softmax in fp32, then P·V from the packed transposed values, with Q and
- * P quantized per block of 32 within ±ATT_QMAX.
+ * P quantized per block of 32 within ATT_QMAX and ATT_PMAX.
  */
 static void attention_tile_q16(struct gen_model *m, const struct prefill *pf, size_t h, size_t t0,
                                size_t t1, size_t pos)
@@ -205,21 +217,39 @@ static void attention_tile_q16(struct gen_model *m, const struct prefill *pf, si
                         m->act.att + t0 * m->q_dim + h * hd, m->q_dim);
 }
 
-/* Pack this layer's keys 0..n_keys (K, scaled by 1/√head_dim) and values (Vᵀ) per kv head. */
+/*
+ * Per-channel mean of n keys (row stride kv) into mean[0..hd). Subtracting it from every key
+ * shifts all the scores of a query by the same amount, which the softmax cancels, and it
+ * removes the large constant channels (qwen2's key biases) before quantization.
+ */
+static void key_mean(const float *k, size_t kv, size_t n, size_t hd, float *mean)
+{
+    for (size_t i = 0; i < hd; i++)
+        mean[i] = 0.0f;
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < hd; i++)
+            mean[i] += k[j * kv + i];
+    for (size_t i = 0; i < hd; i++)
+        mean[i] /= (float)n;
+}
+
+/* Pack this layer's keys 0..n_keys (K less its mean, scaled by 1/√head_dim) and values (Vᵀ). */
 static void pack_kv(const struct gen_model *m, const struct model_layer *L, struct prefill *pf)
 {
     size_t hd = m->info.head_dim, kv = m->kv_dim;
-    float scale = 1.0f / sqrtf((float)hd);
 
 #pragma omp parallel for num_threads(m->nt) schedule(dynamic, 1)
     for (size_t it = 0; it < 2 * m->info.n_kv_heads; it++) {
         size_t kvh = it / 2;
-        uint8_t *p = pf->kv + it * pf->pack_bytes;
+        float *mean = pf->kmean + kvh * hd;
+        struct quant_f32_src k = { L->k_cache + kvh * hd,   kv,      1, pf->n_keys, hd, mean,
+                                   1.0f / sqrtf((float)hd), ATT_KMAX };
+        struct quant_f32_src v = {
+            L->v_cache + kvh * hd, 1, kv, hd, pf->n_keys, NULL, 1.0f, ATT_VMAX
+        };
         if (it % 2 == 0)
-            quant_pack_f32(m->isa, L->k_cache + kvh * hd, kv, 1, pf->n_keys, hd, scale, ATT_VMAX,
-                           p);
-        else
-            quant_pack_f32(m->isa, L->v_cache + kvh * hd, 1, kv, hd, pf->n_keys, 1.0f, ATT_VMAX, p);
+            key_mean(k.data, kv, pf->n_keys, hd, mean);
+        quant_pack_f32(m->isa, it % 2 ? &v : &k, pf->kv + it * pf->pack_bytes);
     }
 }
 
@@ -311,7 +341,7 @@ static void prefill_init(const struct gen_model *m, struct prefill *pf, size_t n
         return;
     wmax = wmax > m->info.ffn_dim ? wmax : m->info.ffn_dim;
     quant_q16_init(&pf->a16, n, wmax, QUANT_Q16_MAX);
-    pf->int_att = m->isa == QUANT_ISA_VNNI && hd % 32 == 0 && !getenv("RAG_NO_INT_ATT");
+    pf->int_att = m->isa == QUANT_ISA_VNNI && hd % 32 == 0;
     if (!pf->int_att)
         return;
     pf->nt = m->nt;
@@ -323,11 +353,12 @@ static void prefill_init(const struct gen_model *m, struct prefill *pf, size_t n
     pf->kv_mem = xmalloc(2 * m->info.n_kv_heads * pf->pack_bytes + 63);
     pf->kv = (uint8_t *)(((uintptr_t)pf->kv_mem + 63) & ~(uintptr_t)63);
     pf->s = xmalloc_array((size_t)pf->nt * MODEL_ATT_ROWS * pf->n_pad, sizeof(float));
+    pf->kmean = xmalloc_array(m->info.n_kv_heads * hd, sizeof(float));
     pf->q = xmalloc_array((size_t)pf->nt, sizeof(*pf->q));
     pf->p = xmalloc_array((size_t)pf->nt, sizeof(*pf->p));
     for (int t = 0; t < pf->nt; t++) {
         quant_q16_init(&pf->q[t], MODEL_ATT_ROWS, hd, ATT_QMAX);
-        quant_q16_init(&pf->p[t], MODEL_ATT_ROWS, pf->n_pad, ATT_QMAX);
+        quant_q16_init(&pf->p[t], MODEL_ATT_ROWS, pf->n_pad, ATT_PMAX);
     }
 }
 
@@ -341,6 +372,7 @@ static void prefill_release(struct prefill *pf)
     free(pf->q);
     free(pf->p);
     free(pf->s);
+    free(pf->kmean);
     free(pf->kv_mem);
 }
 

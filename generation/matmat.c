@@ -16,7 +16,9 @@
  * load 32 rows; one vpdpwssd does 32 multiply-adds against 16 for an fp32 FMA.
  * The result matches quant_tile_ref (quant.c) up to fp32 rounding; the model
  * takes this path per weight type and CPU (quant_matmat_q16_supports), and the
- * fp32 path otherwise.
+ * fp32 path otherwise. The same micro-kernel multiplies prefill attention's
+ * operands: keys and transposed values quantized from fp32 into the packed
+ * layout (quant_pack_f32) with ranges that keep the int32 sums exact.
  */
 #include "generation/quant.h"
 
@@ -54,22 +56,27 @@ TARGET_AVX512 static void q16_row_avx512(const float *x, size_t n, int qmax, int
     }
 }
 
+/* Token t of x (row stride ldx) into a (a->n set). */
+static void quantize_token(enum quant_isa isa, struct quant_q16 *a, const float *x, size_t ldx,
+                           size_t t)
+{
+    size_t n = a->n, nb = n / QUANT_BLOCK;
+
+    if (isa >= QUANT_ISA_AVX512)
+        q16_row_avx512(x + t * ldx, n, a->qmax, a->q + t * n, a->d + t * nb, a->s + t * nb);
+    else
+        quant_q16_row(x + t * ldx, n, a->qmax, a->q + t * n, a->d + t * nb, a->s + t * nb);
+}
+
 void quant_q16_quantize(enum quant_isa isa, struct quant_q16 *a, const float *x, size_t ldx,
                         size_t n_tok, size_t n, int n_threads)
 {
-    size_t nb = n / QUANT_BLOCK;
-
     assert(n % QUANT_BLOCK == 0 && n_tok * n <= a->cap);
     a->n = n;
     a->n_tok = n_tok;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_tok > 1)
-    for (size_t t = 0; t < n_tok; t++) {
-        int16_t *q = a->q + t * n;
-        if (isa >= QUANT_ISA_AVX512)
-            q16_row_avx512(x + t * ldx, n, a->qmax, q, a->d + t * nb, a->s + t * nb);
-        else
-            quant_q16_row(x + t * ldx, n, a->qmax, q, a->d + t * nb, a->s + t * nb);
-    }
+    for (size_t t = 0; t < n_tok; t++)
+        quantize_token(isa, a, x, ldx, t);
 }
 
 /* ---- packing (AVX-512) of the 32-element block types; quant_pack_rows is the reference ---- */
@@ -158,7 +165,8 @@ static void pack_tile(enum quant_isa isa, const struct quant_mat *w, size_t r0, 
 {
     enum gguf_tensor_type t = w->type;
 
-    if (isa == QUANT_ISA_SCALAR || t == GGUF_TENSOR_Q4_K || t == GGUF_TENSOR_Q5_K) {
+    if (isa == QUANT_ISA_SCALAR || t == GGUF_TENSOR_Q4_K || t == GGUF_TENSOR_Q5_K ||
+        t == GGUF_TENSOR_Q6_K) {
         quant_pack_rows(w, r0, r1, n_groups, pack);
         return;
     }
@@ -274,10 +282,16 @@ bool quant_matmat_q16_supports(enum quant_isa isa, enum gguf_tensor_type type)
     case GGUF_TENSOR_Q8_0:
     case GGUF_TENSOR_Q4_K:
     case GGUF_TENSOR_Q5_K:
+    case GGUF_TENSOR_Q6_K:
         return true;
     default:
         return false;
     }
+}
+
+int quant_matmat_q16_qmax(enum gguf_tensor_type type)
+{
+    return type == GGUF_TENSOR_Q6_K ? QUANT_Q16_MAX / 2 : QUANT_Q16_MAX;
 }
 
 /* Rows of a group starting at row r of a tile of n_rows to store (0..16). */
@@ -327,23 +341,74 @@ static size_t tile_rows(size_t rows, int n_threads)
     return (tile + 31) / 32 * 32;
 }
 
+static bool has_min(enum gguf_tensor_type t)
+{
+    return t == GGUF_TENSOR_Q4_1 || t == GGUF_TENSOR_Q5_1 || t == GGUF_TENSOR_Q4_K ||
+           t == GGUF_TENSOR_Q5_K;
+}
+
+/* Rows [r0, r1) of w against a into y (row stride ldy), on the calling thread. */
+static void matmat_tile(enum quant_isa isa, const struct quant_mat *w, size_t r0, size_t r1,
+                        const struct quant_q16 *a, float *y, size_t ldy, float *tmp)
+{
+    size_t n_groups = (r1 - r0 + 31) / 32 * 2;
+    uintptr_t p = (uintptr_t)(tmp + (size_t)omp_get_thread_num() * QUANT_TILE_ROWS * w->n);
+    uint8_t *pack = (uint8_t *)((p + 63) & ~(uintptr_t)63);
+
+    assert(w->n == a->n && quant_matmat_q16_supports(isa, w->type));
+    assert(a->qmax <= quant_matmat_q16_qmax(w->type));
+    pack_tile(isa, w, r0, r1, n_groups, pack);
+    run_tile(isa, pack, n_groups, w->n / QUANT_BLOCK, r1 - r0, has_min(w->type), a, y + r0, ldy);
+}
+
 void quant_matmat_q16(enum quant_isa isa, const struct quant_mat *w, const struct quant_q16 *a,
                       float *y, size_t ldy, float *tmp, int n_threads)
 {
     size_t tile = tile_rows(w->rows, n_threads);
-    enum gguf_tensor_type t = w->type;
-    bool with_min = t == GGUF_TENSOR_Q4_1 || t == GGUF_TENSOR_Q5_1 || t == GGUF_TENSOR_Q4_K ||
-                    t == GGUF_TENSOR_Q5_K;
 
-    assert(w->n == a->n && quant_matmat_q16_supports(isa, t));
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-    for (size_t r0 = 0; r0 < w->rows; r0 += tile) {
-        size_t r1 = r0 + tile < w->rows ? r0 + tile : w->rows;
-        size_t n_groups = (r1 - r0 + 31) / 32 * 2;
-        uintptr_t p = (uintptr_t)(tmp + (size_t)omp_get_thread_num() * QUANT_TILE_ROWS * w->n);
-        uint8_t *pack = (uint8_t *)((p + 63) & ~(uintptr_t)63);
-        pack_tile(isa, w, r0, r1, n_groups, pack);
-        run_tile(isa, pack, n_groups, w->n / QUANT_BLOCK, r1 - r0, with_min, a, y + r0, ldy);
+    for (size_t r0 = 0; r0 < w->rows; r0 += tile)
+        matmat_tile(isa, w, r0, r0 + tile < w->rows ? r0 + tile : w->rows, a, y, ldy, tmp);
+}
+
+/* Tile it of the matrices w[0..n_mats) with tile[k] rows each: the matrix and the rows. */
+static size_t tile_at(const struct quant_mat *w, const size_t *tile, size_t it, size_t *r0,
+                      size_t *r1)
+{
+    size_t k = 0;
+
+    while (it >= (w[k].rows + tile[k] - 1) / tile[k]) {
+        it -= (w[k].rows + tile[k] - 1) / tile[k];
+        k++;
+    }
+    *r0 = it * tile[k];
+    *r1 = *r0 + tile[k] < w[k].rows ? *r0 + tile[k] : w[k].rows;
+    return k;
+}
+
+void quant_linear_q16(enum quant_isa isa, const struct quant_mat *w, size_t n_mats, const float *x,
+                      size_t ldx, size_t n_tok, struct quant_q16 *a, float *const *y, float *tmp,
+                      int n_threads)
+{
+    size_t tile[QUANT_LINEAR_MAX], n_items = 0;
+
+    assert(n_mats <= QUANT_LINEAR_MAX && w[0].n % QUANT_BLOCK == 0 && n_tok * w[0].n <= a->cap);
+    for (size_t k = 0; k < n_mats; k++) {
+        tile[k] = tile_rows(w[k].rows, n_threads);
+        n_items += (w[k].rows + tile[k] - 1) / tile[k];
+    }
+    a->n = w[0].n;
+    a->n_tok = n_tok;
+#pragma omp parallel num_threads(n_threads)
+    {
+#pragma omp for schedule(static)
+        for (size_t t = 0; t < n_tok; t++)
+            quantize_token(isa, a, x, ldx, t);
+#pragma omp for schedule(dynamic, 1)
+        for (size_t it = 0; it < n_items; it++) {
+            size_t r0, r1, k = tile_at(w, tile, it, &r0, &r1);
+            matmat_tile(isa, &w[k], r0, r1, a, y[k], w[k].rows, tmp);
+        }
     }
 }
 
@@ -355,18 +420,19 @@ size_t quant_pack_size(size_t n_rows, size_t n_cols)
 }
 
 /* Block k of row r (zero past n_rows / n_cols) quantized into p's lane i: the reference. */
-static void pack_f32_block(const float *src, size_t rs, size_t cs, size_t n_rows, size_t n_cols,
-                           size_t r, size_t k, float scale, int vmax, uint8_t *p, size_t i)
+static void pack_f32_block(const struct quant_f32_src *m, size_t r, size_t k, uint8_t *p, size_t i)
 {
     float x[32], amax = 0.0f, id, d;
 
     for (size_t j = 0; j < 32; j++) {
         size_t c = 32 * k + j;
-        x[j] = r < n_rows && c < n_cols ? src[r * rs + c * cs] : 0.0f;
+        x[j] = 0.0f;
+        if (r < m->n_rows && c < m->n_cols)
+            x[j] = m->data[r * m->rs + c * m->cs] - (m->sub ? m->sub[c] : 0.0f);
         amax = fmaxf(amax, fabsf(x[j]));
     }
-    id = amax > 0.0f ? (float)vmax / amax : 0.0f;
-    d = scale * amax / (float)vmax;
+    id = amax > 0.0f ? (float)m->vmax / amax : 0.0f;
+    d = m->scale * amax / (float)m->vmax;
     for (int c = 0; c < 16; c++) {
         int16_t v[2] = { (int16_t)nearbyintf(x[2 * c] * id),
                          (int16_t)nearbyintf(x[2 * c + 1] * id) };
@@ -376,9 +442,28 @@ static void pack_f32_block(const float *src, size_t rs, size_t cs, size_t n_rows
     memset(p + 1088 + 4 * i, 0, 4);
 }
 
+/* Row r's block k minus sub, quantized: 32 int16 values and the scale. */
+TARGET_AVX512 static INLINE __m512i row_block(const struct quant_f32_src *m, size_t r, size_t k,
+                                              float *d)
+{
+    const float *x = m->data + r * m->rs + 32 * k;
+    __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+
+    if (m->sub) {
+        x0 = _mm512_sub_ps(x0, _mm512_loadu_ps(m->sub + 32 * k));
+        x1 = _mm512_sub_ps(x1, _mm512_loadu_ps(m->sub + 32 * k + 16));
+    }
+    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    __m512 id = _mm512_set1_ps(amax > 0.0f ? (float)m->vmax / amax : 0.0f);
+    __m256i lo = _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(x0, id)));
+    __m256i hi = _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(x1, id)));
+    *d = m->scale * amax / (float)m->vmax;
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
 /* Rows along lanes (the keys: cs == 1, n_cols % 32 == 0): quantize, then transpose. */
-TARGET_AVX512 static void pack_rows_f32(const float *src, size_t rs, size_t n_rows, size_t nb,
-                                        size_t g, float scale, int vmax, uint8_t *pack)
+TARGET_AVX512 static void pack_rows_f32(const struct quant_f32_src *m, size_t nb, size_t g,
+                                        uint8_t *pack)
 {
     for (size_t k = 0; k < nb; k++) {
         uint8_t *p = pack + (g * nb + k) * QUANT_PACK_BYTES;
@@ -386,18 +471,8 @@ TARGET_AVX512 static void pack_rows_f32(const float *src, size_t rs, size_t n_ro
         __m512i v[QUANT_PACK_ROWS];
         for (size_t i = 0; i < QUANT_PACK_ROWS; i++) {
             size_t r = g * QUANT_PACK_ROWS + i;
-            v[i] = _mm512_setzero_si512();
             d[i] = 0.0f;
-            if (r >= n_rows)
-                continue;
-            __m512 x0 = _mm512_loadu_ps(src + r * rs + 32 * k);
-            __m512 x1 = _mm512_loadu_ps(src + r * rs + 32 * k + 16);
-            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-            __m512 id = _mm512_set1_ps(amax > 0.0f ? (float)vmax / amax : 0.0f);
-            __m256i lo = _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(x0, id)));
-            __m256i hi = _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(x1, id)));
-            v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            d[i] = scale * amax / (float)vmax;
+            v[i] = r < m->n_rows ? row_block(m, r, k, &d[i]) : _mm512_setzero_si512();
         }
         transpose16(v);
         for (int c = 0; c < 16; c++)
@@ -407,49 +482,51 @@ TARGET_AVX512 static void pack_rows_f32(const float *src, size_t rs, size_t n_ro
     }
 }
 
-/* Columns along lanes (the values: rs == 1, n_rows % 16 == 0): lanes already hold rows. */
-TARGET_AVX512 static void pack_cols_f32(const float *src, size_t cs, size_t n_cols, size_t nb,
-                                        size_t g, float scale, int vmax, uint8_t *pack)
+/* Columns along lanes (the values: rs == 1, n_rows % 32 == 0): lanes already hold rows. */
+TARGET_AVX512 static void pack_cols_f32(const struct quant_f32_src *m, size_t nb, size_t g,
+                                        uint8_t *pack)
 {
+    __m512 vmax = _mm512_set1_ps((float)m->vmax);
+
     for (size_t k = 0; k < nb; k++) {
         uint8_t *p = pack + (g * nb + k) * QUANT_PACK_BYTES;
         __m512 x[32], amax = _mm512_setzero_ps();
         for (size_t j = 0; j < 32; j++) {
             size_t c = 32 * k + j;
-            x[j] = c < n_cols ? _mm512_loadu_ps(src + c * cs + g * QUANT_PACK_ROWS) :
-                                _mm512_setzero_ps();
+            x[j] = _mm512_setzero_ps();
+            if (c < m->n_cols)
+                x[j] = _mm512_sub_ps(_mm512_loadu_ps(m->data + c * m->cs + g * QUANT_PACK_ROWS),
+                                     _mm512_set1_ps(m->sub ? m->sub[c] : 0.0f));
             amax = _mm512_max_ps(amax, _mm512_abs_ps(x[j]));
         }
         __mmask16 nz = _mm512_cmp_ps_mask(amax, _mm512_setzero_ps(), _CMP_GT_OQ);
-        __m512 id = _mm512_maskz_div_ps(nz, _mm512_set1_ps((float)vmax), amax);
+        __m512 id = _mm512_maskz_div_ps(nz, vmax, amax);
         for (int c = 0; c < 16; c++) {
             __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(x[2 * c], id));
             __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(x[2 * c + 1], id));
             lo = _mm512_and_si512(lo, _mm512_set1_epi32(0xffff));
             _mm512_store_si512(p + 64 * c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
         }
-        __m512 d =
-            _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(scale), amax), _mm512_set1_ps((float)vmax));
-        _mm512_store_ps(p + 1024, d);
+        _mm512_store_ps(p + 1024,
+                        _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(m->scale), amax), vmax));
         _mm512_store_ps(p + 1088, _mm512_setzero_ps());
     }
 }
 
-void quant_pack_f32(enum quant_isa isa, const float *src, size_t rs, size_t cs, size_t n_rows,
-                    size_t n_cols, float scale, int vmax, uint8_t *pack)
+void quant_pack_f32(enum quant_isa isa, const struct quant_f32_src *m, uint8_t *pack)
 {
-    size_t nb = (n_cols + 31) / 32, n_groups = (n_rows + 31) / 32 * 2;
+    size_t nb = (m->n_cols + 31) / 32, n_groups = (m->n_rows + 31) / 32 * 2;
 
     for (size_t g = 0; g < n_groups; g++) {
-        if (isa == QUANT_ISA_VNNI && cs == 1 && n_cols % 32 == 0) {
-            pack_rows_f32(src, rs, n_rows, nb, g, scale, vmax, pack);
-        } else if (isa == QUANT_ISA_VNNI && rs == 1 && n_rows % 32 == 0) {
-            pack_cols_f32(src, cs, n_cols, nb, g, scale, vmax, pack);
+        if (isa == QUANT_ISA_VNNI && m->cs == 1 && m->n_cols % 32 == 0) {
+            pack_rows_f32(m, nb, g, pack);
+        } else if (isa == QUANT_ISA_VNNI && m->rs == 1 && m->n_rows % 32 == 0) {
+            pack_cols_f32(m, nb, g, pack);
         } else {
             for (size_t k = 0; k < nb; k++)
                 for (size_t i = 0; i < QUANT_PACK_ROWS; i++)
-                    pack_f32_block(src, rs, cs, n_rows, n_cols, g * QUANT_PACK_ROWS + i, k, scale,
-                                   vmax, pack + (g * nb + k) * QUANT_PACK_BYTES, i);
+                    pack_f32_block(m, g * QUANT_PACK_ROWS + i, k,
+                                   pack + (g * nb + k) * QUANT_PACK_BYTES, i);
         }
     }
 }

@@ -281,6 +281,25 @@ static void block_k45(enum gguf_tensor_type type, const uint8_t *row, size_t k, 
     *m = -f16_at(p + 2) * mn;
 }
 
+/*
+ * Q6_K block k of 32 (quarter k % 4 of half k / 4 of a super-block of 256): the two 16-element
+ * scales are folded into v = sc · (q - 32), |v| <= 4096, with d the super-block scale.
+ */
+static void block_q6k(const uint8_t *row, size_t k, int16_t v[32], float *d, float *m)
+{
+    const uint8_t *b = row + (k / 8) * gguf_type_size(GGUF_TENSOR_Q6_K);
+    size_t h = (k % 8) / 4, quarter = k % 4;
+    const uint8_t *ql = b + 64 * h + 32 * (quarter & 1), *qh = b + 128 + 32 * h;
+    const int8_t *sc = (const int8_t *)(b + 192 + 8 * h + 2 * quarter);
+
+    for (int l = 0; l < 32; l++) {
+        int q = (quarter < 2 ? ql[l] & 0x0f : ql[l] >> 4) | ((qh[l] >> (2 * quarter)) & 3) << 4;
+        v[l] = (int16_t)(sc[l / 16] * (q - 32));
+    }
+    *d = f16_at(b + 208);
+    *m = 0.0f;
+}
+
 /* Values v and constants (w = d * v + m) of 32-element block k of a row of a supported type. */
 static void block_v(enum gguf_tensor_type type, const uint8_t *row, size_t k, int16_t v[32],
                     float *d, float *m)
@@ -291,6 +310,10 @@ static void block_v(enum gguf_tensor_type type, const uint8_t *row, size_t k, in
 
     if (type == GGUF_TENSOR_Q4_K || type == GGUF_TENSOR_Q5_K) {
         block_k45(type, row, k, v, d, m);
+        return;
+    }
+    if (type == GGUF_TENSOR_Q6_K) {
+        block_q6k(row, k, v, d, m);
         return;
     }
     off = unpack32(type, b, u);

@@ -1,6 +1,6 @@
 /*
  * generation/quant.h - block formats of GGUF tensors: dequantization, the
- * 8-bit activation format, and matrix-vector / matrix-matrix products that
+ * 16-bit activation format, and matrix-vector / matrix-matrix products that
  * read quantized weights in place (internal to generation/; tests may include
  * it).
  *
@@ -16,7 +16,7 @@
  * dequantized weights with the dequantized 16-bit activations. (8-bit
  * activations, as llama.cpp's q8 formats, were measured first: they moved
  * SmolLM2's next-token logits by up to 0.9 and reordered the top 5 on 10 of
- * the 20 parity prompts; 16 bits move them by about 0.006.) The fp32 path
+ * the 20 parity prompts; 16 bits move them by about 0.004.) The fp32 path
  * (quant_matmat) dequantizes tiles of weight rows and calls OpenBLAS sgemm;
  * it serves the types and CPUs the integer path does not.
  */
@@ -133,45 +133,73 @@ void quant_q16_quantize(enum quant_isa isa, struct quant_q16 *a, const float *x,
                         size_t n_tok, size_t n, int n_threads);
 
 /*
- * Whether quant_matmat_q16 takes weights of type at isa: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K
- * and Q5_K at QUANT_ISA_VNNI and QUANT_ISA_SCALAR (the reference). Without VNNI, 16-bit
+ * Whether quant_matmat_q16 takes weights of type at isa: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+ * Q5_K and Q6_K at QUANT_ISA_VNNI and QUANT_ISA_SCALAR (the reference). Without VNNI, 16-bit
  * products (vpmaddwd) do no more work per instruction than fp32 FMA, so those CPUs and the
  * other types keep the fp32 path.
  */
 bool quant_matmat_q16_supports(enum quant_isa isa, enum gguf_tensor_type type);
 
 /*
+ * Largest activation range (quant_q16.qmax) for weights of type, so that 32 products fit in
+ * int32: QUANT_Q16_MAX, or half of it for Q6_K (whose packed values reach ±4096).
+ */
+int quant_matmat_q16_qmax(enum gguf_tensor_type type);
+
+/*
  * Y (a.n_tok × w.rows, row stride ldy) = A · Wᵀ with A the dequantized 16-bit activations and
  * W the dequantized weights (w.n == a.n), computed with integer dot products per block of 32
  * and scaled in fp32; QUANT_ISA_SCALAR is the plain C reference. The type must be supported at
- * isa (quant_matmat_q16_supports). Tiles of weight rows are repacked into tmp (n_threads ×
+ * isa (quant_matmat_q16_supports) and a.qmax at most quant_matmat_q16_qmax(type). Tiles of weight rows are repacked into tmp (n_threads ×
  * QUANT_TILE_ROWS × w.n floats of scratch, as quant_matmat) and spread over n_threads threads.
  */
 void quant_matmat_q16(enum quant_isa isa, const struct quant_mat *w, const struct quant_q16 *a,
                       float *y, size_t ldy, float *tmp, int n_threads);
 
 /*
+ * quant_q16_quantize and then quant_matmat_q16 for every matrix, in one parallel region: x
+ * (n_tok rows of w[0].n floats, row stride ldx) is quantized into a (within its init size,
+ * with its qmax), then y[k] (n_tok × w[k].rows) = A · W[k]ᵀ for k < n_mats <=
+ * QUANT_LINEAR_MAX, all matrices of width w[0].n. Same results as the separate calls.
+ */
+#define QUANT_LINEAR_MAX 4
+void quant_linear_q16(enum quant_isa isa, const struct quant_mat *w, size_t n_mats, const float *x,
+                      size_t ldx, size_t n_tok, struct quant_q16 *a, float *const *y, float *tmp,
+                      int n_threads);
+
+/*
  * Packed weight tiles of quant_matmat_q16 (matmat.c, packed by quant.c): rows in groups of
  * QUANT_PACK_ROWS; group g, block b of 32 columns at byte (g * n / 32 + b) * QUANT_PACK_BYTES
  * holds 16 chunks of 64 bytes (chunk c, row i: the signed 16-bit values v of elements 2c and
  * 2c + 1 of the row), then the 16 block scales d and 16 minimums m as floats: w = d * v + m
- * (m = 0 for the types without a minimum).
+ * (m = 0 for the types without a minimum; Q6_K's 16-element scales are folded into v).
  */
 #define QUANT_PACK_ROWS  16
 #define QUANT_PACK_BYTES 1152
 
 /*
- * Packed fp32 operands (prefill attention: the keys, and the values transposed). Element
- * (r, c) of an n_rows × n_cols matrix is src[r * rs + c * cs]; each row's blocks of 32 columns
- * are quantized to integers within ±vmax with d = scale · max|x| / vmax and m = 0; columns past
- * n_cols (up to a multiple of 32) and rows past n_rows are zero. Products with activations of
- * range qmax fit in int32 when 32 · qmax · vmax < 2^31. pack (64-byte aligned) holds
- * quant_pack_size bytes. The keys (cs == 1, n_cols == 64) and the values (rs == 1, n_rows
- * == 64) have SIMD packers at QUANT_ISA_VNNI; otherwise the scalar reference runs.
+ * A fp32 operand to pack (prefill attention: the keys, and the values transposed): element
+ * (r, c) of the n_rows × n_cols matrix is data[r * rs + c * cs] - sub[c] (sub may be NULL).
+ * Each row's blocks of 32 columns are quantized to integers within ±vmax with d = scale ·
+ * max|x| / vmax and m = 0; columns past n_cols (up to a multiple of 32) and rows past n_rows
+ * are zero. Products with activations of range qmax fit in int32 when 32 · qmax · vmax < 2^31.
+ */
+struct quant_f32_src {
+    const float *data;
+    size_t rs, cs;
+    size_t n_rows, n_cols;
+    const float *sub; /* (n_cols) or NULL */
+    float scale;
+    int vmax;
+};
+
+/*
+ * Bytes of a packed n_rows × n_cols operand, and the packing (pack 64-byte aligned). The keys
+ * (cs == 1, n_cols % 32 == 0) and the values (rs == 1, n_rows % 32 == 0) have SIMD packers at
+ * QUANT_ISA_VNNI with the same result; otherwise the scalar reference runs.
  */
 size_t quant_pack_size(size_t n_rows, size_t n_cols);
-void quant_pack_f32(enum quant_isa isa, const float *src, size_t rs, size_t cs, size_t n_rows,
-                    size_t n_cols, float scale, int vmax, uint8_t *pack);
+void quant_pack_f32(enum quant_isa isa, const struct quant_f32_src *m, uint8_t *pack);
 
 /*
  * Y (a.n_tok × n_rows, row stride ldy) = A · Wᵀ for the first n_rows rows and a.n columns of a
