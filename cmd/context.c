@@ -75,7 +75,7 @@ static int open_embedder(struct rag_ctx *c, const struct globals *g, bool vector
     if (rc && !vectors) {
         RAG_DEBUG("no embedder for token counts: %s", err->msg);
         rc = 0;
-    } else if (rc) {
+    } else if (rc == RAG_EIO || rc == RAG_EFORMAT) {
         rag_err_prefix(err, "embedder (run scripts/setup, or pass --no-embed)");
     }
     buf_release(&dir);

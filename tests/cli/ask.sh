@@ -59,7 +59,7 @@ is "RAG_DEVICE=cpu: both models on the cpu" "$(jget "$out" 'j["device"]["embedde
 if [ ! -e /dev/nvidia0 ]; then
     run --device gpu ask "penguins"
     is "--device gpu without a GPU: exit 1" "$rc" 1
-    like "--device gpu without a GPU: one line saying why" "$err" "^rag: error: .*(gpu|GPU|CUDA)"
+    like "--device gpu without a GPU: one line saying why" "$err" "^rag: error: embedder '[^']+': device gpu requested: gpu: (built without CUDA|no CUDA device)"
 fi
 run ask --ctx 256 --max-tokens 250 "penguins"
 is "answer reserve larger than the context: usage error" "$rc" 2
