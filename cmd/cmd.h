@@ -256,6 +256,15 @@ int asker_ask_batch(struct asker *a, const char *const *questions, size_t n, str
                     struct rag_err *err);
 void asker_set_interrupt(struct asker *a, const volatile int *flag);
 
+/*
+ * eval_answer.c: answer and score every question of ds (a QA set) with
+ * o's retrieval and generation options, in g's store.
+ */
+struct eval_dataset;
+struct eval_acc;
+int eval_answer_questions(const struct eval_dataset *ds, struct eval_acc *acc,
+                          const struct ask_opts *o, const struct globals *g, struct rag_err *err);
+
 /* ask_json.c: the rag.ask/1 trace of a result on stdout. */
 void ask_print_json(const struct ask_result *r);
 /* chat.c: the interactive session. */

@@ -44,8 +44,6 @@ static const char eval_usage[] =
     "  -h, --help               show this help\n";
 
 #define EVAL_DOC_PREFIX "eval:"
-/* Questions answered at once when the generator runs on a GPU (1 on the CPU). */
-#define EVAL_BATCH 32
 
 struct eval_cmd_opts {
     struct ask_opts ask;
@@ -197,102 +195,15 @@ static int search_all(struct eval_run *e, const struct eval_cmd_opts *o, const s
     return rc;
 }
 
-/*
- * QA sets score short answers (SQuAD spans), so the model is asked for one;
- * the rest of the default instructions stay.
- */
-#define EVAL_SYSTEM                                                                       \
- "Answer the question using only the numbered sources provided. Reply with the shortest " \
- "exact phrase from the sources that answers it, then cite its source like [1]. If the "  \
- "sources do not contain the answer, reply only: " GEN_NOT_FOUND "."
-
-/* The answer without its citation marks ("[1]", "[2, 3]"), which are no part of it. */
-static void strip_citations(const char *a, struct buf *out)
-{
-    const char *p = a, *q;
-
-    while (*p) {
-        if (*p == '[') {
-            for (q = p + 1; *q && strchr("0123456789 ,-", *q); q++)
-                ;
-            if (*q == ']' && q > p + 1) {
-                p = q + 1;
-                continue;
-            }
-        }
-        buf_appendc(out, *p++);
-    }
-    buf_appends(out, "");
-}
-
-/* One question through the whole pipeline; answer and cost metrics. */
-static void score_answer(struct eval_run *e, const struct eval_question *q,
-                         const struct ask_result *r)
-{
-    struct eval_answer_scores s;
-    struct buf clean = BUF_INIT;
-
-    strip_citations(buf_cstr(&r->answer), &clean);
-    eval_score_answer(q, r->abstained ? NULL : clean.data, r->abstained, &s);
-    buf_release(&clean);
-    eval_acc_add_answer(e->acc, &s);
-    eval_acc_add(e->acc, "context_tokens", (double)r->prompt_tokens);
-    eval_acc_add(e->acc, "ttft_s", r->ttft_s);
-    if (r->decode_s > 0)
-        eval_acc_add(e->acc, "decode_tok_per_s", (double)r->gen_tokens / r->decode_s);
-}
-
-/* Questions first..first+n through the asker, as one batch when it takes one. */
-static int answer_some(struct eval_run *e, struct asker *a, size_t first, size_t n,
-                       struct rag_err *err)
-{
-    struct ask_result *r = xcalloc(n, sizeof(*r));
-    const char **q = xcalloc(n, sizeof(*q));
-    size_t i;
-    int rc;
-
-    for (i = 0; i < n; i++) {
-        ask_result_init(&r[i]);
-        q[i] = e->ds->question[first + i].text;
-    }
-    if (n == 1)
-        rc = asker_ask(a, q[0], NULL, NULL, NULL, &r[0], err);
-    else
-        rc = asker_ask_batch(a, q, n, r, err);
-    for (i = 0; i < n; i++) {
-        if (!rc)
-            score_answer(e, &e->ds->question[first + i], &r[i]);
-        ask_result_release(&r[i]);
-    }
-    free(r);
-    free(q);
-    return rc;
-}
-
 static int answer_all(struct eval_run *e, const struct eval_cmd_opts *o, const struct globals *g,
                       const char *store_dir, struct rag_err *err)
 {
     struct ask_opts ao = o->ask;
     struct globals gg = *g;
-    struct asker *a = NULL;
-    struct progress p;
-    size_t i, n;
-    int rc;
 
     gg.store_dir = store_dir;
     ao.mode = o->q.mode;
-    ao.system = EVAL_SYSTEM;
-    ao.n_seqs = EVAL_BATCH;
-    rc = asker_open(&a, &gg, &ao, err);
-    progress_start(&p, "answering", "questions", e->ds->n_questions, cmd_show_progress(g));
-    for (i = 0; !rc && i < e->ds->n_questions; i += n) {
-        n = e->ds->n_questions - i < asker_batch(a) ? e->ds->n_questions - i : asker_batch(a);
-        rc = answer_some(e, a, i, n, err);
-        progress_update(&p, i + n, 0);
-    }
-    progress_end(&p);
-    asker_close(a);
-    return rc;
+    return eval_answer_questions(e->ds, e->acc, &ao, &gg, err);
 }
 
 static void print_table(const struct eval_run *e, const char *dataset,

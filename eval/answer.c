@@ -275,3 +275,23 @@ void eval_predictions_free(struct eval_predictions *p)
     arena_release(&p->arena);
     free(p);
 }
+
+void eval_strip_citations(const char *answer, struct buf *out)
+{
+    const char *p = answer, *q;
+    bool digit;
+
+    while (*p) {
+        if (*p == '[') {
+            digit = false;
+            for (q = p + 1; *q && strchr("0123456789 ,-", *q); q++)
+                digit |= *q >= '0' && *q <= '9';
+            if (*q == ']' && digit) {
+                p = q + 1;
+                continue;
+            }
+        }
+        buf_appendc(out, *p++);
+    }
+    buf_appends(out, "");
+}

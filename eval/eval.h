@@ -208,6 +208,11 @@ struct eval_answer_scores {
 };
 void eval_score_answer(const struct eval_question *q, const char *pred, bool abstained,
                        struct eval_answer_scores *ret);
+/*
+ * Append answer without its citation marks ("[1]", "[2, 3]", "[1-3]"), which
+ * are no part of an answer span; other brackets stay. out is NUL-terminated.
+ */
+void eval_strip_citations(const char *answer, struct buf *out);
 
 /* A SQuAD prediction file: one JSON object {"question id": "answer", ...}. */
 struct eval_predictions;

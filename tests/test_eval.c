@@ -832,6 +832,30 @@ static TCase *eval_data_tcase(void)
     return t;
 }
 
+/* Citation marks go; other brackets, and the text around them, stay. */
+START_TEST(test_strip_citations)
+{
+    static const char *const cases[][2] = {
+        { "Denver Broncos [1]", "Denver Broncos " },
+        { "in 1066 [2, 3].", "in 1066 ." },
+        { "[1][2]Paris", "Paris" },
+        { "pages [1-3] and [4]", "pages  and " },
+        { "an array a[i] and [x]", "an array a[i] and [x]" },
+        { "empty [] and [ ] stay", "empty [] and [ ] stay" },
+        { "unclosed [12", "unclosed [12" },
+        { "", "" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct buf out = BUF_INIT;
+
+        eval_strip_citations(cases[i][0], &out);
+        ck_assert_str_eq(buf_cstr(&out), cases[i][1]);
+        buf_release(&out);
+    }
+}
+END_TEST
+
 Suite *eval_suite(void);
 
 Suite *eval_suite(void)
@@ -849,6 +873,7 @@ Suite *eval_suite(void)
     tcase_add_test(a, test_golden_answers);
     tcase_add_test(a, test_squad_reference_predictions);
     tcase_add_test(a, test_score_answer_abstention);
+    tcase_add_test(a, test_strip_citations);
     tcase_set_timeout(b, 60);
     tcase_add_test(b, test_golden_bootstrap);
     tcase_add_test(b, test_acc);
