@@ -98,13 +98,9 @@ static void golden_release(struct golden *g)
 static const char *model_dir(void)
 {
     static char path[4096];
-    const char *root = getenv("RAG_MODELS"), *home = getenv("HOME");
 
-    if (root && *root)
-        snprintf(path, sizeof(path), "%s/all-minilm-l6-v2", root);
-    else
-        snprintf(path, sizeof(path), "%s/.cache/rag/models/all-minilm-l6-v2", home ? home : ".");
-    ck_assert_msg(access(path, R_OK) == 0, "model directory '%s' missing (run the set-up)", path);
+    ck_assert_msg(test_model_path("all-minilm-l6-v2", path, sizeof(path)) != NULL,
+                  "model directory '%s' missing (run the set-up)", path);
     return path;
 }
 
@@ -373,7 +369,7 @@ static void write_str(const char *dir, const char *file, const char *text)
 
 static void link_real(const char *dir, const char *file)
 {
-    char from[4096], to[4096];
+    char from[4200], to[4096];
 
     snprintf(from, sizeof(from), "%s/%s", model_dir(), file);
     snprintf(to, sizeof(to), "%s/%s", dir, file);

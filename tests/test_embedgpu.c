@@ -876,18 +876,14 @@ END_TEST
 
 /* ---- the real model ---- */
 
-/* $RAG_MODELS/all-minilm-l6-v2 or ~/.cache/rag/models/...; NULL when its weights are missing. */
+/* The model cache's all-minilm-l6-v2 (test_model_path); NULL when its weights are missing. */
 static const char *minilm_dir(void)
 {
     static char path[4096], file[4200];
-    const char *root = getenv("RAG_MODELS"), *home = getenv("HOME");
 
-    if (root && *root)
-        snprintf(path, sizeof(path), "%s/all-minilm-l6-v2", root);
-    else
-        snprintf(path, sizeof(path), "%s/.cache/rag/models/all-minilm-l6-v2", home ? home : ".");
-    snprintf(file, sizeof(file), "%s/model.safetensors", path);
-    return access(file, R_OK) == 0 ? path : NULL;
+    if (!test_model_path("all-minilm-l6-v2/model.safetensors", file, sizeof(file)))
+        return NULL;
+    return test_model_path("all-minilm-l6-v2", path, sizeof(path));
 }
 
 /* A directory of links to the real model with max_seq_length 512 and the given pooling. */
@@ -1024,28 +1020,16 @@ static Suite *embedgpu_suite(void)
     return s;
 }
 
-/* 1 with a usable GPU, 0 without, -1 when the probe crashed; CUDA starts in a child only. */
-static int probe_gpu(void)
+/* In test_probe()'s child: 0 with a GPU, 2 without. */
+static int has_gpu(void)
 {
-    int status;
-    pid_t pid;
-
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0)
-        _exit(gpu_count() > 0 ? 0 : 2);
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-        (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 2))
-        return -1;
-    return WEXITSTATUS(status) == 0;
+    return gpu_count() > 0 ? 0 : 2;
 }
 
 int main(void)
 {
     const char *s = getenv("RAG_TEST_SEED");
-    int have_gpu = probe_gpu();
+    int have_gpu = test_probe(has_gpu);
     size_t v;
 
     if (have_gpu < 0) {

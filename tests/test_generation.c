@@ -388,16 +388,8 @@ END_TEST
 static const char *model_path(void)
 {
     static char path[4096];
-    const char *dir = getenv("RAG_MODELS"), *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME"), *name = "smollm2-135m-instruct-q4_1.gguf";
 
-    if (dir && *dir)
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-    else if (xdg && *xdg)
-        snprintf(path, sizeof(path), "%s/rag/models/%s", xdg, name);
-    else
-        snprintf(path, sizeof(path), "%s/.cache/rag/models/%s", home ? home : "", name);
-    return file_exists(path) ? path : NULL;
+    return test_model_path("smollm2-135m-instruct-q4_1.gguf", path, sizeof(path));
 }
 
 START_TEST(test_gguf_real_model)

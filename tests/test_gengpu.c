@@ -664,14 +664,8 @@ END_TEST
 static const char *model_path(void)
 {
     static char path[4096];
-    const char *dir = getenv("RAG_MODELS"), *home = getenv("HOME");
-    const char *name = "smollm2-135m-instruct-q4_1.gguf";
 
-    if (dir && *dir)
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-    else
-        snprintf(path, sizeof(path), "%s/.cache/rag/models/%s", home ? home : "", name);
-    return access(path, R_OK) == 0 ? path : NULL;
+    return test_model_path("smollm2-135m-instruct-q4_1.gguf", path, sizeof(path));
 }
 
 /* 50 chat prompts: 10 topics in 5 phrasings. */
@@ -834,21 +828,10 @@ END_TEST
 
 /* ---- main ---- */
 
-/* 1 when a GPU opens, 0 when not; asked in a child so that this process never touches CUDA. */
-static int probe_gpu(void)
+/* In test_probe()'s child: 0 with a GPU, 2 without. */
+static int has_gpu(void)
 {
-    int status;
-    pid_t pid;
-
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0)
-        _exit(gpu_count() > 0 ? 0 : 2);
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-        return -1;
-    return WEXITSTATUS(status) == 0;
+    return gpu_count() > 0 ? 0 : 2;
 }
 
 static Suite *gengpu_suite(void)
@@ -880,7 +863,7 @@ static Suite *gengpu_suite(void)
 
 int main(void)
 {
-    int have_gpu = probe_gpu();
+    int have_gpu = test_probe(has_gpu);
 
     if (have_gpu < 0) {
         fprintf(stderr, "test_gengpu: the GPU probe crashed\n");

@@ -2596,39 +2596,26 @@ static Suite *gpu_suite(bool have_gpu)
 }
 
 /*
- * Open device 0 in a child process and describe it on stderr. Returns 1
- * with a GPU, 0 without (no CUDA in the build, no driver or no device), -1
- * when the probe itself crashed.
+ * In test_probe()'s child: open device 0 and describe it on stderr. 0 with a
+ * GPU, 2 without (no CUDA in the build, no driver or no device).
  */
-static int probe_gpu(void)
+static int describe_gpu(void)
 {
     struct rag_err err = { 0 };
     struct gpu_info info;
-    int status;
-    pid_t pid;
 
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        if (gpu_open(&g, 0, &err) || gpu_info(g, &info, &err)) {
-            fprintf(stderr, "test_gpu: device tests skipped: %s\n", err.msg);
-            _exit(2);
-        }
-        fprintf(stderr,
-                "test_gpu: %s, compute %d.%d, %d SMs, %.1f GiB, bus %d bits, memory clock %d "
-                "MHz, driver %d, runtime %d\n",
-                info.name, info.cc_major, info.cc_minor, info.n_sm, info.mem_total / 1073741824.0,
-                info.mem_bus_bits, info.mem_clock_khz / 1000, info.driver_version,
-                info.runtime_version);
-        gpu_close(g);
-        _exit(0);
+    if (gpu_open(&g, 0, &err) || gpu_info(g, &info, &err)) {
+        fprintf(stderr, "test_gpu: device tests skipped: %s\n", err.msg);
+        return 2;
     }
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) == 1 ||
-        WEXITSTATUS(status) > 2)
-        return -1;
-    return WEXITSTATUS(status) == 0;
+    fprintf(stderr,
+            "test_gpu: %s, compute %d.%d, %d SMs, %.1f GiB, bus %d bits, memory clock %d "
+            "MHz, driver %d, runtime %d\n",
+            info.name, info.cc_major, info.cc_minor, info.n_sm, info.mem_total / 1073741824.0,
+            info.mem_bus_bits, info.mem_clock_khz / 1000, info.driver_version,
+            info.runtime_version);
+    gpu_close(g);
+    return 0;
 }
 
 static void seed_init(void)
@@ -2646,7 +2633,7 @@ static void seed_init(void)
 
 int main(void)
 {
-    int have_gpu = probe_gpu();
+    int have_gpu = test_probe(describe_gpu);
     int rc;
 
     if (have_gpu < 0) {

@@ -516,19 +516,10 @@ static struct gen_tokenizer *model_tok[4]; /* the model's own (smollm), then the
 static char model_path[4096];
 static struct rag_err model_err;
 
+/* The default model's path; gguf_open() reports it when it is missing. */
 static const char *find_model(void)
 {
-    const char *dir = getenv("RAG_MODELS"), *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-
-    if (dir && *dir)
-        snprintf(model_path, sizeof(model_path), "%s/smollm2-135m-instruct-q4_1.gguf", dir);
-    else if (xdg && *xdg)
-        snprintf(model_path, sizeof(model_path), "%s/rag/models/smollm2-135m-instruct-q4_1.gguf",
-                 xdg);
-    else
-        snprintf(model_path, sizeof(model_path),
-                 "%s/.cache/rag/models/smollm2-135m-instruct-q4_1.gguf", home ? home : "");
+    test_model_path("smollm2-135m-instruct-q4_1.gguf", model_path, sizeof(model_path));
     return model_path;
 }
 

@@ -4,6 +4,7 @@
 #include "tests/testutil.h"
 
 #include <ftw.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,6 +85,38 @@ const char *test_source_path(const char *rel, char *out, size_t n)
 
     snprintf(out, n, "%s/%s", root ? root : ".", rel);
     return out;
+}
+
+const char *test_model_path(const char *name, char *out, size_t n)
+{
+    const char *dir = getenv("RAG_MODELS"), *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+
+    if (dir && *dir)
+        snprintf(out, n, "%s/%s", dir, name);
+    else if (xdg && *xdg)
+        snprintf(out, n, "%s/rag/models/%s", xdg, name);
+    else
+        snprintf(out, n, "%s/.cache/rag/models/%s", home && *home ? home : ".", name);
+    return access(out, R_OK) == 0 ? out : NULL;
+}
+
+int test_probe(int (*probe)(void))
+{
+    int status;
+    pid_t pid;
+
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        _exit(probe());
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    if (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 2)
+        return WEXITSTATUS(status) == 0;
+    return -1;
 }
 
 void test_write_file(const char *path, const void *data, size_t n)

@@ -1,6 +1,7 @@
 /*
  * tests/testutil.h - helpers shared by the Check suites: TEST_MAIN, scratch
- * directories, paths to the shared data and the source tree.
+ * directories, paths to the shared data, the source tree and the models, and
+ * a GPU probe in a child process.
  */
 #ifndef TESTS_TESTUTIL_H
 #define TESTS_TESTUTIL_H
@@ -26,6 +27,18 @@ void test_rmtree(const char *path);
 const char *test_data_path(const char *rel, char *out, size_t n);
 /* $RAG_SOURCE_ROOT/<rel>, e.g. "tests/golden/x". */
 const char *test_source_path(const char *rel, char *out, size_t n);
+/*
+ * The model file or folder name where scripts/setup puts it:
+ * $RAG_MODELS/<name>, else $XDG_CACHE_HOME/rag/models/<name>, else
+ * ~/.cache/rag/models/<name>, written to out; NULL when it cannot be read.
+ */
+const char *test_model_path(const char *name, char *out, size_t n);
+/*
+ * Run probe() in a child process, so that this one never starts CUDA (forked
+ * tests could not use it afterwards): 1 when probe returned 0, 0 when it
+ * returned 2 (no usable GPU), -1 when it crashed or returned anything else.
+ */
+int test_probe(int (*probe)(void));
 /* Write n bytes to path or fail the test. */
 void test_write_file(const char *path, const void *data, size_t n);
 
