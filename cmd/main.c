@@ -125,8 +125,8 @@ static int check_stdout(int status)
 
 enum { OPT_STORE = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION, OPT_EMBEDDER, OPT_DEVICE };
 
-/* auto, cpu or gpu; NULL and "" mean auto. */
-static int parse_device(const char *s, enum cmd_device *ret)
+/* auto, cpu or gpu from the option or variable from; NULL and "" mean auto. */
+static int parse_device(const char *from, const char *s, enum cmd_device *ret)
 {
     static const char *const names[] = { "auto", "cpu", "gpu" };
 
@@ -139,7 +139,7 @@ static int parse_device(const char *s, enum cmd_device *ret)
             *ret = (enum cmd_device)i;
             return 0;
         }
-    fprintf(stderr, "rag: unknown device '%s' (auto, cpu or gpu)\n", s);
+    fprintf(stderr, "rag: %s: unknown device '%s' (auto, cpu or gpu)\n", from, s);
     return -3;
 }
 
@@ -161,7 +161,7 @@ static int parse_globals(int argc, char **argv, struct globals *g, int *verbosit
     int c;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+vqh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:vqh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_STORE:
             g->store_dir = optarg;
@@ -170,7 +170,7 @@ static int parse_globals(int argc, char **argv, struct globals *g, int *verbosit
             g->embedder_dir = optarg;
             break;
         case OPT_DEVICE:
-            if (parse_device(optarg, &g->device))
+            if (parse_device("--device", optarg, &g->device))
                 return -3; /* already reported */
             break;
         case OPT_PROGRESS:
@@ -191,6 +191,9 @@ static int parse_globals(int argc, char **argv, struct globals *g, int *verbosit
         case 'h':
             cmd_help(1, argv, g);
             return -1;
+        case ':':
+            fprintf(stderr, "rag: option '%s' needs a value\n", argv[optind - 1]);
+            return -3;
         default:
             return -2;
         }
@@ -223,11 +226,11 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     cJSON_InitHooks(&hooks);
-    rc = parse_device(getenv("RAG_DEVICE"), &g.device);
+    rc = parse_device("RAG_DEVICE", getenv("RAG_DEVICE"), &g.device);
     rc = rc ? rc : parse_globals(argc, argv, &g, &verbosity);
     if (rc == -1)
         return check_stdout(CMD_OK);
-    if (rc == -3)
+    if (rc == -3) /* already reported */
         return CMD_USAGE;
     if (rc == -2 || optind >= argc) {
         if (rc == -2)

@@ -50,7 +50,13 @@ is "missing model: exit 1" "$rc" 1
 like "missing model: names the file" "$err" "^rag: error: .*'$T/missing.gguf'"
 run --device bogus ask "penguins"
 is "unknown device: usage error" "$rc" 2
-like "unknown device: one line naming it" "$err" "^rag: unknown device 'bogus' \\(auto, cpu or gpu\\)$"
+like "unknown device: one line naming it" "$err" "^rag: --device: unknown device 'bogus' \\(auto, cpu or gpu\\)$"
+RAG_DEVICE=bogus "$RAG" stats >/dev/null 2>"$T/err" && rc=0 || rc=$?
+is "unknown RAG_DEVICE: usage error" "$rc" 2
+like "unknown RAG_DEVICE: names the variable" "$(cat "$T/err")" "^rag: RAG_DEVICE: unknown device 'bogus'"
+run --device
+is "--device without a value: usage error" "$rc" 2
+like "--device without a value: says so" "$err" "^rag: option '--device' needs a value$"
 export RAG_DEVICE=cpu
 run ask --json --ctx 512 --max-tokens 8 "Where do emperor penguins breed?"
 unset RAG_DEVICE
