@@ -508,9 +508,8 @@ static void put_value(struct buf *data, const char *dtype, int k)
 
 static void write_safetensors(const char *path, const struct tiny_opts *o)
 {
-    struct buf head = BUF_INIT, data = BUF_INIT, file = BUF_INIT;
+    struct buf head = BUF_INIT, data = BUF_INIT;
     size_t esize = strcmp(o->dtype, "F32") ? 2 : 4;
-    uint64_t n;
 
     buf_appends(&head, "{\"__metadata__\": {\"format\": \"pt\"}");
     for (size_t t = 0; t < N_TINY; t++) {
@@ -535,17 +534,9 @@ static void write_safetensors(const char *path, const struct tiny_opts *o)
                     esize +
                 (o->offsets_past_end && t == N_TINY - 1 ? 4096 : 0));
     }
-    buf_appendc(&head, '}');
-    while (head.len % 8)
-        buf_appendc(&head, ' ');
-    n = head.len;
-    buf_append(&file, &n, 8);
-    buf_append(&file, head.data, head.len);
-    buf_append(&file, data.data, data.len);
-    test_write_file(path, file.data, file.len);
+    test_write_safetensors(path, &head, &data);
     buf_release(&head);
     buf_release(&data);
-    buf_release(&file);
 }
 
 /* A fresh tiny model directory; the caller frees the path. */

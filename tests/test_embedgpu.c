@@ -644,8 +644,7 @@ static void add_layer(struct buf *head, struct buf *data, const struct tiny *m, 
 
 static void write_weights(const char *dir, const struct tiny *m)
 {
-    struct buf head = BUF_INIT, data = BUF_INIT, file = BUF_INIT, path = BUF_INIT;
-    uint64_t n;
+    struct buf head = BUF_INIT, data = BUF_INIT, path = BUF_INIT;
 
     buf_appends(&head, "{\"__metadata__\": {\"format\": \"pt\"}");
     add_tensor(&head, &data, "embeddings.word_embeddings.weight", VOCAB, m->dim, -1, 1);
@@ -655,18 +654,10 @@ static void write_weights(const char *dir, const struct tiny *m)
     add_tensor(&head, &data, "embeddings.LayerNorm.bias", m->dim, 0, -0.1f, 0.1f);
     for (size_t i = 0; i < m->n_layers; i++)
         add_layer(&head, &data, m, i);
-    buf_appendc(&head, '}');
-    while (head.len % 8)
-        buf_appendc(&head, ' ');
-    n = head.len;
-    buf_append(&file, &n, 8);
-    buf_append(&file, head.data, head.len);
-    buf_append(&file, data.data, data.len);
     buf_appendf(&path, "%s/model.safetensors", dir);
-    test_write_file(buf_cstr(&path), file.data, file.len);
+    test_write_safetensors(buf_cstr(&path), &head, &data);
     buf_release(&head);
     buf_release(&data);
-    buf_release(&file);
     buf_release(&path);
 }
 

@@ -87,6 +87,22 @@ const char *test_source_path(const char *rel, char *out, size_t n)
     return out;
 }
 
+void test_write_safetensors(const char *path, struct buf *head, const struct buf *data)
+{
+    struct buf file = BUF_INIT;
+    uint64_t n;
+
+    buf_appendc(head, '}');
+    while (head->len % 8)
+        buf_appendc(head, ' ');
+    n = head->len;
+    buf_append(&file, &n, 8);
+    buf_append(&file, head->data, head->len);
+    buf_append(&file, data->data, data->len);
+    test_write_file(path, file.data, file.len);
+    buf_release(&file);
+}
+
 const char *test_model_path(const char *name, char *out, size_t n)
 {
     const char *dir = getenv("RAG_MODELS"), *xdg = getenv("XDG_CACHE_HOME");

@@ -39,6 +39,12 @@ const char *test_model_path(const char *name, char *out, size_t n);
  * returned 2 (no usable GPU), -1 when it crashed or returned anything else.
  */
 int test_probe(int (*probe)(void));
+/*
+ * Finish a safetensors file and write it to path: head holds the JSON
+ * header without its closing brace ("{\"__metadata__\": ..., \"name\": {...}"),
+ * data the tensors' bytes at the offsets head gives. head is changed.
+ */
+void test_write_safetensors(const char *path, struct buf *head, const struct buf *data);
 /* Write n bytes to path or fail the test. */
 void test_write_file(const char *path, const void *data, size_t n);
 
