@@ -21,100 +21,6 @@
 #include "gpu/gpu.h"
 #include "tests/testutil.h"
 
-/* ---- a small GGUF writer ---- */
-
-struct gw {
-    struct buf kv, ti, data;
-    uint64_t n_kv, n_t;
-    uint32_t align;
-};
-
-static void put(struct buf *b, const void *p, size_t n)
-{
-    buf_append(b, p, n);
-}
-
-static void put_u32(struct buf *b, uint32_t v)
-{
-    put(b, &v, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-    put(b, &v, 8);
-}
-
-static void put_str(struct buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-
-static void gw_key(struct gw *g, const char *key, uint32_t type)
-{
-    put_str(&g->kv, key);
-    put_u32(&g->kv, type);
-    g->n_kv++;
-}
-
-static void gw_u32(struct gw *g, const char *key, uint32_t v)
-{
-    gw_key(g, key, GGUF_VALUE_UINT32);
-    put_u32(&g->kv, v);
-}
-
-static void gw_f32(struct gw *g, const char *key, float v)
-{
-    gw_key(g, key, GGUF_VALUE_FLOAT32);
-    put(&g->kv, &v, 4);
-}
-
-static void gw_str(struct gw *g, const char *key, const char *v)
-{
-    gw_key(g, key, GGUF_VALUE_STRING);
-    put_str(&g->kv, v);
-}
-
-/* Scalar of any type from raw little-endian bytes. */
-static void gw_raw(struct gw *g, const char *key, uint32_t type, const void *v, size_t n)
-{
-    gw_key(g, key, type);
-    put(&g->kv, v, n);
-}
-
-static void gw_tensor(struct gw *g, const char *name, uint32_t type, uint32_t n_dims,
-                      const uint64_t *ne, const void *data, size_t nbytes)
-{
-    static const char zero[64];
-
-    put_str(&g->ti, name);
-    put_u32(&g->ti, n_dims);
-    for (uint32_t d = 0; d < n_dims; d++)
-        put_u64(&g->ti, ne[d]);
-    put_u32(&g->ti, type);
-    put_u64(&g->ti, g->data.len);
-    put(&g->data, data, nbytes);
-    put(&g->data, zero, (g->align - g->data.len % g->align) % g->align);
-    g->n_t++;
-}
-
-static void gw_finish(struct gw *g, struct buf *out, uint32_t version)
-{
-    static const char zero[64];
-
-    put(out, "GGUF", 4);
-    put_u32(out, version);
-    put_u64(out, g->n_t);
-    put_u64(out, g->n_kv);
-    put(out, g->kv.data, g->kv.len);
-    put(out, g->ti.data, g->ti.len);
-    put(out, zero, (g->align - out->len % g->align) % g->align);
-    put(out, g->data.data, g->data.len);
-    buf_release(&g->kv);
-    buf_release(&g->ti);
-    buf_release(&g->data);
-}
-
 /* ---- GGUF reader ---- */
 
 static char tmp_path[4200];
@@ -129,7 +35,7 @@ static const char *write_tmp(const char *name, const void *p, size_t n)
 /* A file with every metadata type, nested arrays and three tensors. */
 static void good_file(struct buf *out)
 {
-    struct gw g = { .align = 32 };
+    struct test_gguf g = { .align = 32 };
     uint8_t u8 = 200, b = 1;
     int8_t i8 = -5;
     int16_t i16 = -300;
@@ -142,46 +48,46 @@ static void good_file(struct buf *out)
     uint64_t ne2[2] = { 4, 2 }, ne1[1] = { 32 }, neq[2] = { 32, 1 };
     uint8_t q8[34] = { 0 };
 
-    gw_u32(&g, "general.alignment", 32);
-    gw_str(&g, "general.architecture", "test");
-    gw_raw(&g, "t.u8", GGUF_VALUE_UINT8, &u8, 1);
-    gw_raw(&g, "t.i8", GGUF_VALUE_INT8, &i8, 1);
-    gw_raw(&g, "t.u16", GGUF_VALUE_UINT16, &u16, 2);
-    gw_raw(&g, "t.i16", GGUF_VALUE_INT16, &i16, 2);
-    gw_raw(&g, "t.i32", GGUF_VALUE_INT32, &i32, 4);
-    gw_raw(&g, "t.i64", GGUF_VALUE_INT64, &i64, 8);
-    gw_raw(&g, "t.u64big", GGUF_VALUE_UINT64, &big, 8);
-    gw_raw(&g, "t.f64", GGUF_VALUE_FLOAT64, &f64, 8);
-    gw_raw(&g, "t.bool", GGUF_VALUE_BOOL, &b, 1);
-    gw_f32(&g, "t.f32", 1.5f);
-    gw_key(&g, "t.strs", GGUF_VALUE_ARRAY);
-    put_u32(&g.kv, GGUF_VALUE_STRING);
-    put_u64(&g.kv, 3);
-    put_str(&g.kv, "alpha");
-    put_str(&g.kv, "");
-    put_str(&g.kv, "g\xc3\xa9");
-    gw_key(&g, "t.floats", GGUF_VALUE_ARRAY);
-    put_u32(&g.kv, GGUF_VALUE_FLOAT32);
-    put_u64(&g.kv, 3);
-    put(&g.kv, f, 12);
-    gw_key(&g, "t.nested", GGUF_VALUE_ARRAY); /* [[1, 2], [3]] of u8 */
-    put_u32(&g.kv, GGUF_VALUE_ARRAY);
-    put_u64(&g.kv, 2);
-    put_u32(&g.kv, GGUF_VALUE_UINT8);
-    put_u64(&g.kv, 2);
-    put(&g.kv, "\x01\x02", 2);
-    put_u32(&g.kv, GGUF_VALUE_UINT8);
-    put_u64(&g.kv, 1);
-    put(&g.kv, "\x03", 1);
+    test_gguf_u32(&g, "general.alignment", 32);
+    test_gguf_str(&g, "general.architecture", "test");
+    test_gguf_raw(&g, "t.u8", GGUF_VALUE_UINT8, &u8, 1);
+    test_gguf_raw(&g, "t.i8", GGUF_VALUE_INT8, &i8, 1);
+    test_gguf_raw(&g, "t.u16", GGUF_VALUE_UINT16, &u16, 2);
+    test_gguf_raw(&g, "t.i16", GGUF_VALUE_INT16, &i16, 2);
+    test_gguf_raw(&g, "t.i32", GGUF_VALUE_INT32, &i32, 4);
+    test_gguf_raw(&g, "t.i64", GGUF_VALUE_INT64, &i64, 8);
+    test_gguf_raw(&g, "t.u64big", GGUF_VALUE_UINT64, &big, 8);
+    test_gguf_raw(&g, "t.f64", GGUF_VALUE_FLOAT64, &f64, 8);
+    test_gguf_raw(&g, "t.bool", GGUF_VALUE_BOOL, &b, 1);
+    test_gguf_f32(&g, "t.f32", 1.5f);
+    test_gguf_key(&g, "t.strs", GGUF_VALUE_ARRAY);
+    test_put_u32(&g.kv, GGUF_VALUE_STRING);
+    test_put_u64(&g.kv, 3);
+    test_put_str(&g.kv, "alpha");
+    test_put_str(&g.kv, "");
+    test_put_str(&g.kv, "g\xc3\xa9");
+    test_gguf_key(&g, "t.floats", GGUF_VALUE_ARRAY);
+    test_put_u32(&g.kv, GGUF_VALUE_FLOAT32);
+    test_put_u64(&g.kv, 3);
+    buf_append(&g.kv, f, 12);
+    test_gguf_key(&g, "t.nested", GGUF_VALUE_ARRAY); /* [[1, 2], [3]] of u8 */
+    test_put_u32(&g.kv, GGUF_VALUE_ARRAY);
+    test_put_u64(&g.kv, 2);
+    test_put_u32(&g.kv, GGUF_VALUE_UINT8);
+    test_put_u64(&g.kv, 2);
+    buf_append(&g.kv, "\x01\x02", 2);
+    test_put_u32(&g.kv, GGUF_VALUE_UINT8);
+    test_put_u64(&g.kv, 1);
+    buf_append(&g.kv, "\x03", 1);
     for (int i = 0; i < 32; i++)
         h[i] = quant_f32_to_f16((float)i);
-    gw_tensor(&g, "w.f32", GGUF_TENSOR_F32, 2, ne2, f, 32);
-    gw_tensor(&g, "w.f16", GGUF_TENSOR_F16, 1, ne1, h, 64);
+    test_gguf_tensor(&g, "w.f32", GGUF_TENSOR_F32, 2, ne2, f, 32);
+    test_gguf_tensor(&g, "w.f16", GGUF_TENSOR_F16, 1, ne1, h, 64);
     q8[0] = 0x00, q8[1] = 0x3c; /* d = 1.0 */
     for (int i = 0; i < 32; i++)
         q8[2 + i] = (uint8_t)(int8_t)(i - 16);
-    gw_tensor(&g, "w.q8", GGUF_TENSOR_Q8_0, 2, neq, q8, 34);
-    gw_finish(&g, out, 3);
+    test_gguf_tensor(&g, "w.q8", GGUF_TENSOR_Q8_0, 2, neq, q8, 34);
+    test_gguf_finish(&g, out, 3);
 }
 
 START_TEST(test_gguf_good)
@@ -359,20 +265,20 @@ END_TEST
 
 START_TEST(test_gguf_nesting_and_missing)
 {
-    struct gw g = { .align = 32 };
+    struct test_gguf g = { .align = 32 };
     struct buf b = BUF_INIT;
     struct gguf *gg;
     struct rag_err err = { 0 };
 
-    gw_key(&g, "deep", GGUF_VALUE_ARRAY);
+    test_gguf_key(&g, "deep", GGUF_VALUE_ARRAY);
     for (int i = 0; i < 9; i++) {
-        put_u32(&g.kv, GGUF_VALUE_ARRAY);
-        put_u64(&g.kv, 1);
+        test_put_u32(&g.kv, GGUF_VALUE_ARRAY);
+        test_put_u64(&g.kv, 1);
     }
-    put_u32(&g.kv, GGUF_VALUE_UINT8);
-    put_u64(&g.kv, 1);
-    put(&g.kv, "x", 1);
-    gw_finish(&g, &b, 3);
+    test_put_u32(&g.kv, GGUF_VALUE_UINT8);
+    test_put_u64(&g.kv, 1);
+    buf_append(&g.kv, "x", 1);
+    test_gguf_finish(&g, &b, 3);
     expect_bad(b.data, b.len, RAG_EFORMAT, "arrays nested deeper than 8");
     ck_assert_int_eq(gguf_open(&gg, "/nonexistent/x.gguf", &err), RAG_EIO);
     ck_assert_str_eq(err.msg, "open '/nonexistent/x.gguf': No such file or directory");
@@ -828,7 +734,7 @@ static const char *const tiny_names[7] = { "attn_q",   "attn_k", "attn_v",  "att
                                            "ffn_gate", "ffn_up", "ffn_down" };
 
 /* Add a random tensor; keeps its dequantized values (what the engine will see). */
-static float *tiny_tensor(struct gw *g, const char *name, enum gguf_tensor_type t, size_t n,
+static float *tiny_tensor(struct test_gguf *g, const char *name, enum gguf_tensor_type t, size_t n,
                           size_t rows, float scale)
 {
     float *x = xmalloc_array(n * rows, sizeof(float)), *y = xmalloc_array(n * rows, 4);
@@ -842,7 +748,7 @@ static float *tiny_tensor(struct gw *g, const char *name, enum gguf_tensor_type 
         quantize_row(t, x + r * n, raw + r * rb, n);
         quant_dequant_row(t, raw + r * rb, y + r * n, n);
     }
-    gw_tensor(g, name, t, rows == 1 ? 1 : 2, ne, raw, rows * rb);
+    test_gguf_tensor(g, name, t, rows == 1 ? 1 : 2, ne, raw, rows * rb);
     free(raw);
     free(x);
     return y;
@@ -865,33 +771,33 @@ static void tiny_free(struct tiny *m)
 /* Write the tiny model to a fresh temporary file; skip names one tensor to leave out. */
 static const char *tiny_write(struct tiny *m, const char *skip)
 {
-    struct gw g = { .align = 32 };
+    struct test_gguf g = { .align = 32 };
     struct buf b = BUF_INIT;
     const char *a = m->qwen2 ? "qwen2" : "llama";
     char key[96], name[96];
 
     lcg_state = m->qwen2 ? 7 : 3;
-    gw_str(&g, "general.architecture", a);
+    test_gguf_str(&g, "general.architecture", a);
 #define KEY(k) (snprintf(key, sizeof(key), "%s.%s", a, k), key)
-    gw_u32(&g, KEY("context_length"), TCTX);
-    gw_u32(&g, KEY("embedding_length"), TD);
-    gw_u32(&g, KEY("block_count"), TL);
-    gw_u32(&g, KEY("feed_forward_length"), TF);
-    gw_u32(&g, KEY("attention.head_count"), TH);
-    gw_u32(&g, KEY("attention.head_count_kv"), TKV);
-    gw_f32(&g, KEY("rope.freq_base"), 10000.0f);
-    gw_f32(&g, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    test_gguf_u32(&g, KEY("context_length"), TCTX);
+    test_gguf_u32(&g, KEY("embedding_length"), TD);
+    test_gguf_u32(&g, KEY("block_count"), TL);
+    test_gguf_u32(&g, KEY("feed_forward_length"), TF);
+    test_gguf_u32(&g, KEY("attention.head_count"), TH);
+    test_gguf_u32(&g, KEY("attention.head_count_kv"), TKV);
+    test_gguf_f32(&g, KEY("rope.freq_base"), 10000.0f);
+    test_gguf_f32(&g, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
 #undef KEY
     m->embd = tiny_tensor(&g, "token_embd.weight", GGUF_TENSOR_Q8_0, TD, TV, 1.0f);
     m->out_norm = tiny_tensor(&g, "output_norm.weight", GGUF_TENSOR_F32, TD, 1, 1.0f);
     for (int l = 0; l < TL; l++) {
         for (int k = 0; k < 7; k++) {
-            struct gw scratch = { .align = 32 };
+            struct test_gguf scratch = { .align = 32 };
             snprintf(name, sizeof(name), "blk.%d.%s.weight", l, tiny_names[k]);
             bool sk = skip && !strcmp(skip, name);
             m->w[l][k] =
                 tiny_tensor(sk ? &scratch : &g, name, m->wtype, tiny_cols[k], tiny_rows[k], 0.3f);
-            gw_finish(&scratch, &b, 3); /* releases the scratch writer */
+            test_gguf_finish(&scratch, &b, 3); /* releases the scratch writer */
             buf_reset(&b);
         }
         snprintf(name, sizeof(name), "blk.%d.attn_norm.weight", l);
@@ -903,7 +809,7 @@ static const char *tiny_write(struct tiny *m, const char *skip)
             m->bias[l][k] = tiny_tensor(&g, name, GGUF_TENSOR_F32, tiny_rows[k], 1, 0.5f);
         }
     }
-    gw_finish(&g, &b, 3);
+    test_gguf_finish(&g, &b, 3);
     write_tmp("tiny.gguf", b.data, b.len);
     buf_release(&b);
     return tmp_path;

@@ -44,88 +44,24 @@
 #define LOGIT_TOL_F16  5e-3f
 #define BATCH_TOL      5e-3f
 
-/* ---- a small GGUF writer (as in test_generation.c) ---- */
+/* ---- GGUF files (tests/testutil.h's writer) ---- */
 
-struct gw {
-    struct buf kv, ti, data;
-    uint64_t n_kv, n_t;
-};
-
-static void put_u32(struct buf *b, uint32_t v)
-{
-    buf_append(b, &v, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-    buf_append(b, &v, 8);
-}
-
-static void put_str(struct buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    buf_append(b, s, strlen(s));
-}
-
-static void gw_u32(struct gw *g, const char *key, uint32_t v)
-{
-    put_str(&g->kv, key);
-    put_u32(&g->kv, GGUF_VALUE_UINT32);
-    put_u32(&g->kv, v);
-    g->n_kv++;
-}
-
-static void gw_f32(struct gw *g, const char *key, float v)
-{
-    put_str(&g->kv, key);
-    put_u32(&g->kv, GGUF_VALUE_FLOAT32);
-    buf_append(&g->kv, &v, 4);
-    g->n_kv++;
-}
-
-static void gw_str(struct gw *g, const char *key, const char *v)
-{
-    put_str(&g->kv, key);
-    put_u32(&g->kv, GGUF_VALUE_STRING);
-    put_str(&g->kv, v);
-    g->n_kv++;
-}
-
-static void gw_tensor(struct gw *g, const char *name, uint32_t type, size_t n, size_t rows,
+/* A vector (rows == 1) or a matrix of rows rows of n values. */
+static void gw_tensor(struct test_gguf *g, const char *name, uint32_t type, size_t n, size_t rows,
                       const void *data, size_t nbytes)
 {
-    static const char zero[32];
+    uint64_t ne[2] = { n, rows };
 
-    put_str(&g->ti, name);
-    put_u32(&g->ti, rows == 1 ? 1 : 2);
-    put_u64(&g->ti, n);
-    if (rows != 1)
-        put_u64(&g->ti, rows);
-    put_u32(&g->ti, type);
-    put_u64(&g->ti, g->data.len);
-    buf_append(&g->data, data, nbytes);
-    buf_append(&g->data, zero, (32 - g->data.len % 32) % 32);
-    g->n_t++;
+    test_gguf_tensor(g, name, type, rows == 1 ? 1 : 2, ne, data, nbytes);
 }
 
-static void gw_write(struct gw *g, const char *path)
+static void gw_write(struct test_gguf *g, const char *path)
 {
-    static const char zero[32];
     struct buf out = BUF_INIT;
 
-    buf_append(&out, "GGUF", 4);
-    put_u32(&out, 3);
-    put_u64(&out, g->n_t);
-    put_u64(&out, g->n_kv);
-    buf_append(&out, g->kv.data, g->kv.len);
-    buf_append(&out, g->ti.data, g->ti.len);
-    buf_append(&out, zero, (32 - out.len % 32) % 32);
-    buf_append(&out, g->data.data, g->data.len);
+    test_gguf_finish(g, &out, 3);
     test_write_file(path, out.data, out.len);
     buf_release(&out);
-    buf_release(&g->kv);
-    buf_release(&g->ti);
-    buf_release(&g->data);
 }
 
 /* ---- random-weight models ---- */
@@ -206,7 +142,7 @@ static const struct shape qwen2 = { "qwen2", true, true, GGUF_TENSOR_F16, 512, 4
                                     2,       640,  4096 };
 
 /* A random tensor: uniform in [offset - scale, offset + scale). */
-static void add_tensor(struct gw *g, const char *name, enum gguf_tensor_type t, size_t n,
+static void add_tensor(struct test_gguf *g, const char *name, enum gguf_tensor_type t, size_t n,
                        size_t rows, float scale, float offset)
 {
     float *x = xmalloc_array(n, sizeof(float));
@@ -223,7 +159,7 @@ static void add_tensor(struct gw *g, const char *name, enum gguf_tensor_type t, 
     free(x);
 }
 
-static void add_layer(struct gw *g, const struct shape *s, size_t l)
+static void add_layer(struct test_gguf *g, const struct shape *s, size_t l)
 {
     size_t hd = s->dim / s->n_heads, q = s->dim, kv = s->n_kv * hd;
     const char *names[7] = { "attn_q",   "attn_k", "attn_v",  "attn_output",
@@ -250,22 +186,22 @@ static void add_layer(struct gw *g, const struct shape *s, size_t l)
 static const char *write_model(const struct shape *s)
 {
     static char path[4200];
-    struct gw g = { 0 };
+    struct test_gguf g = { 0 };
     const char *a = s->qwen2 ? "qwen2" : "llama";
     enum gguf_tensor_type et = s->wtype == GGUF_TENSOR_Q4_1 ? GGUF_TENSOR_Q8_0 : s->wtype;
     char key[96];
 
     lcg_state = s->dim * 31 + s->wtype;
 #define KEY(k) (snprintf(key, sizeof(key), "%s.%s", a, k), key)
-    gw_str(&g, "general.architecture", a);
-    gw_u32(&g, KEY("context_length"), (uint32_t)s->ctx);
-    gw_u32(&g, KEY("embedding_length"), (uint32_t)s->dim);
-    gw_u32(&g, KEY("block_count"), (uint32_t)s->n_layers);
-    gw_u32(&g, KEY("feed_forward_length"), (uint32_t)s->ffn);
-    gw_u32(&g, KEY("attention.head_count"), (uint32_t)s->n_heads);
-    gw_u32(&g, KEY("attention.head_count_kv"), (uint32_t)s->n_kv);
-    gw_f32(&g, KEY("rope.freq_base"), 10000.0f);
-    gw_f32(&g, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    test_gguf_str(&g, "general.architecture", a);
+    test_gguf_u32(&g, KEY("context_length"), (uint32_t)s->ctx);
+    test_gguf_u32(&g, KEY("embedding_length"), (uint32_t)s->dim);
+    test_gguf_u32(&g, KEY("block_count"), (uint32_t)s->n_layers);
+    test_gguf_u32(&g, KEY("feed_forward_length"), (uint32_t)s->ffn);
+    test_gguf_u32(&g, KEY("attention.head_count"), (uint32_t)s->n_heads);
+    test_gguf_u32(&g, KEY("attention.head_count_kv"), (uint32_t)s->n_kv);
+    test_gguf_f32(&g, KEY("rope.freq_base"), 10000.0f);
+    test_gguf_f32(&g, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
 #undef KEY
     add_tensor(&g, "token_embd.weight", et, s->dim, s->vocab, 1.0f, 0);
     add_tensor(&g, "output_norm.weight", GGUF_TENSOR_F32, s->dim, 1, 0.5f, 1.0f);

@@ -366,53 +366,37 @@ END_TEST
 
 /* ---- GGUF files without a usable tokenizer ---- */
 
-static void put_u32(struct buf *b, uint32_t v)
-{
-    buf_append(b, &v, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-    buf_append(b, &v, 8);
-}
-
-static void put_str(struct buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    buf_append(b, s, strlen(s));
-}
-
 static void kv_str(struct buf *b, const char *key, const char *val)
 {
-    put_str(b, key);
-    put_u32(b, GGUF_VALUE_STRING);
-    put_str(b, val);
+    test_put_str(b, key);
+    test_put_u32(b, GGUF_VALUE_STRING);
+    test_put_str(b, val);
 }
 
 static void kv_strs(struct buf *b, const char *key, const char *const *val, size_t n)
 {
-    put_str(b, key);
-    put_u32(b, GGUF_VALUE_ARRAY);
-    put_u32(b, GGUF_VALUE_STRING);
-    put_u64(b, n);
+    test_put_str(b, key);
+    test_put_u32(b, GGUF_VALUE_ARRAY);
+    test_put_u32(b, GGUF_VALUE_STRING);
+    test_put_u64(b, n);
     for (size_t i = 0; i < n; i++)
-        put_str(b, val[i]);
+        test_put_str(b, val[i]);
 }
 
 static void kv_i32s(struct buf *b, const char *key, const int32_t *val, size_t n)
 {
-    put_str(b, key);
-    put_u32(b, GGUF_VALUE_ARRAY);
-    put_u32(b, GGUF_VALUE_INT32);
-    put_u64(b, n);
+    test_put_str(b, key);
+    test_put_u32(b, GGUF_VALUE_ARRAY);
+    test_put_u32(b, GGUF_VALUE_INT32);
+    test_put_u64(b, n);
     buf_append(b, val, 4 * n);
 }
 
 static void kv_u32(struct buf *b, const char *key, uint32_t val)
 {
-    put_str(b, key);
-    put_u32(b, GGUF_VALUE_UINT32);
-    put_u32(b, val);
+    test_put_str(b, key);
+    test_put_u32(b, GGUF_VALUE_UINT32);
+    test_put_u32(b, val);
 }
 
 /* Write a GGUF v3 file with no tensors and the n_kv pairs in kvs; returns its path. */
@@ -422,9 +406,9 @@ static const char *write_gguf(const char *name, const struct buf *kvs, size_t n_
     struct buf b = BUF_INIT;
 
     buf_append(&b, "GGUF", 4);
-    put_u32(&b, 3);
-    put_u64(&b, 0);
-    put_u64(&b, n_kv);
+    test_put_u32(&b, 3);
+    test_put_u64(&b, 0);
+    test_put_u64(&b, n_kv);
     buf_append(&b, kvs->data, kvs->len);
     while (b.len % 32)
         buf_appendc(&b, 0);

@@ -1,13 +1,15 @@
 /*
- * tests/testutil.c - helpers shared by the Check suites.
+ * tests/testutil.c - helpers shared by the Check suites (tests/testutil.h).
  */
 #include "tests/testutil.h"
 
 #include <ftw.h>
-#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "generation/gguf.h"
 
 int test_run_suite(Suite *s)
 {
@@ -142,4 +144,88 @@ void test_write_file(const char *path, const void *data, size_t n)
     ck_assert_msg(f != NULL, "cannot create %s", path);
     ck_assert_uint_eq(fwrite(data, 1, n, f), n);
     ck_assert_int_eq(fclose(f), 0);
+}
+
+void test_put_u32(struct buf *b, uint32_t v)
+{
+    buf_append(b, &v, 4);
+}
+
+void test_put_u64(struct buf *b, uint64_t v)
+{
+    buf_append(b, &v, 8);
+}
+
+void test_put_str(struct buf *b, const char *s)
+{
+    test_put_u64(b, strlen(s));
+    buf_append(b, s, strlen(s));
+}
+
+void test_gguf_key(struct test_gguf *g, const char *key, uint32_t type)
+{
+    test_put_str(&g->kv, key);
+    test_put_u32(&g->kv, type);
+    g->n_kv++;
+}
+
+void test_gguf_u32(struct test_gguf *g, const char *key, uint32_t v)
+{
+    test_gguf_key(g, key, GGUF_VALUE_UINT32);
+    test_put_u32(&g->kv, v);
+}
+
+void test_gguf_f32(struct test_gguf *g, const char *key, float v)
+{
+    test_gguf_key(g, key, GGUF_VALUE_FLOAT32);
+    buf_append(&g->kv, &v, 4);
+}
+
+void test_gguf_str(struct test_gguf *g, const char *key, const char *v)
+{
+    test_gguf_key(g, key, GGUF_VALUE_STRING);
+    test_put_str(&g->kv, v);
+}
+
+void test_gguf_raw(struct test_gguf *g, const char *key, uint32_t type, const void *v, size_t n)
+{
+    test_gguf_key(g, key, type);
+    buf_append(&g->kv, v, n);
+}
+
+/* Zero bytes that bring len up to a multiple of align. */
+static void pad(struct buf *b, uint32_t align)
+{
+    static const char zero[256];
+
+    buf_append(b, zero, (align - b->len % align) % align);
+}
+
+void test_gguf_tensor(struct test_gguf *g, const char *name, uint32_t type, uint32_t n_dims,
+                      const uint64_t *ne, const void *data, size_t nbytes)
+{
+    test_put_str(&g->ti, name);
+    test_put_u32(&g->ti, n_dims);
+    for (uint32_t d = 0; d < n_dims; d++)
+        test_put_u64(&g->ti, ne[d]);
+    test_put_u32(&g->ti, type);
+    test_put_u64(&g->ti, g->data.len);
+    buf_append(&g->data, data, nbytes);
+    pad(&g->data, g->align ? g->align : 32);
+    g->n_t++;
+}
+
+void test_gguf_finish(struct test_gguf *g, struct buf *out, uint32_t version)
+{
+    buf_append(out, "GGUF", 4);
+    test_put_u32(out, version);
+    test_put_u64(out, g->n_t);
+    test_put_u64(out, g->n_kv);
+    buf_append(out, g->kv.data, g->kv.len);
+    buf_append(out, g->ti.data, g->ti.len);
+    pad(out, g->align ? g->align : 32);
+    buf_append(out, g->data.data, g->data.len);
+    buf_release(&g->kv);
+    buf_release(&g->ti);
+    buf_release(&g->data);
 }

@@ -45,6 +45,29 @@ int test_probe(int (*probe)(void));
  * data the tensors' bytes at the offsets head gives. head is changed.
  */
 void test_write_safetensors(const char *path, struct buf *head, const struct buf *data);
+/*
+ * A small GGUF writer for hand-made model files. Metadata goes to kv and
+ * tensor infos to ti, counted; tensor data to data, each tensor padded to
+ * align (0: 32). test_gguf_finish() appends the whole file to out and
+ * releases the writer's buffers.
+ */
+struct test_gguf {
+    struct buf kv, ti, data;
+    uint64_t n_kv, n_t;
+    uint32_t align;
+};
+void test_put_u32(struct buf *b, uint32_t v);
+void test_put_u64(struct buf *b, uint64_t v);
+void test_put_str(struct buf *b, const char *s); /* GGUF string: u64 length, bytes */
+void test_gguf_key(struct test_gguf *g, const char *key, uint32_t type); /* value follows */
+void test_gguf_u32(struct test_gguf *g, const char *key, uint32_t v);
+void test_gguf_f32(struct test_gguf *g, const char *key, float v);
+void test_gguf_str(struct test_gguf *g, const char *key, const char *v);
+/* A scalar of any type from its raw little-endian bytes. */
+void test_gguf_raw(struct test_gguf *g, const char *key, uint32_t type, const void *v, size_t n);
+void test_gguf_tensor(struct test_gguf *g, const char *name, uint32_t type, uint32_t n_dims,
+                      const uint64_t *ne, const void *data, size_t nbytes);
+void test_gguf_finish(struct test_gguf *g, struct buf *out, uint32_t version);
 /* Write n bytes to path or fail the test. */
 void test_write_file(const char *path, const void *data, size_t n);
 
