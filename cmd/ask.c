@@ -103,7 +103,7 @@ static int parse_opts(int argc, char **argv, struct ask_opts *o)
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "k:m:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:m:jh", longopts, NULL)) != -1) {
         if (c == 'h')
             return -1;
         if (c == 'j')
@@ -113,7 +113,7 @@ static int parse_opts(int argc, char **argv, struct ask_opts *o)
         else if (c == OPT_MODE && retr_mode_from_name(optarg, &o->mode, &err))
             return cmd_usage_error(ask_usage, "ask: %s", err.msg);
         else if (c == '?' || c == ':')
-            return cmd_usage_error(ask_usage, "ask: unknown option '%s'", argv[optind - 1]);
+            return cmd_option_error(ask_usage, "ask", c, argv);
         else if (c != OPT_MODE && parse_number_opt(c, optarg, o))
             return cmd_usage_error(ask_usage, "ask: invalid value '%s' for '%s'", optarg,
                                    argv[optind - 1]);

@@ -102,7 +102,7 @@ static int parse_opts(int argc, char **argv, struct chunk_cmd_opts *o)
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "c:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:jh", longopts, NULL)) != -1) {
         if (c == 'c' && !strcmp(optarg, "all"))
             o->all = true;
         else if (c == 'c' && chunker_from_name(optarg, &o->chunk.kind, &err))
@@ -114,7 +114,7 @@ static int parse_opts(int argc, char **argv, struct chunk_cmd_opts *o)
         else if (c == 'h')
             return -1;
         else if (c != 'c' && c != 't')
-            return cmd_usage_error(chunk_usage, "chunk: unknown option '%s'", argv[optind - 1]);
+            return cmd_option_error(chunk_usage, "chunk", c, argv);
     }
     if (optind + 1 != argc)
         return cmd_usage_error(chunk_usage, "chunk: expected exactly one FILE");

@@ -58,6 +58,13 @@ int cmd_usage_error(const char *usage, const char *fmt, ...)
     return CMD_USAGE;
 }
 
+int cmd_option_error(const char *usage, const char *cmd, int c, char *const *argv)
+{
+    if (c == ':')
+        return cmd_usage_error(usage, "%s: option '%s' needs a value", cmd, argv[optind - 1]);
+    return cmd_usage_error(usage, "%s: unknown option '%s'", cmd, argv[optind - 1]);
+}
+
 bool cmd_show_progress(const struct globals *g)
 {
     if (g->progress >= 0)

@@ -104,6 +104,12 @@ void cmd_warn(const char *fmt, ...) RAG_PRINTF(1, 2);
 int cmd_usage(const char *usage);
 /* "rag NAME: <msg>" and the usage on stderr; returns CMD_USAGE. */
 int cmd_usage_error(const char *usage, const char *fmt, ...) RAG_PRINTF(2, 3);
+/*
+ * The usage error of command cmd for what getopt_long() returned in c about
+ * argv[optind - 1]: ':' (optstring starting with ':') for an option without
+ * its value, anything else for an unknown option.
+ */
+int cmd_option_error(const char *usage, const char *cmd, int c, char *const *argv);
 /* Whether to draw progress on stderr. */
 bool cmd_show_progress(const struct globals *g);
 /* Remove a directory tree (best effort), e.g. a scratch store. */

@@ -304,7 +304,7 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "k:c:m:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:c:m:jh", longopts, NULL)) != -1) {
         switch (c) {
         case 'k':
             if (parse_size(optarg, 1, 1000, &o->k))
@@ -360,7 +360,7 @@ static int parse_opts(int argc, char **argv, struct eval_cmd_opts *o)
         case 'h':
             return -1;
         default:
-            return cmd_usage_error(eval_usage, "eval: unknown option '%s'", argv[optind - 1]);
+            return cmd_option_error(eval_usage, "eval", c, argv);
         }
     }
     if (optind + 1 != argc)

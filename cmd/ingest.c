@@ -227,7 +227,7 @@ static int parse_opts(int argc, char **argv, struct ingest_opts *o)
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "nc:fjh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":nc:fjh", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             o->dry_run = true;
@@ -260,7 +260,7 @@ static int parse_opts(int argc, char **argv, struct ingest_opts *o)
         case 'h':
             return cmd_usage(ingest_usage) - 1;
         default:
-            return cmd_usage_error(ingest_usage, "ingest: unknown option '%s'", argv[optind - 1]);
+            return cmd_option_error(ingest_usage, "ingest", c, argv);
         }
     }
     if (optind >= argc)

@@ -119,7 +119,7 @@ int cmd_reindex(int argc, char **argv, const struct globals *g)
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "ah", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ah", longopts, NULL)) != -1) {
         if (c == 'h') {
             free(b);
             return cmd_usage(reindex_usage);
@@ -130,7 +130,7 @@ int cmd_reindex(int argc, char **argv, const struct globals *g)
             co.factory = optarg;
         else {
             free(b);
-            return cmd_usage_error(reindex_usage, "reindex: unknown option '%s'", argv[optind - 1]);
+            return cmd_option_error(reindex_usage, "reindex", c, argv);
         }
     }
     /* First as the store is (no rebuild for a new --index yet), then anew. */

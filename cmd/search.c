@@ -112,7 +112,7 @@ static int parse_opts(int argc, char **argv, struct search_opts *o)
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "k:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:jh", longopts, NULL)) != -1) {
         switch (c) {
         case 'k':
             if (parse_size(optarg, 1, 10000, &o->q.k))
@@ -133,7 +133,7 @@ static int parse_opts(int argc, char **argv, struct search_opts *o)
         case 'h':
             return -1;
         default:
-            return cmd_usage_error(search_usage, "search: unknown option '%s'", argv[optind - 1]);
+            return cmd_option_error(search_usage, "search", c, argv);
         }
     }
     if (optind >= argc)

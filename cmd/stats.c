@@ -33,11 +33,11 @@ static int parse_flags(int argc, char **argv, const char *usage, const char *nam
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         if (c == 'h')
             return -1;
         if (c != 'f')
-            return cmd_usage_error(usage, "%s: unknown option '%s'", name, argv[optind - 1]);
+            return cmd_option_error(usage, name, c, argv);
         *flag = true;
     }
     return 0;

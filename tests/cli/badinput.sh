@@ -69,6 +69,12 @@ is "unknown chunker: usage error" "$rc" 2
 like "unknown chunker named" "$err" "unknown chunker 'nosuch'"
 run search -k 0 word
 is "bad -k: usage error" "$rc" 2
+run search --mode
+is "option without its value: usage error" "$rc" 2
+like "option without its value: says so" "$err" "^rag: search: option '--mode' needs a value$"
+run ingest --bogus "$c"
+is "unknown option: usage error" "$rc" 2
+like "unknown option: named" "$err" "^rag: ingest: unknown option '--bogus'$"
 run frobnicate
 is "unknown command: usage error" "$rc" 2
 run search --help
