@@ -33,14 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * Kernels of a decode step: 10 per layer (gpu_attn_decode is two), and embed, norm, lm_head,
- * argmax; with the fused GEMVs 7 per layer and embed, lm_head, argmax.
- */
-#define LAYER_KERNELS      10
-#define HEAD_KERNELS       4
-#define GEMV_LAYER_KERNELS 7
-#define GEMV_HEAD_KERNELS  3
 #define GEMV_DIM_MAX       1024 /* widest model whose one-row decode step uses gpu_gemv() */
 #define QUERY_GROUP        32   /* query heads per kv head the attention kernels take */
 
@@ -438,7 +430,9 @@ int model_gpu_prefill(struct gen_model *m, size_t seq, const int32_t *tokens, si
  */
 static bool decode_gemv(const struct gen_model *m, size_t n)
 {
-    return n == 1 && m->info.dim <= GEMV_DIM_MAX && m->info.dim % 8 == 0 && m->q_dim % 8 == 0 &&
+    const char *e = getenv("RAG_GEMV_DIM_MAX"); /* XXX measurement knob, remove */
+    size_t dmax = e ? (size_t)strtoul(e, NULL, 10) : GEMV_DIM_MAX;
+    return n == 1 && m->info.dim <= dmax && m->info.dim % 8 == 0 && m->q_dim % 8 == 0 &&
            m->info.ffn_dim % 8 == 0;
 }
 
@@ -473,8 +467,10 @@ static int run_decode(struct gen_model *m, size_t n, size_t b, struct rag_err *e
     struct rag_err ignored;
     int rc;
 
-    if (*slot)
+    if (*slot) {
+        G->step_kernels = gpu_graph_kernels(*slot);
         return gpu_graph_launch(G->g, *slot, err);
+    }
     if ((rc = decode_step(m, n, b, err)) || (rc = gpu_capture_begin(G->g, err)))
         return rc;
     rc = decode_step(m, n, b, err);
@@ -486,6 +482,8 @@ static int run_decode(struct gen_model *m, size_t n, size_t b, struct rag_err *e
     rc = gpu_capture_end(G->g, &graph, err);
     if (!rc)
         *slot = graph;
+    if (!rc)
+        G->step_kernels = gpu_graph_kernels(graph);
     return rc;
 }
 
@@ -555,9 +553,5 @@ int model_gpu_decode(struct gen_model *m, const size_t *seqs, const int32_t *tok
     }
     for (size_t i = 0; i < n; i++)
         m->seq_len[seqs[i]]++;
-    if (decode_gemv(m, n))
-        G->step_kernels = GEMV_LAYER_KERNELS * m->info.n_layers + GEMV_HEAD_KERNELS;
-    else
-        G->step_kernels = LAYER_KERNELS * m->info.n_layers + HEAD_KERNELS;
     return 0;
 }

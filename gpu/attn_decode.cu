@@ -11,22 +11,21 @@
  *
  * Pass 1 (decode_split): grid (n_splits, n_kv_heads, n_seqs), 128 threads.
  *   A block takes tokens [sp * split, min(L, (sp + 1) * split)) of one kv
- *   head and all G query heads that share it, so each K and V row is read
- *   from memory once for the group. Shared memory: the G scaled query rows,
- *   a G x split score table and the split's physical block ids. Scores: one
- *   warp per token, each lane holding head_dim / 32 elements of K (lanes
- *   read consecutive elements), a warp-shuffle sum per query head. Softmax:
- *   one warp per query head finds the local max m and writes p = exp(x - m)
- *   over the scores and their sum l. Output: for each query head, each warp
- *   sums p[g][t] V_t over its tokens, lane l holding columns [l E, l E + E)
- *   (E = head_dim / 32, one 4- to 16-byte load per token), and the four
- *   warps' sums are added in shared memory. K and V rows are read with
- *   vector loads, so the cache must be 16-byte aligned (launch.c checks).
- *   The cache and out may be fp32, bf16 or fp16 (fp16 out saturates at
- *   +-65504, cuda_util.cuh); every sum is fp32.
- *   Version 1 read V one element per thread in a 512-step serial loop per
- *   thread: 132 GB/s at 8B shape, batch 1, 8192 tokens (bench/gpu).
- *   Partials go to work: acc (n_seqs, n_heads, n_splits, head_dim), then m
+ *   head and up to 8 of the G query heads that share it (more heads: the
+ *   block repeats over them), so each K and V row is read once per group.
+ *   The threads form row groups of R = head_dim / V lanes, V = 16 bytes of
+ *   the cache type (8 bf16/fp16 elements, 4 fp32): each row group reads
+ *   one token's K and V rows with one 16-byte load per lane, two tokens
+ *   ahead, and keeps for every query head an online softmax of its own
+ *   tokens: a running max m, sum l and the lane's V columns of sum p V,
+ *   rescaled by exp(m_old - m_new) when the max grows. Scores are summed
+ *   over the R lanes with shuffles. At the end the row groups of a warp
+ *   merge by shuffles and the warps through shared memory, in a fixed
+ *   order (deterministic). Version 2 (a warp per token, the split's scores
+ *   in shared memory, then a second pass over V) ran at 573 to 993 GB/s
+ *   for 32 sequences and 13 us for one short one (bench/gpu/NOTES.md).
+ *   With one split the block writes out itself (no pass 2); otherwise its
+ *   partials go to work: acc (n_seqs, n_heads, n_splits, head_dim), then m
  *   and l (n_seqs, n_heads, n_splits).
  * Pass 2 (decode_combine): grid (n_heads, n_seqs), head_dim threads:
  *   M = max m_i, out = sum_i acc_i e^(m_i - M) / sum_i l_i e^(m_i - M)
@@ -34,11 +33,10 @@
  *   of llama.cpp's flash_attn_combine_results and vLLM's v2 kernel).
  *
  * Split size: a multiple of 16 chosen by gpu/launch.c from the shapes
- * alone (never from lens), so that about 2 blocks per SM run when every
- * sequence is as long as the table allows, at most 512 and at most
- * 6144 / G tokens (the score table stays under 24 KiB). Splits past a
- * sequence's length return at once; one captured graph therefore serves
- * every step of a decode loop.
+ * alone (never from lens), so that about 4 blocks per SM run when every
+ * sequence is as long as the table allows. Splits past a sequence's length
+ * return at once; one captured graph therefore serves every step of a
+ * decode loop. Both passes start through launch_pdl() (cuda_util.cuh).
  *
  * Bad device-side values: a length outside [0, max_blocks * 16] gives NaN
  * for that sequence; a block id outside the cache gives NaN scores and
@@ -47,6 +45,7 @@
 #include "gpu/cuda_util.cuh"
 
 #define DEC_THREADS 128
+#define DEC_HEADS   8 /* query heads a block keeps state for at once */
 
 /* Whether lens value len is one the table can hold. */
 static __device__ inline bool len_ok(int32_t len, size_t max_blocks)
@@ -54,209 +53,244 @@ static __device__ inline bool len_ok(int32_t len, size_t max_blocks)
     return len >= 0 && (size_t)len <= max_blocks * GPU_KV_BLOCK;
 }
 
-/* The query rows of the group (scaled), and the split's physical blocks (-1 = bad). */
-template <int HD>
-static __device__ void load_split(const struct gpu_cuda_attn &a, size_t seq, size_t kvh, size_t t0,
-                                  size_t nt, size_t group, float *q_s, int *blk_s)
+/* 16 bytes at p (16-byte aligned) as floats: 4 fp32 or 8 bf16 / fp16. */
+static __device__ inline void load16(const float *p, float *out)
 {
-    for (size_t i = threadIdx.x; i < group * HD; i += blockDim.x)
-        q_s[i] = a.q[(seq * a.n_heads + kvh * group + i / HD) * HD + i % HD] * a.scale;
-    for (size_t b = threadIdx.x; b < CEIL_DIV(nt, (size_t)GPU_KV_BLOCK); b += blockDim.x) {
-        int32_t pb = a.block_tables[seq * a.max_blocks + t0 / GPU_KV_BLOCK + b];
+    float4 v = *(const float4 *)p;
 
-        blk_s[b] = pb >= 0 && (size_t)pb < a.n_blocks ? pb : -1;
+    out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
+}
+
+static __device__ inline void load16(const __nv_bfloat16 *p, float *out)
+{
+    uint4 u = *(const uint4 *)p;
+    uint32_t w[4] = { u.x, u.y, u.z, u.w };
+
+    for (int i = 0; i < 4; i++) {
+        out[2 * i] = __uint_as_float(w[i] << 16);
+        out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
     }
 }
 
-/* Element offset of token t's row of kv head kvh in a cache, given its block. */
-static __device__ inline size_t row_at(const struct gpu_cuda_attn &a, int blk, size_t kvh, size_t t,
-                                       int hd)
+static __device__ inline void load16(const __half *p, float *out)
 {
-    return (((size_t)blk * a.n_kv_heads + kvh) * GPU_KV_BLOCK + t % GPU_KV_BLOCK) * hd;
-}
+    uint4 u = *(const uint4 *)p;
+    uint32_t w[4] = { u.x, u.y, u.z, u.w };
 
-/* E consecutive floats at p (aligned to E floats) in one load. */
-template <int E> static __device__ inline void load_vec(const float *p, float *out)
-{
-    if constexpr (E == 4) {
-        float4 v = *(const float4 *)p;
-        out[0] = v.x;
-        out[1] = v.y;
-        out[2] = v.z;
-        out[3] = v.w;
-    } else if constexpr (E == 2) {
-        float2 v = *(const float2 *)p;
-        out[0] = v.x;
-        out[1] = v.y;
-    } else {
-        out[0] = p[0];
+    for (int i = 0; i < 4; i++) {
+        float2 f = __half22float2(*(const __half2 *)&w[i]);
+
+        out[2 * i] = f.x;
+        out[2 * i + 1] = f.y;
     }
 }
 
-/* E consecutive bf16 at p (aligned to E elements) in one load, as floats. */
-template <int E> static __device__ inline void load_vec(const __nv_bfloat16 *p, float *out)
-{
-    if constexpr (E == 4) {
-        uint2 u = *(const uint2 *)p;
-        out[0] = __uint_as_float(u.x << 16);
-        out[1] = __uint_as_float(u.x & 0xffff0000u);
-        out[2] = __uint_as_float(u.y << 16);
-        out[3] = __uint_as_float(u.y & 0xffff0000u);
-    } else if constexpr (E == 2) {
-        uint32_t u = *(const uint32_t *)p;
-        out[0] = __uint_as_float(u << 16);
-        out[1] = __uint_as_float(u & 0xffff0000u);
-    } else {
-        out[0] = to_float(p[0]);
-    }
-}
+/* Per-lane state of a row group: for each of NH query heads the online softmax of its tokens. */
+template <int NH, int V> struct dec_state {
+    float acc[NH][V]; /* sum p V_t over the lane's columns */
+    float m[NH], l[NH];
+};
 
-/* fp16 bits h as a float. */
-static __device__ inline float half_bits(unsigned h)
-{
-    return __half2float(__ushort_as_half((unsigned short)h));
-}
+/* Shared memory of a block: the scaled queries of the pass, then each warp's merged state. */
+template <int NH, int HD> struct dec_smem {
+    float q[NH][HD];
+    float acc[DEC_THREADS / WARP][NH][HD];
+    float m[DEC_THREADS / WARP][NH], l[DEC_THREADS / WARP][NH];
+};
 
-/* E consecutive fp16 at p (aligned to E elements) in one load, as floats. */
-template <int E> static __device__ inline void load_vec(const __half *p, float *out)
+/* exp(m - big), 0 for an empty state (m = -inf), so that merging two empty states stays empty. */
+static __device__ inline float rescale(float m, float big)
 {
-    if constexpr (E == 4) {
-        uint2 u = *(const uint2 *)p;
-        out[0] = half_bits(u.x & 0xffffu);
-        out[1] = half_bits(u.x >> 16);
-        out[2] = half_bits(u.y & 0xffffu);
-        out[3] = half_bits(u.y >> 16);
-    } else if constexpr (E == 2) {
-        uint32_t u = *(const uint32_t *)p;
-        out[0] = half_bits(u & 0xffffu);
-        out[1] = half_bits(u >> 16);
-    } else {
-        out[0] = to_float(p[0]);
-    }
-}
-
-/* Lane's E = head_dim / 32 consecutive elements of token t's row, NaN for a bad block. */
-template <int HD, typename KV>
-static __device__ inline void load_row(const struct gpu_cuda_attn &a, const KV *cache, int blk,
-                                       size_t kvh, size_t t, float *out)
-{
-    constexpr int E = HD / WARP;
-
-    if (blk < 0) {
-        for (int e = 0; e < E; e++)
-            out[e] = NAN;
-        return;
-    }
-    load_vec<E>(cache + row_at(a, blk, kvh, t, HD) + (threadIdx.x % WARP) * E, out);
+    return m == -INFINITY ? 0.0f : expf(m - big);
 }
 
 /*
- * s_s[g][t] = q_g . K_t for the split's tokens: one warp per token, lane l
- * holding elements [l E, l E + E) of the row (one 4- to 16-byte load).
+ * One token (the lane's columns k and v of its K and V rows) into the state
+ * of every head; a lane with on false only takes part in the shuffles.
  */
-template <int HD, typename KV>
-static __device__ void split_scores(const struct gpu_cuda_attn &a, size_t kvh, size_t nt,
-                                    size_t group, size_t split, const float *q_s, const int *blk_s,
-                                    float *s_s)
+template <int NH, int HD, int V>
+static __device__ inline void attend(dec_state<NH, V> &st, const dec_smem<NH, HD> &sm, size_t col,
+                                     bool on, const float *k, const float *v)
 {
-    constexpr int E = HD / WARP;
-    unsigned lane = threadIdx.x % WARP;
+    constexpr int R = HD / V;
 
-#pragma unroll 2
-    for (size_t t = threadIdx.x / WARP; t < nt; t += blockDim.x / WARP) {
-        float k[E], q[E];
+#pragma unroll
+    for (int g = 0; g < NH; g++) {
+        float x = 0.0f;
+#pragma unroll
+        for (int e = 0; e < V; e++)
+            x = fmaf(sm.q[g][col + e], k[e], x);
+#pragma unroll
+        for (int o = R / 2; o > 0; o /= 2)
+            x += __shfl_xor_sync(FULL_MASK, x, o);
+        if (!on)
+            continue;
+        float big = fmaxf(st.m[g], x), c = rescale(st.m[g], big), p = expf(x - big);
+        st.l[g] = fmaf(st.l[g], c, p);
+#pragma unroll
+        for (int e = 0; e < V; e++)
+            st.acc[g][e] = fmaf(st.acc[g][e], c, p * v[e]);
+        st.m[g] = big;
+    }
+}
 
-        load_row<HD, KV>(a, (const KV *)a.k_cache, blk_s[t / GPU_KV_BLOCK], kvh, t, k);
-        for (size_t g = 0; g < group; g++) {
-            float dot = 0.0f;
+/* Merge the state of the lane o lanes away (same columns, other tokens) into st. */
+template <int NH, int V> static __device__ inline void merge_lanes(dec_state<NH, V> &st, int o)
+{
+#pragma unroll
+    for (int g = 0; g < NH; g++) {
+        float m2 = __shfl_xor_sync(FULL_MASK, st.m[g], o);
+        float l2 = __shfl_xor_sync(FULL_MASK, st.l[g], o);
+        float big = fmaxf(st.m[g], m2), c1 = rescale(st.m[g], big), c2 = rescale(m2, big);
 
-            load_vec<E>(q_s + g * HD + lane * E, q);
-            for (int e = 0; e < E; e++)
-                dot = fmaf(q[e], k[e], dot);
-            dot = warp_sum(dot);
-            if (lane == 0)
-                s_s[g * split + t] = dot;
+        st.l[g] = st.l[g] * c1 + l2 * c2;
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float a2 = __shfl_xor_sync(FULL_MASK, st.acc[g][e], o);
+            st.acc[g][e] = st.acc[g][e] * c1 + a2 * c2;
         }
+        st.m[g] = big;
     }
 }
 
 /*
- * work acc of each query head g: sum_t p[g][t] V_t. Each warp sums its
- * tokens (t = warp, warp + 4, ...) with one vector load per token and lane,
- * then the warps' sums meet in red_s (n_warps x head_dim floats).
+ * The block's result for heads h0 .. h0 + nh - 1 of sequence seq: the
+ * warps' states merged (warp order), written to out when the block is the
+ * only split, else as the split's partial to work.
  */
-template <int HD, typename KV>
-static __device__ void split_values(const struct gpu_cuda_attn &a, size_t kvh, size_t t0, size_t nt,
-                                    size_t group, size_t split, const float *s_s, const int *blk_s,
-                                    float *red_s, float *acc_out, size_t stride)
+template <int NH, int HD, int V, typename O>
+static __device__ void block_result(const struct gpu_cuda_attn &a, dec_state<NH, V> &st,
+                                    dec_smem<NH, HD> &sm, size_t seq, size_t h0, size_t nh,
+                                    size_t n_splits)
 {
-    constexpr int E = HD / WARP;
-    unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, n_warps = blockDim.x / WARP;
-
-    for (size_t g = 0; g < group; g++) {
-        float acc[E] = { 0 };
-
-#pragma unroll 4
-        for (size_t t = warp; t < nt; t += n_warps) {
-            float v[E], p = s_s[g * split + t];
-
-            load_row<HD, KV>(a, (const KV *)a.v_cache, blk_s[t / GPU_KV_BLOCK], kvh, t0 + t, v);
-            for (int e = 0; e < E; e++)
-                acc[e] = fmaf(p, v[e], acc[e]);
-        }
-        for (int e = 0; e < E; e++)
-            red_s[warp * HD + lane * E + e] = acc[e];
-        __syncthreads();
-        for (size_t d = threadIdx.x; d < HD; d += blockDim.x) {
-            float sum = 0.0f;
-
-            for (unsigned w = 0; w < n_warps; w++)
-                sum += red_s[w * HD + d];
-            acc_out[g * stride + d] = sum;
-        }
-        __syncthreads();
-    }
-}
-
-template <int HD, typename KV>
-static __global__ void decode_split(struct gpu_cuda_attn a, size_t split, size_t n_splits)
-{
-    extern __shared__ float smem[];
-    size_t group = a.n_heads / a.n_kv_heads, seq = blockIdx.z, kvh = blockIdx.y;
-    size_t t0 = blockIdx.x * split;
-    int32_t len = a.lens[seq];
-    float *q_s = smem, *s_s = smem + group * HD, *red_s = s_s + group * split;
-    int *blk_s = (int *)(red_s + DEC_THREADS / WARP * HD);
-
-    if (!len_ok(len, a.max_blocks) || t0 >= (size_t)len)
-        return; /* the combine pass handles it */
-    size_t nt = (size_t)len - t0 < split ? (size_t)len - t0 : split;
+    constexpr int R = HD / V;
+    unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     size_t n_part = a.n_seqs * a.n_heads * n_splits;
-    load_split<HD>(a, seq, kvh, t0, nt, group, q_s, blk_s);
-    __syncthreads();
-    split_scores<HD, KV>(a, kvh, nt, group, split, q_s, blk_s, s_s);
-    __syncthreads();
-    for (size_t g = threadIdx.x / WARP; g < group; g += blockDim.x / WARP) {
-        float *s = s_s + g * split, m = -INFINITY, l = 0.0f;
 
-        for (size_t t = threadIdx.x % WARP; t < nt; t += WARP)
-            m = fmaxf(m, s[t]);
-        m = warp_max(m);
-        for (size_t t = threadIdx.x % WARP; t < nt; t += WARP) {
-            s[t] = expf(s[t] - m);
-            l += s[t];
+    for (int o = R; o < WARP; o *= 2)
+        merge_lanes<NH, V>(st, o);
+    if (lane < R)
+        for (int g = 0; g < NH; g++) {
+            for (int e = 0; e < V; e++)
+                sm.acc[warp][g][lane * V + e] = st.acc[g][e];
+            sm.m[warp][g] = st.m[g];
+            sm.l[warp][g] = st.l[g];
         }
-        l = warp_sum(l);
-        size_t part = (seq * a.n_heads + kvh * group + g) * n_splits + blockIdx.x;
-        if (threadIdx.x % WARP == 0) {
-            a.work[n_part * HD + part] = m;
+    __syncthreads();
+    for (size_t i = threadIdx.x; i < nh * HD; i += DEC_THREADS) {
+        size_t g = i / HD, d = i % HD, h = h0 + g;
+        size_t part = (seq * a.n_heads + h) * n_splits + blockIdx.x;
+        float big = -INFINITY, l = 0.0f, acc = 0.0f;
+
+        for (int w = 0; w < DEC_THREADS / WARP; w++)
+            big = fmaxf(big, sm.m[w][g]);
+        for (int w = 0; w < DEC_THREADS / WARP; w++) {
+            float c = rescale(sm.m[w][g], big);
+            l = fmaf(sm.l[w][g], c, l);
+            acc = fmaf(sm.acc[w][g][d], c, acc);
+        }
+        if (n_splits == 1) {
+            store_act((O *)a.out + (seq * a.n_heads + h) * HD + d, acc / l);
+            continue;
+        }
+        a.work[part * HD + d] = acc;
+        if (d == 0) {
+            a.work[n_part * HD + part] = big;
             a.work[n_part * HD + n_part + part] = l;
         }
     }
+    __syncthreads(); /* sm is reused by the next pass */
+}
+
+/*
+ * Lane's V columns from col of token t's K and V rows: NaN for a block id
+ * outside the cache, zeros for t past t1 (no token).
+ */
+template <int HD, int V, typename KV>
+static __device__ inline void load_token(const struct gpu_cuda_attn &a, size_t seq, size_t kvh,
+                                         size_t t, size_t t1, size_t col, float *k, float *v)
+{
+    int32_t blk = t < t1 ? __ldg(&a.block_tables[seq * a.max_blocks + t / GPU_KV_BLOCK]) : 0;
+
+    if (t >= t1 || blk < 0 || (size_t)blk >= a.n_blocks) {
+        for (int e = 0; e < V; e++)
+            k[e] = v[e] = t >= t1 ? 0.0f : NAN;
+        return;
+    }
+    size_t row = (((size_t)blk * a.n_kv_heads + kvh) * GPU_KV_BLOCK + t % GPU_KV_BLOCK) * HD + col;
+    load16((const KV *)a.k_cache + row, k);
+    load16((const KV *)a.v_cache + row, v);
+}
+
+/* No tokens to attend over: out gets NaN (bad length) or zeros (0), when the block is the only split. */
+template <int HD, typename O>
+static __device__ void empty_result(const struct gpu_cuda_attn &a, size_t seq, size_t kvh, bool bad)
+{
+    size_t group = a.n_heads / a.n_kv_heads;
+    O *out = (O *)a.out + (seq * a.n_heads + kvh * group) * HD;
+
+    for (size_t i = threadIdx.x; i < group * HD; i += DEC_THREADS)
+        store_act(&out[i], bad ? NAN : 0.0f);
+}
+
+/* One pass over the split's tokens for heads h0 .. h0 + nh - 1 (nh <= NH). */
+template <int NH, int HD, typename KV, typename O>
+static __device__ void split_pass(const struct gpu_cuda_attn &a, dec_smem<NH, HD> &sm, size_t seq,
+                                  size_t kvh, size_t h0, size_t nh, size_t t0, size_t t1,
+                                  size_t n_splits)
+{
+    constexpr int V = 16 / sizeof(KV), R = HD / V, ROWS = DEC_THREADS / R;
+    size_t col = (threadIdx.x % R) * V;
+    dec_state<NH, V> st;
+
+    for (size_t i = threadIdx.x; i < NH * HD; i += DEC_THREADS)
+        sm.q[i / HD][i % HD] = i / HD < nh ? a.q[(seq * a.n_heads + h0) * HD + i] * a.scale : 0.0f;
+    for (int g = 0; g < NH; g++) {
+        for (int e = 0; e < V; e++)
+            st.acc[g][e] = 0.0f;
+        st.m[g] = -INFINITY;
+        st.l[g] = 0.0f;
+    }
     __syncthreads();
-    split_values<HD, KV>(a, kvh, t0, nt, group, split, s_s, blk_s, red_s,
-                         a.work + ((seq * a.n_heads + kvh * group) * n_splits + blockIdx.x) * HD,
-                         n_splits * HD);
+    /*
+     * Two tokens a step per row group, their loads issued together. The
+     * loop is the same for the whole warp (its shuffles need every lane);
+     * row groups past t1 load nothing and keep their state.
+     */
+    for (size_t tw = t0 + threadIdx.x / WARP * (WARP / R); tw < t1; tw += 2 * ROWS) {
+        size_t t = tw + threadIdx.x % WARP / R;
+        float k0[V], v0[V], k1[V], v1[V];
+
+        load_token<HD, V, KV>(a, seq, kvh, t, t1, col, k0, v0);
+        load_token<HD, V, KV>(a, seq, kvh, t + ROWS, t1, col, k1, v1);
+        attend<NH, HD, V>(st, sm, col, t < t1, k0, v0);
+        attend<NH, HD, V>(st, sm, col, t + ROWS < t1, k1, v1);
+    }
+    block_result<NH, HD, V, O>(a, st, sm, seq, h0, nh, n_splits);
+}
+
+template <int NH, int HD, typename KV, typename O>
+static __global__ void __launch_bounds__(DEC_THREADS)
+    decode_split(struct gpu_cuda_attn a, size_t split, size_t n_splits)
+{
+    __shared__ dec_smem<NH, HD> sm;
+    size_t group = a.n_heads / a.n_kv_heads, seq = blockIdx.z, kvh = blockIdx.y;
+    size_t t0 = blockIdx.x * split;
+
+    pdl_wait();
+    pdl_trigger();
+    int32_t len = a.lens[seq];
+    if (!len_ok(len, a.max_blocks) || t0 >= (size_t)len) {
+        if (n_splits == 1)
+            empty_result<HD, O>(a, seq, kvh, !len_ok(len, a.max_blocks));
+        return; /* else the combine pass handles it */
+    }
+    size_t t1 = (size_t)len - t0 < split ? (size_t)len : t0 + split;
+    for (size_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += NH) {
+        size_t nh = (kvh + 1) * group - h0 < NH ? (kvh + 1) * group - h0 : NH;
+
+        split_pass<NH, HD, KV, O>(a, sm, seq, kvh, h0, nh, t0, t1, n_splits);
+    }
 }
 
 template <int HD, typename O>
@@ -265,9 +299,11 @@ static __global__ void decode_combine(struct gpu_cuda_attn a, size_t split, size
     size_t h = blockIdx.x, seq = blockIdx.y, d = threadIdx.x;
     size_t n_part = a.n_seqs * a.n_heads * n_splits, base = (seq * a.n_heads + h) * n_splits;
     O *out = (O *)a.out + (seq * a.n_heads + h) * HD;
-    int32_t len = a.lens[seq];
     float big = -INFINITY, sum = 0.0f, acc = 0.0f;
 
+    pdl_wait();
+    pdl_trigger();
+    int32_t len = a.lens[seq];
     if (!len_ok(len, a.max_blocks) || len == 0) {
         store_act(&out[d], len == 0 ? 0.0f : NAN);
         return;
@@ -285,18 +321,33 @@ static __global__ void decode_combine(struct gpu_cuda_attn a, size_t split, size
     store_act(&out[d], acc / sum);
 }
 
-template <int HD, typename KV, typename O>
+template <int NH, int HD, typename KV, typename O>
 static void launch(const struct gpu *g, const struct gpu_cuda_attn *a, size_t split,
                    size_t n_splits)
 {
-    size_t group = a->n_heads / a->n_kv_heads;
-    size_t smem = (group * HD + group * split + DEC_THREADS / WARP * HD) * sizeof(float) +
-                  split / GPU_KV_BLOCK * sizeof(int);
     dim3 grid1((unsigned)n_splits, (unsigned)a->n_kv_heads, (unsigned)a->n_seqs);
     dim3 grid2((unsigned)a->n_heads, (unsigned)a->n_seqs);
 
-    decode_split<HD, KV><<<grid1, DEC_THREADS, smem, stream_of(g)>>>(*a, split, n_splits);
-    decode_combine<HD, O><<<grid2, HD, 0, stream_of(g)>>>(*a, split, n_splits);
+    launch_pdl(g, decode_split<NH, HD, KV, O>, grid1, dim3(DEC_THREADS), 0, *a, split, n_splits);
+    if (n_splits > 1)
+        launch_pdl(g, decode_combine<HD, O>, grid2, dim3((unsigned)HD), 0, *a, split, n_splits);
+}
+
+/* Heads a pass keeps state for: the group rounded up to 1, 2, 4 or 8. */
+template <int HD, typename KV, typename O>
+static void launch_nh(const struct gpu *g, const struct gpu_cuda_attn *a, size_t split,
+                      size_t n_splits)
+{
+    size_t group = a->n_heads / a->n_kv_heads;
+
+    if (group == 1)
+        launch<1, HD, KV, O>(g, a, split, n_splits);
+    else if (group == 2)
+        launch<2, HD, KV, O>(g, a, split, n_splits);
+    else if (group <= 4)
+        launch<4, HD, KV, O>(g, a, split, n_splits);
+    else
+        launch<DEC_HEADS, HD, KV, O>(g, a, split, n_splits);
 }
 
 template <int HD>
@@ -305,8 +356,8 @@ static void launch_hd(const struct gpu *g, const struct gpu_cuda_attn *a, size_t
 {
     with_type(a->kv_type, [&](auto kv) {
         with_type(a->out_type, [&](auto o) {
-            launch<HD, typename decltype(kv)::type, typename decltype(o)::type>(g, a, split,
-                                                                                n_splits);
+            launch_nh<HD, typename decltype(kv)::type, typename decltype(o)::type>(g, a, split,
+                                                                                   n_splits);
         });
     });
 }

@@ -54,6 +54,51 @@ static inline int launched(const struct gpu *g, const char *what, struct rag_err
     return 0;
 }
 
+/*
+ * Programmatic dependent launch (sm_90 and later). A kernel started with
+ * launch_pdl() may begin while the kernel before it on the stream is still
+ * running, as soon as that one calls pdl_trigger() (or ends). Until its own
+ * pdl_wait() returns, which is when the kernel before has finished and its
+ * writes are visible, it may only read what no earlier kernel writes (model
+ * weights): so every kernel started this way calls pdl_wait() before any
+ * other global memory access. Within a CUDA graph this hides the launch of
+ * each small decode kernel, and the first weight loads of a GEMV, behind the
+ * kernel before it. On older devices both are no-ops and launch_pdl() is a
+ * plain launch.
+ */
+static __device__ inline void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+static __device__ inline void pdl_trigger(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* kernel<<<grid, block, smem, g's stream>>>(args...) as a programmatic dependent launch. */
+template <typename... P, typename... A>
+static inline void launch_pdl(const struct gpu *g, void (*kernel)(P...), dim3 grid, dim3 block,
+                              size_t smem, A... args)
+{
+    cudaLaunchAttribute attr = {};
+    cudaLaunchConfig_t cfg = {};
+
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = g->info.cc_major >= 9;
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream_of(g);
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    (void)cudaLaunchKernelEx(&cfg, kernel, (P)args...); /* launched() reads the error */
+}
+
 static __device__ inline float warp_sum(float v)
 {
     for (int offset = WARP / 2; offset > 0; offset /= 2)

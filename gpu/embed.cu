@@ -10,23 +10,28 @@
  * row is written as NaN instead, which poisons every later result of that
  * token and so cannot pass unnoticed.
  *
- * Launch: one block of 128 threads per id, strided over dim (coalesced).
- * Bandwidth-bound and tiny in decode (one row per sequence).
+ * Launch: grid (n_ids, parts) of 128 threads, parts = dim / 128 up to 64,
+ * so that in decode (one row per sequence) each thread copies one element
+ * or a few instead of walking the row.
  */
 #include "gpu/cuda_util.cuh"
 
 #define EMBED_THREADS 128
+#define EMBED_PARTS   64 /* blocks per id at most (grid y) */
 
 template <typename T>
 static __global__ void embed_kernel(const T *__restrict__ table, size_t n_vocab, size_t dim,
                                     const int32_t *__restrict__ ids, float scale,
                                     float *__restrict__ out)
 {
-    int32_t id = ids[blockIdx.x];
     float *row = out + blockIdx.x * dim;
+
+    pdl_wait();
+    pdl_trigger();
+    int32_t id = ids[blockIdx.x];
     bool ok = id >= 0 && (size_t)id < n_vocab;
 
-    for (size_t j = threadIdx.x; j < dim; j += blockDim.x)
+    for (size_t j = blockIdx.y * blockDim.x + threadIdx.x; j < dim; j += gridDim.y * blockDim.x)
         row[j] = ok ? scale * to_float(table[(size_t)id * dim + j]) : NAN;
 }
 
@@ -34,21 +39,18 @@ int gpu_cuda_embed_rows(struct gpu *g, const void *table, enum gpu_dtype table_t
                         size_t dim, const int32_t *ids, size_t n_ids, float scale, float *out,
                         struct rag_err *err)
 {
-    cudaStream_t s = stream_of(g);
-    unsigned grid = (unsigned)n_ids;
+    size_t parts = CEIL_DIV(dim, (size_t)EMBED_THREADS);
+    dim3 grid((unsigned)n_ids, (unsigned)(parts < EMBED_PARTS ? parts : EMBED_PARTS));
+    dim3 block(EMBED_THREADS);
 
     if (n_ids == 0 || dim == 0)
         return 0;
     if (use_device(g, "embed_rows", err))
         return RAG_EGPU;
-    if (table_type == GPU_BF16)
-        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const __nv_bfloat16 *)table, n_vocab, dim, ids,
-                                                    scale, out);
-    else if (table_type == GPU_F16)
-        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const __half *)table, n_vocab, dim, ids, scale,
-                                                    out);
-    else
-        embed_kernel<<<grid, EMBED_THREADS, 0, s>>>((const float *)table, n_vocab, dim, ids, scale,
-                                                    out);
+    with_type(table_type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        launch_pdl(g, embed_kernel<T>, grid, block, 0, (const T *)table, n_vocab, dim, ids, scale,
+                   out);
+    });
     return launched(g, "embed_rows", err);
 }

@@ -26,7 +26,10 @@
  *   8t + 4 .. 8t + 7.
  * - Weights are read with ld.global.nc.L1::no_allocate (streamed once);
  *   GEMV_UNROLL steps of weights are loaded before their mmas, so each
- *   warp keeps 2 * GEMV_UNROLL 16-byte loads per lane in flight.
+ *   warp keeps 2 * GEMV_UNROLL 16-byte loads per lane in flight. The
+ *   kernel starts as a programmatic dependent launch and issues its first
+ *   weight loads before waiting for the kernel that writes its input, so
+ *   in a decode graph the weight latency overlaps the previous kernel.
  * - Input rows are read from global memory (they are small and stay in L1
  *   and L2). RMSNorm: each block first computes 1/rms of its m rows (one
  *   warp per row), then a lane scales its 8 fp32 values by it and by the
@@ -35,6 +38,13 @@
  *   SwiGLU: silu(gate) * up as gpu_swiglu() computes it, rounded the same
  *   way. So a fused call equals the two-kernel sequence up to the order of
  *   the sums.
+ *
+ * One input row with k <= GEMV1_K_MAX (the decode step of one sequence in
+ * a small model) takes gemv1_kernel instead: no tensor cores, two weight
+ * rows per warp, all of their weights loaded before the wait for the
+ * previous kernel (below). The tensor-core kernel above needs 16 weight
+ * rows per block, so a 576-wide output had 36 blocks and its warps a few
+ * steps each, latency-bound (SmolLM2-135M down projection: 9.8 us).
  *
  * Requirements (checked in launch.c): k a multiple of 8 and every pointer
  * 16-byte aligned, so a lane's 8 elements are one aligned vector; rows
@@ -46,6 +56,7 @@
 #define GEMV_UNROLL 4
 #define GEMV_COLS   16 /* weight rows per block: the mma's 16 rows */
 #define GEMV_STEP   32 /* k per step: two mmas of k = 16 */
+#define GEMV1_K_MAX 2048 /* widest input of the one-row kernel (8 loads per lane and row) */
 
 enum gemv_mode { MODE_A, MODE_RMS, MODE_SWIGLU };
 
@@ -211,6 +222,24 @@ static __device__ void finish(const gemv_args &a, const float (*acc)[4], float (
     }
 }
 
+/* The lane's weights of steps s .. s + GEMV_UNROLL - 1 (zeros past s1, k or n). */
+template <typename T>
+static __device__ inline void load_weights(const gemv_args &a, const T *w_lo, const T *w_hi,
+                                           bool lo_ok, bool hi_ok, int s, int s1, uint4 *wl,
+                                           uint4 *wh)
+{
+    int tig = (int)(threadIdx.x % WARP % 4);
+
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL; u++) {
+        int k0 = (s + u) * GEMV_STEP + tig * 8;
+        bool in = s + u < s1 && k0 < a.k;
+
+        wl[u] = in && lo_ok ? load_stream(w_lo + k0) : make_uint4(0, 0, 0, 0);
+        wh[u] = in && hi_ok ? load_stream(w_hi + k0) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 /*
  * One block: 16 weight rows from j0 = blockIdx.x * 16, NT tiles of 8 input
  * rows. T is the weight and compute type, C the output type, G the SwiGLU
@@ -230,22 +259,19 @@ static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv_kernel(const gem
     const T *w_lo = (const T *)a.w + (size_t)(lo_ok ? j0 + gid : 0) * a.k;
     const T *w_hi = (const T *)a.w + (size_t)(hi_ok ? j0 + gid + 8 : 0) * a.k;
     float acc[NT][4] = {};
+    uint4 wl[GEMV_UNROLL], wh[GEMV_UNROLL];
 
+    /* The first weights load before the previous kernel has finished (cuda_util.cuh). */
+    load_weights<T>(a, w_lo, w_hi, lo_ok, hi_ok, s0, s1, wl, wh);
+    pdl_wait();
+    pdl_trigger();
     if constexpr (MODE == MODE_RMS) {
         row_scales(a, inv);
         __syncthreads();
     }
     for (int s = s0; s < s1; s += GEMV_UNROLL) {
-        uint4 wl[GEMV_UNROLL], wh[GEMV_UNROLL];
-
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) {
-            int k0 = (s + u) * GEMV_STEP + (int)tig * 8;
-            bool in = s + u < s1 && k0 < a.k;
-
-            wl[u] = in && lo_ok ? load_stream(w_lo + k0) : make_uint4(0, 0, 0, 0);
-            wh[u] = in && hi_ok ? load_stream(w_hi + k0) : make_uint4(0, 0, 0, 0);
-        }
+        if (s > s0)
+            load_weights<T>(a, w_lo, w_hi, lo_ok, hi_ok, s, s1, wl, wh);
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) {
             int k0 = (s + u) * GEMV_STEP + (int)tig * 8;
@@ -266,20 +292,119 @@ static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv_kernel(const gem
     finish<C, NT>(a, acc, red, j0);
 }
 
+/* The 8 elements of T in u as floats. */
+template <typename T> static __device__ inline void unpack8(uint4 u, float *v)
+{
+    T h[8];
+
+    memcpy(h, &u, sizeof(h));
+    for (int e = 0; e < 8; e++)
+        v[e] = to_float(h[e]);
+}
+
+/*
+ * One input row (m = 1), k <= KC * 256: each warp owns two weight rows and
+ * loads all of both (KC 16-byte loads per row and lane, k = 256 c + 8 lane
+ * + e) before waiting for the previous kernel, so in a decode graph the
+ * weight latency is hidden and what remains is one pass over the input row
+ * (from L1/L2), the warp sums and the store. The input elements are made
+ * and rounded as input8() does; products and sums are fp32 (each lane's
+ * chunks in order, then the warp's shuffle tree: deterministic).
+ */
+template <typename T, typename C, int MODE, typename G, int KC>
+static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv1_kernel(const gemv_args a)
+{
+    unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    int j = ((int)blockIdx.x * GEMV_WARPS + (int)warp) * 2;
+    const T *w0 = (const T *)a.w + (size_t)(j < a.n ? j : a.n - 1) * a.k;
+    const T *w1 = (const T *)a.w + (size_t)(j + 1 < a.n ? j + 1 : a.n - 1) * a.k;
+    uint4 wa[KC], wb[KC];
+    float inv = 1.0f, dot0 = 0.0f, dot1 = 0.0f;
+
+#pragma unroll
+    for (int c = 0; c < KC; c++) {
+        int k0 = c * WARP * 8 + (int)lane * 8;
+
+        wa[c] = k0 < a.k ? load_stream(w0 + k0) : make_uint4(0, 0, 0, 0);
+        wb[c] = k0 < a.k ? load_stream(w1 + k0) : make_uint4(0, 0, 0, 0);
+    }
+    pdl_wait();
+    pdl_trigger();
+    if constexpr (MODE == MODE_RMS) {
+        float ss = 0.0f, x[8];
+
+#pragma unroll
+        for (int c = 0; c < KC; c++) {
+            int k0 = c * WARP * 8 + (int)lane * 8;
+
+            if (k0 < a.k) {
+                load8((const float *)a.src + k0, x);
+                for (int e = 0; e < 8; e++)
+                    ss = fmaf(x[e], x[e], ss);
+            }
+        }
+        inv = rsqrtf(warp_sum(ss) / (float)a.k + a.eps);
+    }
+#pragma unroll
+    for (int c = 0; c < KC; c++) {
+        int k0 = c * WARP * 8 + (int)lane * 8;
+        float b[8], x0[8], x1[8];
+        float one[1] = { inv };
+
+        if (k0 >= a.k)
+            break;
+        unpack8<T>(input8<T, MODE, G>(a, one, 0, k0), b);
+        unpack8<T>(wa[c], x0);
+        unpack8<T>(wb[c], x1);
+        for (int e = 0; e < 8; e++) {
+            dot0 = fmaf(b[e], x0[e], dot0);
+            dot1 = fmaf(b[e], x1[e], dot1);
+        }
+    }
+    dot0 = warp_sum(dot0);
+    dot1 = warp_sum(dot1);
+    if (lane < 2 && j + (int)lane < a.n) {
+        int jj = j + (int)lane;
+        float v = lane == 0 ? dot0 : dot1;
+        C *c = (C *)a.c;
+
+        if (a.bias)
+            v += to_float(((const C *)a.bias)[jj]);
+        if (a.beta != 0.0f)
+            v += a.beta * to_float(c[jj]);
+        store(&c[jj], v);
+    }
+}
+
+/* One input row: gemv1_kernel with enough chunks for k (k <= GEMV1_K_MAX). */
+template <typename T, typename C, int MODE, typename G>
+static void launch_one_row(const struct gpu *g, const gemv_args &a)
+{
+    dim3 grid((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV_WARPS * 2)), block(GEMV_WARPS * WARP);
+
+    if (a.k <= 2 * WARP * 8)
+        launch_pdl(g, gemv1_kernel<T, C, MODE, G, 2>, grid, block, 0, a);
+    else if (a.k <= 4 * WARP * 8)
+        launch_pdl(g, gemv1_kernel<T, C, MODE, G, 4>, grid, block, 0, a);
+    else
+        launch_pdl(g, gemv1_kernel<T, C, MODE, G, 8>, grid, block, 0, a);
+}
+
 template <typename T, typename C, int MODE, typename G>
 static void launch_rows(const struct gpu *g, const gemv_args &a)
 {
-    unsigned blocks = (unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV_COLS);
-    cudaStream_t st = stream_of(g);
+    dim3 grid((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV_COLS)), block(GEMV_WARPS * WARP);
 
-    if (a.m <= 8)
-        gemv_kernel<T, C, MODE, G, 1><<<blocks, GEMV_WARPS * WARP, 0, st>>>(a);
+    if (a.m == 1 && a.k <= GEMV1_K_MAX)
+        launch_one_row<T, C, MODE, G>(g, a);
+    else if (a.m <= 8)
+        launch_pdl(g, gemv_kernel<T, C, MODE, G, 1>, grid, block, 0, a);
     else if (a.m <= 16)
-        gemv_kernel<T, C, MODE, G, 2><<<blocks, GEMV_WARPS * WARP, 0, st>>>(a);
+        launch_pdl(g, gemv_kernel<T, C, MODE, G, 2>, grid, block, 0, a);
     else if (a.m <= 24)
-        gemv_kernel<T, C, MODE, G, 3><<<blocks, GEMV_WARPS * WARP, 0, st>>>(a);
+        launch_pdl(g, gemv_kernel<T, C, MODE, G, 3>, grid, block, 0, a);
     else
-        gemv_kernel<T, C, MODE, G, 4><<<blocks, GEMV_WARPS * WARP, 0, st>>>(a);
+        launch_pdl(g, gemv_kernel<T, C, MODE, G, 4>, grid, block, 0, a);
 }
 
 /* Dispatch on the output type (fp32 or T) and, for SwiGLU, the input type (fp32 or T). */

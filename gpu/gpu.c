@@ -151,6 +151,11 @@ void gpu_cuda_graph_free(struct gpu *g, struct gpu_graph *graph)
 {
 }
 
+size_t gpu_cuda_graph_kernels(const struct gpu_graph *graph)
+{
+    return 0;
+}
+
 int gpu_cuda_gemm_init(struct gpu *g, struct rag_err *err)
 {
     return no_cuda(err);
@@ -481,6 +486,12 @@ void gpu_graph_free(struct gpu *g, struct gpu_graph *graph)
         return;
     assert(g);
     gpu_cuda_graph_free(g, graph);
+}
+
+size_t gpu_graph_kernels(const struct gpu_graph *graph)
+{
+    assert(graph);
+    return gpu_cuda_graph_kernels(graph);
 }
 
 /* The n floats of buffer name fit b, which is 4-byte aligned. */

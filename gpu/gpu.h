@@ -139,6 +139,7 @@ int gpu_capture_begin(struct gpu *g, struct rag_err *err);
 int gpu_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *err);
 int gpu_graph_launch(struct gpu *g, const struct gpu_graph *graph, struct rag_err *err);
 void gpu_graph_free(struct gpu *g, struct gpu_graph *graph); /* NULL is a no-op */
+size_t gpu_graph_kernels(const struct gpu_graph *graph);      /* kernel launches it holds */
 
 /* ---- vector kernels (gpu/vec.cu), asynchronous, fp32 ---- */
 

@@ -115,6 +115,7 @@ int gpu_cuda_capture_begin(struct gpu *g, struct rag_err *err);
 int gpu_cuda_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *err);
 int gpu_cuda_graph_launch(struct gpu *g, const struct gpu_graph *graph, struct rag_err *err);
 void gpu_cuda_graph_free(struct gpu *g, struct gpu_graph *graph);
+size_t gpu_cuda_graph_kernels(const struct gpu_graph *graph);
 
 /* ---- gpu/vec.cu: vector kernels (shapes are documented in gpu.h) ---- */
 

@@ -19,7 +19,28 @@
 
 struct gpu_graph {
     cudaGraphExec_t exec;
+    size_t kernels; /* kernel nodes of the captured graph */
 };
+
+/* Kernel nodes of graph (0 when they cannot be listed). */
+static size_t kernel_nodes(cudaGraph_t graph)
+{
+    size_t n = 0, kernels = 0;
+    cudaGraphNode_t *nodes;
+
+    if (cudaGraphGetNodes(graph, NULL, &n) != cudaSuccess || n == 0)
+        return 0;
+    nodes = (cudaGraphNode_t *)xmalloc_array(n, sizeof(*nodes));
+    if (cudaGraphGetNodes(graph, nodes, &n) == cudaSuccess)
+        for (size_t i = 0; i < n; i++) {
+            cudaGraphNodeType t;
+
+            if (cudaGraphNodeGetType(nodes[i], &t) == cudaSuccess && t == cudaGraphNodeTypeKernel)
+                kernels++;
+        }
+    free(nodes);
+    return kernels;
+}
 
 static __global__ void noop_kernel(void)
 {
@@ -50,6 +71,7 @@ int gpu_cuda_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     struct gpu_graph *gr;
+    size_t kernels;
     cudaError_t e;
 
     e = cudaStreamEndCapture(stream_of(g), &graph);
@@ -59,11 +81,13 @@ int gpu_cuda_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *
         return gpu_cuda_errf(err, e, "gpu capture: end");
     }
     e = cudaGraphInstantiate(&exec, graph, 0);
+    kernels = kernel_nodes(graph);
     (void)cudaGraphDestroy(graph);
     if (e != cudaSuccess)
         return gpu_cuda_errf(err, e, "gpu capture: instantiate");
     gr = (struct gpu_graph *)xcalloc(1, sizeof(*gr));
     gr->exec = exec;
+    gr->kernels = kernels;
     *ret = gr;
     return 0;
 }
@@ -78,6 +102,11 @@ int gpu_cuda_graph_launch(struct gpu *g, const struct gpu_graph *graph, struct r
     if (e != cudaSuccess)
         return gpu_cuda_errf(err, e, "gpu device %d: launch graph", g->device);
     return 0;
+}
+
+size_t gpu_cuda_graph_kernels(const struct gpu_graph *graph)
+{
+    return graph->kernels;
 }
 
 void gpu_cuda_graph_free(struct gpu *g, struct gpu_graph *graph)

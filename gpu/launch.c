@@ -20,8 +20,7 @@
 #include "gpu/gpu_cuda.h"
 
 #define GRID_YZ_MAX      65535u
-#define DEC_SPLIT_MAX    512  /* tokens per decode split */
-#define DEC_SCORE_BUDGET 6144 /* floats of a split's score table (attn_decode.cu) */
+#define DEC_BLOCKS_SM    4    /* decode attention blocks per SM aimed at (attn_decode.cu) */
 #define GROUP_MAX        32   /* query heads per kv head */
 
 size_t gpu_dtype_size(enum gpu_dtype type)
@@ -563,19 +562,12 @@ int gpu_rope_kv(struct gpu *g, const struct gpu_buf *qkv, size_t n_tokens, size_
 }
 
 /* Tokens per decode split (attn_decode.cu explains the choice). */
-static size_t decode_split(const struct gpu *g, size_t group, size_t n_kv_heads, size_t n_seqs,
-                           size_t max_blocks)
+static size_t decode_split(const struct gpu *g, size_t n_kv_heads, size_t n_seqs, size_t max_blocks)
 {
-    size_t target = 2 * (size_t)(g->info.n_sm > 0 ? g->info.n_sm : 1);
-    size_t cap = DEC_SCORE_BUDGET / group / GPU_KV_BLOCK * GPU_KV_BLOCK;
+    size_t target = DEC_BLOCKS_SM * (size_t)(g->info.n_sm > 0 ? g->info.n_sm : 1);
     size_t split = CEIL_DIV(max_blocks * GPU_KV_BLOCK * n_kv_heads * n_seqs, target);
 
-    if (cap > DEC_SPLIT_MAX)
-        cap = DEC_SPLIT_MAX;
-    split = CEIL_DIV(split, (size_t)GPU_KV_BLOCK) * GPU_KV_BLOCK;
-    if (split < GPU_KV_BLOCK)
-        split = GPU_KV_BLOCK;
-    return split < cap ? split : cap;
+    return CEIL_DIV(split, (size_t)GPU_KV_BLOCK) * GPU_KV_BLOCK;
 }
 
 size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads, const struct gpu_kv_cache *kv,
@@ -588,8 +580,7 @@ size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads, const stru
         n_heads / kv->n_kv_heads > GROUP_MAX || seqs->max_blocks > INT32_MAX / GPU_KV_BLOCK ||
         seqs->n_seqs > GRID_YZ_MAX || n_heads > GRID_YZ_MAX)
         return 0;
-    split =
-        decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
+    split = decode_split(g, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
     n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, split);
     if (gpu_check_product("", "", seqs->n_seqs * n_heads, n_splits, kv->head_dim + 2, &floats,
                           NULL) ||
@@ -677,8 +668,7 @@ int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
         .n_blocks = kv->n_blocks,
         .scale = scale,
     };
-    a.split =
-        decode_split(g, n_heads / kv->n_kv_heads, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
+    a.split = decode_split(g, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
     a.n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, a.split);
     return gpu_cuda_attn_decode(g, &a, err);
 }

@@ -17,16 +17,20 @@
  * Bad device-side values: s < 0 is padding (nothing written); s past the
  * cache or p < 0 writes no K/V and turns the token's q_out row into NaN.
  *
- * Launch: one block of 128 threads per token; the block's threads walk the
- * token's (n_heads + n_kv_heads) head_dim/2 pairs and then its n_kv_heads
- * head_dim V elements, so neighbouring threads touch neighbouring elements.
+ * Launch: grid (n_tokens, parts) of 128 threads, with enough parts (at most
+ * 64) that each thread has one element of the token: its (n_heads +
+ * n_kv_heads) head_dim/2 pairs, then its n_kv_heads head_dim V elements,
+ * neighbouring threads on neighbouring elements. (One block per token made
+ * each thread walk 28 elements one load at a time: 18 us at 8B shape.)
  * sincosf is the accurate one (no fast-math), so angles of thousands of
  * radians keep about 1e-7 absolute error; the angle's own fp32 rounding is
  * the same as on the CPU when both multiply p by the same inv_freq table.
+ * Started through launch_pdl() (cuda_util.cuh).
  */
 #include "gpu/cuda_util.cuh"
 
 #define ROPE_THREADS 128
+#define ROPE_PARTS   64 /* blocks per token at most (grid y) */
 
 template <typename T> static __global__ void rope_kv_kernel(struct gpu_cuda_rope a)
 {
@@ -34,13 +38,17 @@ template <typename T> static __global__ void rope_kv_kernel(struct gpu_cuda_rope
     size_t n_pairs = (a.n_heads + a.n_kv_heads) * half, n_v = a.n_kv_heads * hd;
     const float *row = a.qkv + t * (a.n_heads + 2 * a.n_kv_heads) * hd;
     float *q_row = a.q_out + t * a.n_heads * hd;
+
+    pdl_wait();
+    pdl_trigger();
     int32_t p = a.pos[t], s = a.slots[t];
     bool bad = p < 0 || (s >= 0 && (size_t)s >= a.n_blocks * GPU_KV_BLOCK);
     bool write_kv = s >= 0 && !bad;
     size_t cache_tok = write_kv ? ((size_t)s / GPU_KV_BLOCK) * a.n_kv_heads * GPU_KV_BLOCK : 0;
     size_t off = write_kv ? (size_t)s % GPU_KV_BLOCK : 0;
 
-    for (size_t e = threadIdx.x; e < n_pairs + n_v; e += blockDim.x) {
+    for (size_t e = blockIdx.y * blockDim.x + threadIdx.x; e < n_pairs + n_v;
+         e += gridDim.y * blockDim.x) {
         if (e >= n_pairs) { /* V: copy */
             size_t h = (e - n_pairs) / hd, d = (e - n_pairs) % hd;
             if (write_kv)
@@ -74,7 +82,13 @@ int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_er
         return RAG_EGPU;
     with_type(a->kv_type, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        rope_kv_kernel<T><<<(unsigned)a->n_tokens, ROPE_THREADS, 0, stream_of(g)>>>(*a);
+        size_t per_token = (a->n_heads + a->n_kv_heads) * a->head_dim / 2 +
+                           a->n_kv_heads * a->head_dim;
+        size_t parts = CEIL_DIV(per_token, (size_t)ROPE_THREADS);
+
+        launch_pdl(g, rope_kv_kernel<T>, dim3((unsigned)a->n_tokens,
+                                              (unsigned)(parts < ROPE_PARTS ? parts : ROPE_PARTS)),
+                   dim3(ROPE_THREADS), 0, *a);
     });
     return launched(g, "rope_kv", err);
 }

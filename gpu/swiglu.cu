@@ -22,6 +22,8 @@ static __global__ void swiglu_kernel(const I *__restrict__ gu, O *__restrict__ o
 {
     size_t n = n_rows * ff;
 
+    pdl_wait();
+    pdl_trigger();
     for (size_t e = thread_index(); e < n; e += thread_count()) {
         size_t i = e / ff, j = e % ff;
         float gate = to_float(gu[i * 2 * ff + j]);
@@ -39,8 +41,8 @@ static void launch(const struct gpu *g, const void *gu, void *out, size_t n_rows
 
     if (blocks > cap)
         blocks = cap;
-    swiglu_kernel<I, O><<<(unsigned)blocks, SWIGLU_THREADS, 0, stream_of(g)>>>(
-        (const I *)gu, (O *)out, n_rows, ff);
+    launch_pdl(g, swiglu_kernel<I, O>, dim3((unsigned)blocks), dim3(SWIGLU_THREADS), 0,
+               (const I *)gu, (O *)out, n_rows, ff);
 }
 
 int gpu_cuda_swiglu(struct gpu *g, const void *gu, enum gpu_dtype gu_type, void *out,

@@ -1035,6 +1035,10 @@ START_TEST(test_gemv)
         { 31, 100, 72, true, 1, GPU_F16, GPU_F32, 0 },
         { 17, 1, 264, false, 0, GPU_BF16, GPU_BF16, 0 },
         { 24, 48, 1000, false, 0, GPU_F16, GPU_F32, 0 },
+        /* m = 1, k <= 2048: the one-row kernel; odd n, k not a multiple of 256 */
+        { 1, 33, 264, true, 1, GPU_F16, GPU_F16, 0 },
+        { 1, 1, 2048, false, 0, GPU_BF16, GPU_BF16, 0 },
+        { 1, 101, 1000, true, 0.5f, GPU_BF16, GPU_F32, 0 },
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -1206,6 +1210,8 @@ START_TEST(test_gemv_rmsnorm)
         { 2, 1024, 4096, GPU_F16, GPU_F32, GPU_F32, true, 1 },
         { 1, 49152, 576, GPU_F16, GPU_F32, GPU_F32, false, 0 },
         { 3, 100, 40, GPU_BF16, GPU_BF16, GPU_F32, false, 0.5f },
+        { 1, 33, 40, GPU_BF16, GPU_BF16, GPU_F32, true, 0.5f },
+        { 1, 7, 2048, GPU_F16, GPU_F32, GPU_F32, false, 1 },
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -1223,6 +1229,8 @@ START_TEST(test_gemv_swiglu)
         { 32, 576, 1536, GPU_F16, GPU_F32, GPU_F32, false, 1 },
         { 2, 1024, 14336, GPU_F16, GPU_F32, GPU_F32, false, 1 },
         { 5, 40, 24, GPU_F16, GPU_F32, GPU_F32, true, 0 },
+        { 1, 41, 24, GPU_F16, GPU_F16, GPU_F16, true, 0 },
+        { 1, 576, 1536, GPU_BF16, GPU_F32, GPU_BF16, false, 1 },
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -1377,6 +1385,7 @@ START_TEST(test_rmsnorm)
     rmsnorm_case(9, 576, true, GPU_F16);
     rmsnorm_case(33, 4096, false, GPU_F16);
     rmsnorm_case(2, 100, true, GPU_F16);
+    rmsnorm_case(2, 8200, true, GPU_BF16); /* more than one round of loads a thread */
 }
 END_TEST
 

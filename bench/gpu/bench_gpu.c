@@ -13,9 +13,10 @@
  * overhead is measured directly: eager launches of the empty kernel and of
  * a 256-element axpy, and the same kernels replayed from a graph.
  *
- * Usage: bench_gpu [--quick | --floor | --prefill | --gemv]   (--quick: fewer
- * shapes and repetitions; --floor: the copy bandwidth and the launch floor
- * only, for bench/gpu/run.sh; --prefill: prefill attention only; --gemv:
+ * Usage: bench_gpu [--quick | --floor | --prefill | --decode | --gemv]
+ * (--quick: fewer shapes and repetitions; --floor: the copy bandwidth and
+ * the launch floor only, for bench/gpu/run.sh; --prefill: prefill attention
+ * only; --decode: copy bandwidth and decode attention only; --gemv:
  * the decode linear layers of SmolLM2-135M and Llama-3-8B at m = 1 and 32
  * through cuBLASLt, gpu_gemv and gpu_gemv_rmsnorm, GB/s of weights read)
  * Exit status 0, 1 on any error, 77 without a GPU.
@@ -487,17 +488,17 @@ static void bench_prefills(void)
     bench_prefill("8B", 32, 8, 128, 2048, 2048, GPU_BF16);
 }
 
-static void bench_attention(double copy_gbs)
+/* Decode attention at both model shapes, one and 32 sequences, 128 to 8,192 cached tokens. */
+static void bench_decodes(double copy_gbs)
 {
-    static const size_t lens[] = { 512, 2048, 8192 };
+    static const size_t lens[] = { 128, 512, 2048, 8192 };
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         bench_decode("135M", 9, 3, 64, 1, lens[i], copy_gbs);
         bench_decode("135M", 9, 3, 64, 32, lens[i], copy_gbs);
         bench_decode("8B", 32, 8, 128, 1, lens[i], copy_gbs);
         bench_decode("8B", 32, 8, 128, 32, lens[i], copy_gbs);
     }
-    bench_prefills();
 }
 
 int main(int argc, char **argv)
@@ -508,6 +509,7 @@ int main(int argc, char **argv)
     bool floor_only = argc > 1 && strcmp(argv[1], "--floor") == 0;
     bool prefill_only = argc > 1 && strcmp(argv[1], "--prefill") == 0;
     bool gemv_only = argc > 1 && strcmp(argv[1], "--gemv") == 0;
+    bool decode_only = argc > 1 && strcmp(argv[1], "--decode") == 0;
 
     quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     if (gpu_open(&g, 0, &err)) {
@@ -524,11 +526,14 @@ int main(int argc, char **argv)
         bench_gemvs();
     } else {
         copy_gbs = bench_copy();
-        bench_launch();
-        if (!floor_only) {
+        if (!decode_only)
+            bench_launch();
+        if (!floor_only && !decode_only)
             bench_gemms();
-            bench_attention(copy_gbs);
-        }
+        if (!floor_only)
+            bench_decodes(copy_gbs);
+        if (!floor_only && !decode_only)
+            bench_prefills();
     }
     printf("\n%-48s\n", "summary");
     for (int i = 0; i < n_rows; i++)
