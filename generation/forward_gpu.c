@@ -6,9 +6,10 @@
  * sequence of a decode batch), with x the fp32 residual stream and dt the
  * model's compute type (model_gpu_dtype: fp16, or bf16 for BF16 weights):
  *   xb = rmsnorm(x) (dt); qkv = xb Wqkv^T + bqkv (fp32, one stacked GEMM);
- *   RoPE of Q and K with K and V written to the paged dt cache;
- *   att = attention (dt): gpu_attn_prefill over the sequence's block table
- *         row, or gpu_attn_decode over the whole batch at once;
+ *   RoPE of Q and K with K and V written to the paged dt cache, then
+ *   att = attention (dt): gpu_rope_kv and gpu_attn_prefill over the
+ *         sequence's block table row, or for a decode step both at once
+ *         over the whole batch with gpu_attn_decode_rope;
  *   x += att Wo^T (GEMM with beta = 1);
  *   xb = rmsnorm(x); gu = xb Wgu^T (gate and up stacked); h = silu(g) * u;
  *   x += h Wdown^T.
@@ -17,12 +18,14 @@
  *
  * One-row decode steps of small models (decode_gemv()) use gpu_gemv()
  * instead of cuBLASLt, with each RMSNorm folded into the GEMV that reads its
- * output (QKV, gate/up, the output matrix) and SwiGLU into the down
- * projection: 7 kernels a layer instead of 10. Prefill chunks, batches and
- * larger models keep gpu_gemm().
+ * output (QKV, gate/up, the output matrix) and SwiGLU into the gate/up
+ * GEMV's output: 5 or 6 kernels a layer (the attention is two when its split
+ * needs a combine pass) instead of 8 or 9. Prefill chunks, batches and
+ * larger models keep gpu_gemm(). gen_model_step_kernels() reads the count
+ * from the captured graph.
  *
- * Every per-step value (token ids, positions, cache slots, lengths, the
- * batch's block table rows) is uploaded into device buffers before the
+ * Every per-step value (token ids, positions and cache slots of a prefill
+ * chunk, the lengths and block table rows of a decode batch) is uploaded into device buffers before the
  * step, so a decode step of n sequences is captured once as a CUDA graph
  * (after one eager run that builds the cuBLASLt plans) and replayed for
  * every later step of n sequences. Nothing is allocated per token.
@@ -33,8 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEMV_DIM_MAX       1024 /* widest model whose one-row decode step uses gpu_gemv() */
-#define QUERY_GROUP        32   /* query heads per kv head the attention kernels take */
+#define GEMV_DIM_MAX 1024 /* widest model whose one-row decode step uses gpu_gemv() */
+#define QUERY_GROUP  32   /* query heads per kv head the attention kernels take */
 
 int model_gpu_supported(const struct gen_model *m, struct rag_err *err)
 {
@@ -154,7 +157,7 @@ static void layout(struct gen_model *m, struct dcarver *c)
     dcarve(c, ns * G->seq_blocks * 4, &G->tables);
     dcarve(c, ns * G->seq_blocks * 4, &G->dec_tables);
     dcarve(c, 3 * G->ub * 4, &G->pre);
-    dcarve(c, 4 * ns * 4, &G->dec);
+    dcarve(c, 2 * ns * 4, &G->dec);
 }
 
 /* RoPE frequencies and every sequence's block table row. */
@@ -212,7 +215,7 @@ int model_gpu_open(struct gen_model *m, struct rag_err *err)
                         "gpu: %zu sequences of %zu tokens exceed the cache's %d slots", ns,
                         in->n_ctx, INT32_MAX);
     G->pre_host = xcalloc(3 * G->ub, sizeof(int32_t));
-    G->dec_host = xcalloc(4 * ns, sizeof(int32_t));
+    G->dec_host = xcalloc(2 * ns, sizeof(int32_t));
     G->table_host = xmalloc_array(ns * G->seq_blocks, sizeof(int32_t));
     G->dec_seqs = xmalloc_array(ns, sizeof(size_t));
     while (bucket_blocks(G, G->n_buckets) < G->seq_blocks)
@@ -251,7 +254,7 @@ void model_gpu_close(struct gen_model *m)
 /* The per-step inputs of one forward pass. */
 struct step {
     size_t n;                       /* rows */
-    struct gpu_buf ids, pos, slots; /* int32 (n) each */
+    struct gpu_buf ids, pos, slots; /* int32 (n) each; pos and slots for prefill only */
     bool decode;
     bool gemv;            /* decode through gpu_gemv() and its fused variants */
     struct gpu_seqs seqs; /* decode: the batch's table rows and lengths */
@@ -281,13 +284,13 @@ static int attn_block(struct gen_model *m, struct model_gpu_layer *L, const stru
             rc = gpu_gemm(g, &G->xb, &L->w_qkv, dt, bias, &G->qkv, GPU_F32, n, G->qkv_dim, in->dim,
                           0.0f, err);
     }
-    if (!rc)
+    if (!rc && st->decode)
+        rc = gpu_attn_decode_rope(g, &G->qkv, in->n_heads, rt, &G->inv_freq, &L->kv, &st->seqs,
+                                  scale, &G->work, &G->att, dt, err);
+    if (!rc && !st->decode)
         rc = gpu_rope_kv(g, &G->qkv, n, in->n_heads, rt, &G->inv_freq, &st->pos, &st->slots, &G->q,
                          &L->kv, err);
-    if (!rc && st->decode)
-        rc = gpu_attn_decode(g, &G->q, in->n_heads, &L->kv, &st->seqs, scale, &G->work, &G->att, dt,
-                             err);
-    else if (!rc)
+    if (!rc && !st->decode)
         rc = gpu_attn_prefill(g, &G->q, n, in->n_heads, st->pos0, &L->kv, &st->table, scale,
                               &G->att, dt, err);
     if (!rc && st->gemv)
@@ -299,7 +302,7 @@ static int attn_block(struct gen_model *m, struct model_gpu_layer *L, const stru
     return rc;
 }
 
-/* The FFN of a decode step through the fused GEMVs: norm in gate/up, SwiGLU in down. */
+/* The FFN of a decode step through the fused GEMVs: norm and SwiGLU in gate/up, then down. */
 static int ffn_gemv(struct gen_model *m, struct model_gpu_layer *L, size_t n, struct rag_err *err)
 {
     const struct gen_model_info *in = &m->info;
@@ -307,11 +310,11 @@ static int ffn_gemv(struct gen_model *m, struct model_gpu_layer *L, size_t n, st
     size_t ff = in->ffn_dim;
     int rc;
 
-    rc = gpu_gemv_rmsnorm(G->g, &G->x, &L->ffn_norm, in->rms_eps, &L->w_gu, G->dtype, NULL, &G->gu,
-                          GPU_F32, n, 2 * ff, in->dim, 0.0f, err);
+    rc = gpu_gemv_rmsnorm_swiglu(G->g, &G->x, &L->ffn_norm, in->rms_eps, &L->w_gu, G->dtype, &G->h,
+                                 G->dtype, n, ff, in->dim, err);
     if (!rc)
-        rc = gpu_gemv_swiglu(G->g, &G->gu, GPU_F32, &L->w_down, G->dtype, NULL, &G->x, GPU_F32, n,
-                             in->dim, ff, 1.0f, err);
+        rc = gpu_gemv(G->g, &G->h, &L->w_down, G->dtype, NULL, &G->x, GPU_F32, n, in->dim, ff, 1.0f,
+                      err);
     return rc;
 }
 
@@ -430,9 +433,7 @@ int model_gpu_prefill(struct gen_model *m, size_t seq, const int32_t *tokens, si
  */
 static bool decode_gemv(const struct gen_model *m, size_t n)
 {
-    const char *e = getenv("RAG_GEMV_DIM_MAX"); /* XXX measurement knob, remove */
-    size_t dmax = e ? (size_t)strtoul(e, NULL, 10) : GEMV_DIM_MAX;
-    return n == 1 && m->info.dim <= dmax && m->info.dim % 8 == 0 && m->q_dim % 8 == 0 &&
+    return n == 1 && m->info.dim <= GEMV_DIM_MAX && m->info.dim % 8 == 0 && m->q_dim % 8 == 0 &&
            m->info.ffn_dim % 8 == 0;
 }
 
@@ -445,9 +446,7 @@ static int decode_step(struct gen_model *m, size_t n, size_t b, struct rag_err *
     int rc;
 
     st.ids = model_gpu_view(&G->dec, 0, n * 4);
-    st.pos = model_gpu_view(&G->dec, ns * 4, n * 4);
-    st.slots = model_gpu_view(&G->dec, 2 * ns * 4, n * 4);
-    st.seqs.lens = model_gpu_view(&G->dec, 3 * ns * 4, n * 4);
+    st.seqs.lens = model_gpu_view(&G->dec, ns * 4, n * 4);
     st.seqs.block_tables = model_gpu_view(&G->dec_tables, 0, n * width * 4);
     st.seqs.n_seqs = n;
     st.seqs.max_blocks = width;
@@ -532,13 +531,11 @@ int model_gpu_decode(struct gen_model *m, const size_t *seqs, const int32_t *tok
     for (size_t i = 0; i < n; i++) {
         size_t p = m->seq_len[seqs[i]];
         h[i] = tokens[i];
-        h[ns + i] = (int32_t)p;
-        h[2 * ns + i] = (int32_t)(seqs[i] * G->seq_blocks * GPU_KV_BLOCK + p);
-        h[3 * ns + i] = (int32_t)(p + 1);
+        h[ns + i] = (int32_t)(p + 1); /* the new token is the last of the attention */
     }
     rc = batch_tables(m, seqs, n, &b, err);
     if (!rc)
-        rc = gpu_upload(G->g, &G->dec, h, 4 * ns * sizeof(int32_t), err);
+        rc = gpu_upload(G->g, &G->dec, h, 2 * ns * sizeof(int32_t), err);
     if (!rc)
         rc = run_decode(m, n, b, err);
     if (!rc && next)

@@ -9,14 +9,15 @@
  * with K_t, V_t row t of kv head c in the cache (gpu.h: block table row s,
  * physical block table[t / 16], offset t % 16).
  *
- * Pass 1 (decode_split): grid (n_splits, n_kv_heads, n_seqs), 128 threads.
+ * Pass 1 (decode_split): grid (n_splits, n_kv_heads, n_seqs), 512 threads
+ *   (256 when a pass takes 8 heads).
  *   A block takes tokens [sp * split, min(L, (sp + 1) * split)) of one kv
  *   head and up to 8 of the G query heads that share it (more heads: the
  *   block repeats over them), so each K and V row is read once per group.
  *   The threads form row groups of R = head_dim / V lanes, V = 16 bytes of
  *   the cache type (8 bf16/fp16 elements, 4 fp32): each row group reads
- *   one token's K and V rows with one 16-byte load per lane, two tokens
- *   ahead, and keeps for every query head an online softmax of its own
+ *   one token's K and V rows with one 16-byte load per lane, four tokens
+ *   at once, and keeps for every query head an online softmax of its own
  *   tokens: a running max m, sum l and the lane's V columns of sum p V,
  *   rescaled by exp(m_old - m_new) when the max grows. Scores are summed
  *   over the R lanes with shuffles. At the end the row groups of a warp
@@ -34,7 +35,9 @@
  *
  * Split size: a multiple of 16 chosen by gpu/launch.c from the shapes
  * alone (never from lens), so that about 4 blocks per SM run when every
- * sequence is as long as the table allows. Splits past a sequence's length
+ * sequence is as long as the table allows, but at least 256 tokens (or the
+ * whole table): a block reads 32 to 64 tokens at once, and a table of up to
+ * 256 tokens then needs no pass 2. Splits past a sequence's length
  * return at once; one captured graph therefore serves every step of a
  * decode loop. Both passes start through launch_pdl() (cuda_util.cuh).
  *
@@ -44,8 +47,14 @@
  */
 #include "gpu/cuda_util.cuh"
 
-#define DEC_THREADS 128
-#define DEC_HEADS   8 /* query heads a block keeps state for at once */
+#define DEC_HEADS  8 /* query heads a block keeps state for at once */
+#define DEC_UNROLL 4 /* tokens a row group loads at once */
+
+/* Threads of a block: 512, or 256 for 8 heads a pass (the state of 8 heads needs ~210 registers). */
+template <int NH> __host__ __device__ constexpr int dec_threads()
+{
+    return NH > 4 ? 256 : 512;
+}
 
 /* Whether lens value len is one the table can hold. */
 static __device__ inline bool len_ok(int32_t len, size_t max_blocks)
@@ -53,17 +62,15 @@ static __device__ inline bool len_ok(int32_t len, size_t max_blocks)
     return len >= 0 && (size_t)len <= max_blocks * GPU_KV_BLOCK;
 }
 
-/* 16 bytes at p (16-byte aligned) as floats: 4 fp32 or 8 bf16 / fp16. */
-static __device__ inline void load16(const float *p, float *out)
+/* 16 bytes of a cache row as floats: 4 fp32 or 8 bf16 / fp16 (KV picks the type). */
+static __device__ inline void unpack16(const float *, uint4 u, float *out)
 {
-    float4 v = *(const float4 *)p;
-
-    out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
+    out[0] = __uint_as_float(u.x), out[1] = __uint_as_float(u.y);
+    out[2] = __uint_as_float(u.z), out[3] = __uint_as_float(u.w);
 }
 
-static __device__ inline void load16(const __nv_bfloat16 *p, float *out)
+static __device__ inline void unpack16(const __nv_bfloat16 *, uint4 u, float *out)
 {
-    uint4 u = *(const uint4 *)p;
     uint32_t w[4] = { u.x, u.y, u.z, u.w };
 
     for (int i = 0; i < 4; i++) {
@@ -72,9 +79,8 @@ static __device__ inline void load16(const __nv_bfloat16 *p, float *out)
     }
 }
 
-static __device__ inline void load16(const __half *p, float *out)
+static __device__ inline void unpack16(const __half *, uint4 u, float *out)
 {
-    uint4 u = *(const uint4 *)p;
     uint32_t w[4] = { u.x, u.y, u.z, u.w };
 
     for (int i = 0; i < 4; i++) {
@@ -85,6 +91,22 @@ static __device__ inline void load16(const __half *p, float *out)
     }
 }
 
+/* 16 bytes of NaN of the cache type. */
+static __device__ inline uint4 nan16(const float *)
+{
+    return make_uint4(0x7fc00000u, 0x7fc00000u, 0x7fc00000u, 0x7fc00000u);
+}
+
+static __device__ inline uint4 nan16(const __nv_bfloat16 *)
+{
+    return make_uint4(0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u);
+}
+
+static __device__ inline uint4 nan16(const __half *)
+{
+    return make_uint4(0x7e007e00u, 0x7e007e00u, 0x7e007e00u, 0x7e007e00u);
+}
+
 /* Per-lane state of a row group: for each of NH query heads the online softmax of its tokens. */
 template <int NH, int V> struct dec_state {
     float acc[NH][V]; /* sum p V_t over the lane's columns */
@@ -93,9 +115,10 @@ template <int NH, int V> struct dec_state {
 
 /* Shared memory of a block: the scaled queries of the pass, then each warp's merged state. */
 template <int NH, int HD> struct dec_smem {
+    static constexpr int WARPS = dec_threads<NH>() / WARP;
     float q[NH][HD];
-    float acc[DEC_THREADS / WARP][NH][HD];
-    float m[DEC_THREADS / WARP][NH], l[DEC_THREADS / WARP][NH];
+    float acc[WARPS][NH][HD];
+    float m[WARPS][NH], l[WARPS][NH];
 };
 
 /* exp(m - big), 0 for an empty state (m = -inf), so that merging two empty states stays empty. */
@@ -105,15 +128,18 @@ static __device__ inline float rescale(float m, float big)
 }
 
 /*
- * One token (the lane's columns k and v of its K and V rows) into the state
- * of every head; a lane with on false only takes part in the shuffles.
+ * One token (the lane's 16 bytes kr and vr of its K and V rows) into the
+ * state of every head; a lane with on false only takes part in the shuffles.
  */
-template <int NH, int HD, int V>
-static __device__ inline void attend(dec_state<NH, V> &st, const dec_smem<NH, HD> &sm, size_t col,
-                                     bool on, const float *k, const float *v)
+template <int NH, int HD, typename KV>
+static __device__ inline void attend(dec_state<NH, 16 / sizeof(KV)> &st, const dec_smem<NH, HD> &sm,
+                                     size_t col, bool on, uint4 kr, uint4 vr)
 {
-    constexpr int R = HD / V;
+    constexpr int V = 16 / sizeof(KV), R = HD / V;
+    float k[V], v[V];
 
+    unpack16((const KV *)0, kr, k);
+    unpack16((const KV *)0, vr, v);
 #pragma unroll
     for (int g = 0; g < NH; g++) {
         float x = 0.0f;
@@ -177,14 +203,14 @@ static __device__ void block_result(const struct gpu_cuda_attn &a, dec_state<NH,
             sm.l[warp][g] = st.l[g];
         }
     __syncthreads();
-    for (size_t i = threadIdx.x; i < nh * HD; i += DEC_THREADS) {
+    for (size_t i = threadIdx.x; i < nh * HD; i += blockDim.x) {
         size_t g = i / HD, d = i % HD, h = h0 + g;
         size_t part = (seq * a.n_heads + h) * n_splits + blockIdx.x;
         float big = -INFINITY, l = 0.0f, acc = 0.0f;
 
-        for (int w = 0; w < DEC_THREADS / WARP; w++)
+        for (int w = 0; w < sm.WARPS; w++)
             big = fmaxf(big, sm.m[w][g]);
-        for (int w = 0; w < DEC_THREADS / WARP; w++) {
+        for (int w = 0; w < sm.WARPS; w++) {
             float c = rescale(sm.m[w][g], big);
             l = fmaf(sm.l[w][g], c, l);
             acc = fmaf(sm.acc[w][g][d], c, acc);
@@ -203,23 +229,22 @@ static __device__ void block_result(const struct gpu_cuda_attn &a, dec_state<NH,
 }
 
 /*
- * Lane's V columns from col of token t's K and V rows: NaN for a block id
+ * The lane's 16 bytes from col of token t's K and V rows: NaN for a block id
  * outside the cache, zeros for t past t1 (no token).
  */
-template <int HD, int V, typename KV>
+template <int HD, typename KV>
 static __device__ inline void load_token(const struct gpu_cuda_attn &a, size_t seq, size_t kvh,
-                                         size_t t, size_t t1, size_t col, float *k, float *v)
+                                         size_t t, size_t t1, size_t col, uint4 *k, uint4 *v)
 {
     int32_t blk = t < t1 ? __ldg(&a.block_tables[seq * a.max_blocks + t / GPU_KV_BLOCK]) : 0;
 
     if (t >= t1 || blk < 0 || (size_t)blk >= a.n_blocks) {
-        for (int e = 0; e < V; e++)
-            k[e] = v[e] = t >= t1 ? 0.0f : NAN;
+        *k = *v = t >= t1 ? make_uint4(0, 0, 0, 0) : nan16((const KV *)0);
         return;
     }
     size_t row = (((size_t)blk * a.n_kv_heads + kvh) * GPU_KV_BLOCK + t % GPU_KV_BLOCK) * HD + col;
-    load16((const KV *)a.k_cache + row, k);
-    load16((const KV *)a.v_cache + row, v);
+    *k = *(const uint4 *)((const KV *)a.k_cache + row);
+    *v = *(const uint4 *)((const KV *)a.v_cache + row);
 }
 
 /* No tokens to attend over: out gets NaN (bad length) or zeros (0), when the block is the only split. */
@@ -229,22 +254,78 @@ static __device__ void empty_result(const struct gpu_cuda_attn &a, size_t seq, s
     size_t group = a.n_heads / a.n_kv_heads;
     O *out = (O *)a.out + (seq * a.n_heads + kvh * group) * HD;
 
-    for (size_t i = threadIdx.x; i < group * HD; i += DEC_THREADS)
+    for (size_t i = threadIdx.x; i < group * HD; i += blockDim.x)
         store_act(&out[i], bad ? NAN : 0.0f);
 }
 
-/* One pass over the split's tokens for heads h0 .. h0 + nh - 1 (nh <= NH). */
+/*
+ * Element d of head row x rotated to position p, as gpu_rope_kv() computes
+ * it (rope_kv.cu).
+ */
+template <int HD>
+static __device__ inline float rope_at(const struct gpu_cuda_attn &a, const float *x, int d,
+                                       int32_t p)
+{
+    bool neox = a.rope_type == GPU_ROPE_NEOX;
+    int i = neox ? d % (HD / 2) : d / 2;
+    int d0 = neox ? i : 2 * i, d1 = neox ? i + HD / 2 : 2 * i + 1;
+    float x0 = x[d0], x1 = x[d1], sn, cs;
+
+    sincosf((float)p * a.inv_freq[i], &sn, &cs);
+    return d == d0 ? x0 * cs - x1 * sn : x0 * sn + x1 * cs;
+}
+
+/*
+ * Element d of query head h of sequence seq, scaled: from q, or with the
+ * RoPE fused (a.qkv) rotated from the token's qkv row to position p, the
+ * last token of the sequence.
+ */
+template <int HD>
+static __device__ inline float query_at(const struct gpu_cuda_attn &a, size_t seq, size_t h, int d,
+                                        size_t p)
+{
+    if (!a.qkv)
+        return a.q[(seq * a.n_heads + h) * HD + d] * a.scale;
+    const float *row = a.qkv + seq * (a.n_heads + 2 * a.n_kv_heads) * HD;
+    return rope_at<HD>(a, row + h * HD, d, (int32_t)p) * a.scale;
+}
+
+/*
+ * With the RoPE fused: the new token p of sequence seq, kv head kvh, into
+ * the cache, K rotated, as gpu_rope_kv() writes it; nothing for a block id
+ * outside the cache (the attention then reads NaN for it).
+ */
+template <int HD, typename KV>
+static __device__ void append_token(const struct gpu_cuda_attn &a, size_t seq, size_t kvh,
+                                    int32_t p)
+{
+    int32_t blk = a.block_tables[seq * a.max_blocks + (size_t)p / GPU_KV_BLOCK];
+    const float *row = a.qkv + seq * (a.n_heads + 2 * a.n_kv_heads) * HD;
+
+    if (blk < 0 || (size_t)blk >= a.n_blocks)
+        return;
+    size_t at = (((size_t)blk * a.n_kv_heads + kvh) * GPU_KV_BLOCK + (size_t)p % GPU_KV_BLOCK) * HD;
+    for (int d = (int)threadIdx.x; d < HD; d += (int)blockDim.x) {
+        store_act((KV *)a.k_cache + at + d, rope_at<HD>(a, row + (a.n_heads + kvh) * HD, d, p));
+        store_act((KV *)a.v_cache + at + d, row[(a.n_heads + a.n_kv_heads + kvh) * HD + d]);
+    }
+}
+
+/*
+ * One pass over tokens t0 .. t1 - 1 of the split for heads h0 .. h0 + nh - 1
+ * (nh <= NH) of the query at position pos.
+ */
 template <int NH, int HD, typename KV, typename O>
 static __device__ void split_pass(const struct gpu_cuda_attn &a, dec_smem<NH, HD> &sm, size_t seq,
                                   size_t kvh, size_t h0, size_t nh, size_t t0, size_t t1,
-                                  size_t n_splits)
+                                  size_t pos, size_t n_splits)
 {
-    constexpr int V = 16 / sizeof(KV), R = HD / V, ROWS = DEC_THREADS / R;
+    constexpr int V = 16 / sizeof(KV), R = HD / V, ROWS = dec_threads<NH>() / R;
     size_t col = (threadIdx.x % R) * V;
     dec_state<NH, V> st;
 
-    for (size_t i = threadIdx.x; i < NH * HD; i += DEC_THREADS)
-        sm.q[i / HD][i % HD] = i / HD < nh ? a.q[(seq * a.n_heads + h0) * HD + i] * a.scale : 0.0f;
+    for (size_t i = threadIdx.x; i < NH * HD; i += blockDim.x)
+        sm.q[i / HD][i % HD] = i / HD < nh ? query_at<HD>(a, seq, h0 + i / HD, i % HD, pos) : 0.0f;
     for (int g = 0; g < NH; g++) {
         for (int e = 0; e < V; e++)
             st.acc[g][e] = 0.0f;
@@ -253,24 +334,26 @@ static __device__ void split_pass(const struct gpu_cuda_attn &a, dec_smem<NH, HD
     }
     __syncthreads();
     /*
-     * Two tokens a step per row group, their loads issued together. The
-     * loop is the same for the whole warp (its shuffles need every lane);
-     * row groups past t1 load nothing and keep their state.
+     * DEC_UNROLL tokens a step per row group, their loads issued together.
+     * The loop is the same for the whole warp (its shuffles need every
+     * lane); row groups past t1 load nothing and keep their state.
      */
-    for (size_t tw = t0 + threadIdx.x / WARP * (WARP / R); tw < t1; tw += 2 * ROWS) {
+    for (size_t tw = t0 + threadIdx.x / WARP * (WARP / R); tw < t1; tw += DEC_UNROLL * ROWS) {
         size_t t = tw + threadIdx.x % WARP / R;
-        float k0[V], v0[V], k1[V], v1[V];
+        uint4 k[DEC_UNROLL], v[DEC_UNROLL];
 
-        load_token<HD, V, KV>(a, seq, kvh, t, t1, col, k0, v0);
-        load_token<HD, V, KV>(a, seq, kvh, t + ROWS, t1, col, k1, v1);
-        attend<NH, HD, V>(st, sm, col, t < t1, k0, v0);
-        attend<NH, HD, V>(st, sm, col, t + ROWS < t1, k1, v1);
+#pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++)
+            load_token<HD, KV>(a, seq, kvh, t + u * ROWS, t1, col, &k[u], &v[u]);
+#pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++)
+            attend<NH, HD, KV>(st, sm, col, t + u * ROWS < t1, k[u], v[u]);
     }
     block_result<NH, HD, V, O>(a, st, sm, seq, h0, nh, n_splits);
 }
 
 template <int NH, int HD, typename KV, typename O>
-static __global__ void __launch_bounds__(DEC_THREADS)
+static __global__ void __launch_bounds__(dec_threads<NH>())
     decode_split(struct gpu_cuda_attn a, size_t split, size_t n_splits)
 {
     __shared__ dec_smem<NH, HD> sm;
@@ -286,10 +369,13 @@ static __global__ void __launch_bounds__(DEC_THREADS)
         return; /* else the combine pass handles it */
     }
     size_t t1 = (size_t)len - t0 < split ? (size_t)len : t0 + split;
+    if (a.qkv && t1 == (size_t)len)
+        append_token<HD, KV>(a, seq, kvh,
+                             len - 1); /* split_pass's barrier orders it before the reads */
     for (size_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += NH) {
         size_t nh = (kvh + 1) * group - h0 < NH ? (kvh + 1) * group - h0 : NH;
 
-        split_pass<NH, HD, KV, O>(a, sm, seq, kvh, h0, nh, t0, t1, n_splits);
+        split_pass<NH, HD, KV, O>(a, sm, seq, kvh, h0, nh, t0, t1, (size_t)len - 1, n_splits);
     }
 }
 
@@ -328,7 +414,8 @@ static void launch(const struct gpu *g, const struct gpu_cuda_attn *a, size_t sp
     dim3 grid1((unsigned)n_splits, (unsigned)a->n_kv_heads, (unsigned)a->n_seqs);
     dim3 grid2((unsigned)a->n_heads, (unsigned)a->n_seqs);
 
-    launch_pdl(g, decode_split<NH, HD, KV, O>, grid1, dim3(DEC_THREADS), 0, *a, split, n_splits);
+    launch_pdl(g, decode_split<NH, HD, KV, O>, grid1, dim3(dec_threads<NH>()), 0, *a, split,
+               n_splits);
     if (n_splits > 1)
         launch_pdl(g, decode_combine<HD, O>, grid2, dim3((unsigned)HD), 0, *a, split, n_splits);
 }

@@ -40,9 +40,9 @@
  *   the sums.
  *
  * One input row with k <= GEMV1_K_MAX (the decode step of one sequence in
- * a small model) takes gemv1_kernel instead: no tensor cores, two weight
- * rows per warp, all of their weights loaded before the wait for the
- * previous kernel (below). The tensor-core kernel above needs 16 weight
+ * a small model) takes gemv1_kernel instead: no tensor cores, one or two
+ * weight rows per warp, all of their weights loaded before the wait for the
+ * previous kernel (below). The tensor-core kernel needs 16 weight
  * rows per block, so a 576-wide output had 36 blocks and its warps a few
  * steps each, latency-bound (SmolLM2-135M down projection: 9.8 us).
  *
@@ -52,11 +52,13 @@
  */
 #include "gpu/cuda_util.cuh"
 
-#define GEMV_WARPS  8
-#define GEMV_UNROLL 4
-#define GEMV_COLS   16 /* weight rows per block: the mma's 16 rows */
-#define GEMV_STEP   32 /* k per step: two mmas of k = 16 */
-#define GEMV1_K_MAX 2048 /* widest input of the one-row kernel (8 loads per lane and row) */
+#define GEMV_WARPS   8
+#define GEMV_UNROLL  4
+#define GEMV_COLS    16   /* weight rows per block: the mma's 16 rows */
+#define GEMV_STEP    32   /* k per step: two mmas of k = 16 */
+#define GEMV1_K_MAX  2048 /* widest input of the one-row kernel (8 loads per lane and row) */
+#define GEMV1_WARPS  4    /* warps per block of the one-row kernel */
+#define GEMV1_NARROW 2048 /* outputs up to this wide take one weight row per warp, else two */
 
 enum gemv_mode { MODE_A, MODE_RMS, MODE_SWIGLU };
 
@@ -66,7 +68,14 @@ struct gemv_args {
     void *c;
     float beta, eps;
     int m, n, k;
+    bool glu; /* c = silu(a . w[j]) * (a . w[n + j]): SwiGLU on the output */
 };
+
+/* SwiGLU of one gate and up value, as gpu_swiglu() computes it. */
+static __device__ inline float silu_mul(float gate, float up)
+{
+    return gate / (1.0f + expf(-gate)) * up;
+}
 
 static __device__ inline uint4 load_stream(const void *p)
 {
@@ -206,6 +215,20 @@ static __device__ void finish(const gemv_args &a, const float (*acc)[4], float (
         red[warp * 32 + tok + 1][gid + 8] = acc[t][3];
     }
     __syncthreads();
+    if (a.glu) { /* rows r and r + 8 of the tile are gate and up of output j0 + r */
+        for (int e = (int)threadIdx.x; e < a.m * GEMV_COLS / 2; e += blockDim.x) {
+            int i = e / (GEMV_COLS / 2), r = e % (GEMV_COLS / 2), j = j0 + r;
+            float gate = 0.0f, up = 0.0f;
+
+            for (int w = 0; w < GEMV_WARPS && j < a.n; w++) {
+                gate += red[w * 32 + i][r];
+                up += red[w * 32 + i][r + GEMV_COLS / 2];
+            }
+            if (j < a.n)
+                store_act(&c[(size_t)i * a.n + j], silu_mul(gate, up));
+        }
+        return;
+    }
     for (int e = (int)threadIdx.x; e < a.m * GEMV_COLS; e += blockDim.x) {
         int i = e / GEMV_COLS, r = e % GEMV_COLS, j = j0 + r;
         float s = 0.0f;
@@ -251,13 +274,14 @@ static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv_kernel(const gem
     __shared__ float red[GEMV_WARPS * 32][17];
     __shared__ float inv[32];
     unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, gid = lane / 4, tig = lane % 4;
-    int j0 = (int)blockIdx.x * GEMV_COLS;
+    int j0 = (int)blockIdx.x * (a.glu ? GEMV_COLS / 2 : GEMV_COLS);
     int steps = (a.k + GEMV_STEP - 1) / GEMV_STEP;
     int s0 = (int)((long long)steps * warp / GEMV_WARPS);
     int s1 = (int)((long long)steps * (warp + 1) / GEMV_WARPS);
-    bool lo_ok = j0 + (int)gid < a.n, hi_ok = j0 + (int)gid + 8 < a.n;
+    int hi = a.glu ? a.n + j0 + (int)gid : j0 + (int)gid + 8; /* up row, or the next 8 */
+    bool lo_ok = j0 + (int)gid < a.n, hi_ok = a.glu ? lo_ok : hi < a.n;
     const T *w_lo = (const T *)a.w + (size_t)(lo_ok ? j0 + gid : 0) * a.k;
-    const T *w_hi = (const T *)a.w + (size_t)(hi_ok ? j0 + gid + 8 : 0) * a.k;
+    const T *w_hi = (const T *)a.w + (size_t)(hi_ok ? hi : 0) * a.k;
     float acc[NT][4] = {};
     uint4 wl[GEMV_UNROLL], wh[GEMV_UNROLL];
 
@@ -303,30 +327,34 @@ template <typename T> static __device__ inline void unpack8(uint4 u, float *v)
 }
 
 /*
- * One input row (m = 1), k <= KC * 256: each warp owns two weight rows and
- * loads all of both (KC 16-byte loads per row and lane, k = 256 c + 8 lane
- * + e) before waiting for the previous kernel, so in a decode graph the
- * weight latency is hidden and what remains is one pass over the input row
- * (from L1/L2), the warp sums and the store. The input elements are made
- * and rounded as input8() does; products and sums are fp32 (each lane's
- * chunks in order, then the warp's shuffle tree: deterministic).
+ * One input row (m = 1), k <= KC * 256: each warp owns RW weight rows (1 or
+ * 2) and loads all of them (KC 16-byte loads per row and lane, k = 256 c +
+ * 8 lane + e) before waiting for the previous kernel, so in a decode graph
+ * the weight latency is hidden and what remains is one pass over the input
+ * row (from L1/L2), the warp sums and the store. Blocks of GEMV1_WARPS
+ * warps, so that even a 576-wide output spreads over the SMs. The input
+ * elements are made and rounded as input8() does; products and sums are
+ * fp32 (each lane's chunks in order, then the warp's shuffle tree:
+ * deterministic).
  */
-template <typename T, typename C, int MODE, typename G, int KC>
-static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv1_kernel(const gemv_args a)
+template <typename T, typename C, int MODE, typename G, int KC, int RW>
+static __global__ void __launch_bounds__(GEMV1_WARPS *WARP) gemv1_kernel(const gemv_args a)
 {
     unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    int j = ((int)blockIdx.x * GEMV_WARPS + (int)warp) * 2;
-    const T *w0 = (const T *)a.w + (size_t)(j < a.n ? j : a.n - 1) * a.k;
-    const T *w1 = (const T *)a.w + (size_t)(j + 1 < a.n ? j + 1 : a.n - 1) * a.k;
-    uint4 wa[KC], wb[KC];
-    float inv = 1.0f, dot0 = 0.0f, dot1 = 0.0f;
+    int j = ((int)blockIdx.x * GEMV1_WARPS + (int)warp) * (a.glu ? 1 : RW);
+    uint4 w[RW][KC];
+    float inv = 1.0f, dot[RW] = {};
 
 #pragma unroll
-    for (int c = 0; c < KC; c++) {
-        int k0 = c * WARP * 8 + (int)lane * 8;
-
-        wa[c] = k0 < a.k ? load_stream(w0 + k0) : make_uint4(0, 0, 0, 0);
-        wb[c] = k0 < a.k ? load_stream(w1 + k0) : make_uint4(0, 0, 0, 0);
+    for (int r = 0; r < RW; r++) {
+        int jr =
+            (j + (a.glu ? 0 : r) < a.n ? j + (a.glu ? 0 : r) : a.n - 1) + (a.glu ? r * a.n : 0);
+        const T *row = (const T *)a.w + (size_t)jr * a.k;
+#pragma unroll
+        for (int c = 0; c < KC; c++) {
+            int k0 = c * WARP * 8 + (int)lane * 8;
+            w[r][c] = k0 < a.k ? load_stream(row + k0) : make_uint4(0, 0, 0, 0);
+        }
     }
     pdl_wait();
     pdl_trigger();
@@ -348,26 +376,34 @@ static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv1_kernel(const ge
 #pragma unroll
     for (int c = 0; c < KC; c++) {
         int k0 = c * WARP * 8 + (int)lane * 8;
-        float b[8], x0[8], x1[8];
-        float one[1] = { inv };
+        float b[8], wf[8], one[1] = { inv };
 
         if (k0 >= a.k)
             break;
         unpack8<T>(input8<T, MODE, G>(a, one, 0, k0), b);
-        unpack8<T>(wa[c], x0);
-        unpack8<T>(wb[c], x1);
-        for (int e = 0; e < 8; e++) {
-            dot0 = fmaf(b[e], x0[e], dot0);
-            dot1 = fmaf(b[e], x1[e], dot1);
+#pragma unroll
+        for (int r = 0; r < RW; r++) {
+            unpack8<T>(w[r][c], wf);
+            for (int e = 0; e < 8; e++)
+                dot[r] = fmaf(b[e], wf[e], dot[r]);
         }
     }
-    dot0 = warp_sum(dot0);
-    dot1 = warp_sum(dot1);
-    if (lane < 2 && j + (int)lane < a.n) {
+#pragma unroll
+    for (int r = 0; r < RW; r++)
+        dot[r] = warp_sum(dot[r]);
+    if (a.glu) {
+        if (lane == 0 && j < a.n)
+            store_act((C *)a.c + j, silu_mul(dot[0], dot[1]));
+        return;
+    }
+    if (lane < RW && j + (int)lane < a.n) {
         int jj = j + (int)lane;
-        float v = lane == 0 ? dot0 : dot1;
+        float v = dot[0];
         C *c = (C *)a.c;
 
+#pragma unroll
+        for (int r = 1; r < RW; r++)
+            v = (int)lane == r ? dot[r] : v;
         if (a.bias)
             v += to_float(((const C *)a.bias)[jj]);
         if (a.beta != 0.0f)
@@ -376,24 +412,40 @@ static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv1_kernel(const ge
     }
 }
 
+/* gemv1_kernel with KC chunks: one row a warp for narrow outputs, two for wide ones. */
+template <typename T, typename C, int MODE, typename G, int KC>
+static void launch_one_row_kc(const struct gpu *g, const gemv_args &a)
+{
+    dim3 block(GEMV1_WARPS * WARP);
+
+    if (a.glu)
+        launch_pdl(g, gemv1_kernel<T, C, MODE, G, KC, 2>,
+                   dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS)), block, 0, a);
+    else if (a.n <= GEMV1_NARROW)
+        launch_pdl(g, gemv1_kernel<T, C, MODE, G, KC, 1>,
+                   dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS)), block, 0, a);
+    else
+        launch_pdl(g, gemv1_kernel<T, C, MODE, G, KC, 2>,
+                   dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS * 2)), block, 0, a);
+}
+
 /* One input row: gemv1_kernel with enough chunks for k (k <= GEMV1_K_MAX). */
 template <typename T, typename C, int MODE, typename G>
 static void launch_one_row(const struct gpu *g, const gemv_args &a)
 {
-    dim3 grid((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV_WARPS * 2)), block(GEMV_WARPS * WARP);
-
     if (a.k <= 2 * WARP * 8)
-        launch_pdl(g, gemv1_kernel<T, C, MODE, G, 2>, grid, block, 0, a);
+        launch_one_row_kc<T, C, MODE, G, 2>(g, a);
     else if (a.k <= 4 * WARP * 8)
-        launch_pdl(g, gemv1_kernel<T, C, MODE, G, 4>, grid, block, 0, a);
+        launch_one_row_kc<T, C, MODE, G, 4>(g, a);
     else
-        launch_pdl(g, gemv1_kernel<T, C, MODE, G, 8>, grid, block, 0, a);
+        launch_one_row_kc<T, C, MODE, G, 8>(g, a);
 }
 
 template <typename T, typename C, int MODE, typename G>
 static void launch_rows(const struct gpu *g, const gemv_args &a)
 {
-    dim3 grid((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV_COLS)), block(GEMV_WARPS * WARP);
+    size_t cols = a.glu ? GEMV_COLS / 2 : GEMV_COLS; /* outputs a block */
+    dim3 grid((unsigned)CEIL_DIV((size_t)a.n, cols)), block(GEMV_WARPS * WARP);
 
     if (a.m == 1 && a.k <= GEMV1_K_MAX)
         launch_one_row<T, C, MODE, G>(g, a);
@@ -438,8 +490,8 @@ static void launch_mode(const struct gpu *g, const gemv_args &a, int mode, enum 
 
 int gpu_cuda_gemv(struct gpu *g, const struct gpu_cuda_gemv *p, struct rag_err *err)
 {
-    gemv_args a = { p->w,    p->src, p->bias,   p->norm,   p->c,
-                    p->beta, p->eps, (int)p->m, (int)p->n, (int)p->k };
+    gemv_args a = { p->w,   p->src,    p->bias,   p->norm,   p->c,  p->beta,
+                    p->eps, (int)p->m, (int)p->n, (int)p->k, p->glu };
     int mode = p->input == GPU_CUDA_GEMV_RMSNORM ? MODE_RMS :
                p->input == GPU_CUDA_GEMV_SWIGLU  ? MODE_SWIGLU :
                                                    MODE_A;

@@ -139,7 +139,7 @@ int gpu_capture_begin(struct gpu *g, struct rag_err *err);
 int gpu_capture_end(struct gpu *g, struct gpu_graph **ret, struct rag_err *err);
 int gpu_graph_launch(struct gpu *g, const struct gpu_graph *graph, struct rag_err *err);
 void gpu_graph_free(struct gpu *g, struct gpu_graph *graph); /* NULL is a no-op */
-size_t gpu_graph_kernels(const struct gpu_graph *graph);      /* kernel launches it holds */
+size_t gpu_graph_kernels(const struct gpu_graph *graph);     /* kernel launches it holds */
 
 /* ---- vector kernels (gpu/vec.cu), asynchronous, fp32 ---- */
 
@@ -312,6 +312,22 @@ int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
                     struct rag_err *err);
 
 /*
+ * The decode step's RoPE, cache write and attention in one call (one
+ * kernel, or two when the cache is split): sequence s's new token is at
+ * position p = lens[s] - 1, its row s of qkv (n_seqs, (n_heads + 2
+ * n_kv_heads) head_dim) fp32 as gpu_rope_kv() takes it. Q and K are
+ * rotated to p as gpu_rope_kv() does, K and V written at offset p % 16 of
+ * block table[s][p / 16], and the query attends over tokens 0..p as in
+ * gpu_attn_decode(). The same as gpu_rope_kv() with pos p and that slot,
+ * then gpu_attn_decode(), up to the order of a few fp32 operations.
+ */
+int gpu_attn_decode_rope(struct gpu *g, const struct gpu_buf *qkv, size_t n_heads,
+                         enum gpu_rope_type type, const struct gpu_buf *inv_freq,
+                         struct gpu_kv_cache *kv, const struct gpu_seqs *seqs, float scale,
+                         struct gpu_buf *work, struct gpu_buf *out, enum gpu_dtype out_type,
+                         struct rag_err *err);
+
+/*
  * Causal prefill attention for n_tokens new tokens of one sequence, at
  * positions pos0 .. pos0 + n_tokens - 1, already written to the cache with
  * gpu_rope_kv() after pos0 earlier tokens (gpu/attn_prefill.cu). Query t
@@ -441,6 +457,19 @@ int gpu_gemv_rmsnorm(struct gpu *g, const struct gpu_buf *x, const struct gpu_bu
                      const struct gpu_buf *w, enum gpu_dtype ab_type, const struct gpu_buf *bias,
                      struct gpu_buf *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
                      float beta, struct rag_err *err);
+/*
+ * gpu_gemv_rmsnorm_swiglu(): the gate/up projection with SwiGLU on its
+ * output, for a decode step that then needs no SwiGLU in its down GEMV:
+ *   h[i][j] = silu(a[i] . w[j]) * (a[i] . w[n + j]),  j < n
+ * with a[i] made from x as gpu_gemv_rmsnorm() does and w (2 n, k) the
+ * stacked gate and up rows, rounded to h_type (bf16/fp16 saturating as
+ * gpu_swiglu() writes it, or fp32). The same as gpu_gemv_rmsnorm() into
+ * fp32 then gpu_swiglu(), up to the order of the sums. No bias, no beta.
+ */
+int gpu_gemv_rmsnorm_swiglu(struct gpu *g, const struct gpu_buf *x, const struct gpu_buf *norm,
+                            float eps, const struct gpu_buf *w, enum gpu_dtype ab_type,
+                            struct gpu_buf *h, enum gpu_dtype h_type, size_t m, size_t n, size_t k,
+                            struct rag_err *err);
 int gpu_gemv_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
                     const struct gpu_buf *w, enum gpu_dtype ab_type, const struct gpu_buf *bias,
                     struct gpu_buf *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,

@@ -54,7 +54,9 @@ struct gpu_cuda_rope {
 /* Arguments of the attention launchers, checked by gpu/launch.c. */
 struct gpu_cuda_attn {
     const float *q;
-    const void *k_cache, *v_cache;
+    void *k_cache, *v_cache;      /* written only by gpu_attn_decode_rope() */
+    const float *qkv, *inv_freq;  /* gpu_attn_decode_rope() only, else NULL */
+    enum gpu_rope_type rope_type; /* gpu_attn_decode_rope() only */
     enum gpu_dtype kv_type;
     const int32_t *block_tables; /* decode: (n_seqs, max_blocks); prefill: one table */
     const int32_t *lens;         /* decode only */
@@ -82,6 +84,7 @@ struct gpu_cuda_gemv {
     void *c;
     size_t m, n, k;
     float beta;
+    bool glu; /* w has 2 n rows, c = silu(a . w[j]) * (a . w[n + j]) (no bias, beta 0) */
 };
 
 /* ---- gpu/device.cu: runtime, memory, copies ---- */

@@ -19,9 +19,10 @@
 
 #include "gpu/gpu_cuda.h"
 
-#define GRID_YZ_MAX      65535u
-#define DEC_BLOCKS_SM    4    /* decode attention blocks per SM aimed at (attn_decode.cu) */
-#define GROUP_MAX        32   /* query heads per kv head */
+#define GRID_YZ_MAX   65535u
+#define DEC_BLOCKS_SM 4   /* decode attention blocks per SM aimed at (attn_decode.cu) */
+#define DEC_SPLIT_MIN 256 /* tokens of a decode split at least */
+#define GROUP_MAX     32  /* query heads per kv head */
 
 size_t gpu_dtype_size(enum gpu_dtype type)
 {
@@ -202,7 +203,7 @@ static int check_gemv(const char *op, const struct gpu_cuda_gemv *p, const struc
     if (!rc)
         rc = check_count(op, "k", p->k, INT32_MAX / 2, err);
     if (!rc)
-        rc = gpu_check_product(op, "n * k", p->n, p->k, 1, &nk, err);
+        rc = gpu_check_product(op, "rows of w * k", p->glu ? 2 * p->n : p->n, p->k, 1, &nk, err);
     if (!rc)
         rc = gpu_check_product(op, "m * n", p->m, p->n, 1, &mn, err);
     if (!rc)
@@ -260,12 +261,33 @@ int gpu_gemv(struct gpu *g, const struct gpu_buf *a, const struct gpu_buf *w,
     return launch_gemv(g, "gpu_gemv", &p, "a", a, 2, w, bias, c, err);
 }
 
+/* gpu_gemv_rmsnorm() and gpu_gemv_rmsnorm_swiglu(): eps and norm checked, then launch. */
+static int rmsnorm_gemv(struct gpu *g, const char *op, struct gpu_cuda_gemv *p,
+                        const struct gpu_buf *x, const struct gpu_buf *norm,
+                        const struct gpu_buf *w, const struct gpu_buf *bias, struct gpu_buf *c,
+                        struct rag_err *err)
+{
+    int rc;
+
+    if (!(p->eps >= 0 && isfinite(p->eps)))
+        return rag_errf(err, RAG_EINVAL, "%s: eps %g is not a finite value >= 0", op, p->eps);
+    rc = check_gemv(op, p, w, bias, c, err);
+    if (!rc)
+        rc = check_vec_buf(op, "norm", norm, p->k, 4, err);
+    if (!rc)
+        rc = gpu_check_no_overlap(op, "c", c, p->m * p->n * gpu_dtype_size(p->c_type), "norm", norm,
+                                  p->k * 4, err);
+    if (rc)
+        return rc;
+    p->norm = norm->ptr;
+    return launch_gemv(g, op, p, "x", x, 4, w, bias, c, err);
+}
+
 int gpu_gemv_rmsnorm(struct gpu *g, const struct gpu_buf *x, const struct gpu_buf *norm, float eps,
                      const struct gpu_buf *w, enum gpu_dtype ab_type, const struct gpu_buf *bias,
                      struct gpu_buf *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
                      float beta, struct rag_err *err)
 {
-    const char *op = "gpu_gemv_rmsnorm";
     struct gpu_cuda_gemv p = {
         .input = GPU_CUDA_GEMV_RMSNORM,
         .eps = eps,
@@ -276,21 +298,30 @@ int gpu_gemv_rmsnorm(struct gpu *g, const struct gpu_buf *x, const struct gpu_bu
         .k = k,
         .beta = beta,
     };
-    int rc;
 
     assert(g);
-    if (!(eps >= 0 && isfinite(eps)))
-        return rag_errf(err, RAG_EINVAL, "%s: eps %g is not a finite value >= 0", op, eps);
-    rc = check_gemv(op, &p, w, bias, c, err);
-    if (!rc)
-        rc = check_vec_buf(op, "norm", norm, k, 4, err);
-    if (!rc)
-        rc = gpu_check_no_overlap(op, "c", c, m * n * gpu_dtype_size(c_type), "norm", norm, k * 4,
-                                  err);
-    if (rc)
-        return rc;
-    p.norm = norm->ptr;
-    return launch_gemv(g, op, &p, "x", x, 4, w, bias, c, err);
+    return rmsnorm_gemv(g, "gpu_gemv_rmsnorm", &p, x, norm, w, bias, c, err);
+}
+
+int gpu_gemv_rmsnorm_swiglu(struct gpu *g, const struct gpu_buf *x, const struct gpu_buf *norm,
+                            float eps, const struct gpu_buf *w, enum gpu_dtype ab_type,
+                            struct gpu_buf *h, enum gpu_dtype h_type, size_t m, size_t n, size_t k,
+                            struct rag_err *err)
+{
+    const char *op = "gpu_gemv_rmsnorm_swiglu";
+    struct gpu_cuda_gemv p = {
+        .input = GPU_CUDA_GEMV_RMSNORM,
+        .glu = true,
+        .eps = eps,
+        .ab_type = ab_type,
+        .c_type = h_type,
+        .m = m,
+        .n = n,
+        .k = k,
+    };
+
+    assert(g);
+    return rmsnorm_gemv(g, op, &p, x, norm, w, NULL, h, err);
 }
 
 int gpu_gemv_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
@@ -566,8 +597,11 @@ static size_t decode_split(const struct gpu *g, size_t n_kv_heads, size_t n_seqs
 {
     size_t target = DEC_BLOCKS_SM * (size_t)(g->info.n_sm > 0 ? g->info.n_sm : 1);
     size_t split = CEIL_DIV(max_blocks * GPU_KV_BLOCK * n_kv_heads * n_seqs, target);
+    size_t least =
+        max_blocks * GPU_KV_BLOCK < DEC_SPLIT_MIN ? max_blocks * GPU_KV_BLOCK : DEC_SPLIT_MIN;
 
-    return CEIL_DIV(split, (size_t)GPU_KV_BLOCK) * GPU_KV_BLOCK;
+    split = CEIL_DIV(split, (size_t)GPU_KV_BLOCK) * GPU_KV_BLOCK;
+    return split > least ? split : least;
 }
 
 size_t gpu_attn_decode_workspace(const struct gpu *g, size_t n_heads, const struct gpu_kv_cache *kv,
@@ -628,21 +662,27 @@ static int check_seqs(const char *op, const struct gpu_seqs *seqs, struct rag_er
     return rc;
 }
 
-int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
-                    const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs, float scale,
-                    struct gpu_buf *work, struct gpu_buf *out, enum gpu_dtype out_type,
-                    struct rag_err *err)
+/*
+ * What gpu_attn_decode() and gpu_attn_decode_rope() share: the cache, the
+ * batch, out, work and scale checked, the rest of a filled in.
+ */
+static int decode_args(struct gpu *g, const char *op, size_t n_heads, const struct gpu_kv_cache *kv,
+                       const struct gpu_seqs *seqs, float scale, struct gpu_buf *work,
+                       struct gpu_buf *out, enum gpu_dtype out_type, struct gpu_cuda_attn *a,
+                       struct rag_err *err)
 {
-    const char *op = "gpu_attn_decode";
-    size_t ws;
+    size_t n = 0, ws;
     int rc;
 
-    assert(g);
     rc = check_kv(op, kv, n_heads, err);
     if (!rc)
         rc = check_seqs(op, seqs, err);
     if (!rc)
-        rc = check_queries(op, q, out, out_type, seqs->n_seqs, n_heads, kv->head_dim, err);
+        rc = check_type(op, "out", out_type, err);
+    if (!rc)
+        rc = gpu_check_product(op, "out size", seqs->n_seqs, n_heads, kv->head_dim, &n, err);
+    if (!rc)
+        rc = check_buf(op, "out", out, n, gpu_dtype_size(out_type), err);
     ws = gpu_attn_decode_workspace(g, n_heads, kv, seqs);
     if (!rc)
         rc = check_buf(op, "work", work, ws / 4, 4, err);
@@ -650,8 +690,7 @@ int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
         rc = rag_errf(err, RAG_EINVAL, "%s: scale is not finite", op);
     if (rc)
         return rc;
-    struct gpu_cuda_attn a = {
-        .q = q->ptr,
+    *a = (struct gpu_cuda_attn){
         .k_cache = kv->k.ptr,
         .v_cache = kv->v.ptr,
         .kv_type = kv->type,
@@ -668,8 +707,61 @@ int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
         .n_blocks = kv->n_blocks,
         .scale = scale,
     };
-    a.split = decode_split(g, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
-    a.n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, a.split);
+    a->split = decode_split(g, kv->n_kv_heads, seqs->n_seqs, seqs->max_blocks);
+    a->n_splits = CEIL_DIV(seqs->max_blocks * GPU_KV_BLOCK, a->split);
+    return 0;
+}
+
+int gpu_attn_decode(struct gpu *g, const struct gpu_buf *q, size_t n_heads,
+                    const struct gpu_kv_cache *kv, const struct gpu_seqs *seqs, float scale,
+                    struct gpu_buf *work, struct gpu_buf *out, enum gpu_dtype out_type,
+                    struct rag_err *err)
+{
+    const char *op = "gpu_attn_decode";
+    struct gpu_cuda_attn a;
+    int rc;
+
+    assert(g);
+    rc = decode_args(g, op, n_heads, kv, seqs, scale, work, out, out_type, &a, err);
+    if (!rc)
+        rc = check_queries(op, q, out, out_type, seqs->n_seqs, n_heads, kv->head_dim, err);
+    if (rc)
+        return rc;
+    a.q = q->ptr;
+    return gpu_cuda_attn_decode(g, &a, err);
+}
+
+int gpu_attn_decode_rope(struct gpu *g, const struct gpu_buf *qkv, size_t n_heads,
+                         enum gpu_rope_type type, const struct gpu_buf *inv_freq,
+                         struct gpu_kv_cache *kv, const struct gpu_seqs *seqs, float scale,
+                         struct gpu_buf *work, struct gpu_buf *out, enum gpu_dtype out_type,
+                         struct rag_err *err)
+{
+    const char *op = "gpu_attn_decode_rope";
+    struct gpu_cuda_attn a;
+    size_t n = 0;
+    int rc;
+
+    assert(g);
+    if (type != GPU_ROPE_NORM && type != GPU_ROPE_NEOX)
+        return rag_errf(err, RAG_EINVAL, "%s: unknown rope type %d", op, (int)type);
+    rc = decode_args(g, op, n_heads, kv, seqs, scale, work, out, out_type, &a, err);
+    if (!rc)
+        rc = gpu_check_product(op, "qkv size", seqs->n_seqs, n_heads + 2 * kv->n_kv_heads,
+                               kv->head_dim, &n, err);
+    if (!rc)
+        rc = check_buf(op, "qkv", qkv, n, 4, err);
+    if (!rc)
+        rc = check_buf(op, "inv_freq", inv_freq, kv->head_dim / 2, 4, err);
+    if (!rc)
+        rc = gpu_check_no_overlap(op, "out", out,
+                                  a.n_seqs * n_heads * kv->head_dim * gpu_dtype_size(out_type),
+                                  "qkv", qkv, n * 4, err);
+    if (rc)
+        return rc;
+    a.qkv = qkv->ptr;
+    a.inv_freq = inv_freq->ptr;
+    a.rope_type = type;
     return gpu_cuda_attn_decode(g, &a, err);
 }
 

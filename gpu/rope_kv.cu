@@ -82,12 +82,12 @@ int gpu_cuda_rope_kv(struct gpu *g, const struct gpu_cuda_rope *a, struct rag_er
         return RAG_EGPU;
     with_type(a->kv_type, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        size_t per_token = (a->n_heads + a->n_kv_heads) * a->head_dim / 2 +
-                           a->n_kv_heads * a->head_dim;
+        size_t per_token =
+            (a->n_heads + a->n_kv_heads) * a->head_dim / 2 + a->n_kv_heads * a->head_dim;
         size_t parts = CEIL_DIV(per_token, (size_t)ROPE_THREADS);
 
-        launch_pdl(g, rope_kv_kernel<T>, dim3((unsigned)a->n_tokens,
-                                              (unsigned)(parts < ROPE_PARTS ? parts : ROPE_PARTS)),
+        launch_pdl(g, rope_kv_kernel<T>,
+                   dim3((unsigned)a->n_tokens, (unsigned)(parts < ROPE_PARTS ? parts : ROPE_PARTS)),
                    dim3(ROPE_THREADS), 0, *a);
     });
     return launched(g, "rope_kv", err);

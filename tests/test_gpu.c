@@ -1198,6 +1198,100 @@ static void gemv_swiglu_case(const struct fused_shape *s)
     free(egu);
 }
 
+/* Sum of h row i times w row j over k, with the sum of |terms| and the largest term. */
+static double dot_row(const struct fused_shape *s, const void *h, size_t i, const float *w,
+                      size_t j, double *mag, double *big)
+{
+    double sum = 0;
+
+    *mag = *big = 0;
+    for (size_t l = 0; l < s->k; l++) {
+        double p = decode_at(s->ab_type, h, i * s->k + l) * w[j * s->k + l];
+
+        sum += p;
+        *mag += fabs(p);
+        *big = fmax(*big, fabs(p));
+    }
+    return sum;
+}
+
+/*
+ * gpu_gemv_rmsnorm_swiglu against gpu_rmsnorm, then both products and SwiGLU
+ * in double: each product within the bound of fused_check() (the fused
+ * norm may round an input element a step the other way), the SwiGLU within
+ * what those bounds allow (|silu'| <= 1.1) plus half a step of c_type.
+ */
+static void gemv_rmsnorm_swiglu_case(const struct fused_shape *s)
+{
+    size_t n = s->m * s->k, wn = 2 * s->n * s->k, cs = gpu_dtype_size(s->c_type), off = 0;
+    size_t mn = s->m * s->n, bad = 0;
+    double step = s->ab_type == GPU_BF16 ? ldexp(1.0, -7) : ldexp(1.0, -10);
+    float *x = random_floats(n, -2, 2), *gain = random_floats(s->k, 0.5f, 1.5f);
+    float *w = random_as(s->ab_type, wn, -1, 1);
+    void *ew = encode(s->ab_type, w, wn), *h = xmalloc(n * 2);
+    unsigned char *got = xmalloc(mn * cs + 64);
+    struct gpu_buf bx, bn, bw, bh, bc;
+    struct rag_err err = { 0 };
+
+    pool_alloc(gpu_align(n * 4) + gpu_align(s->k * 4) + gpu_align(wn * 2) + gpu_align(n * 2) +
+               gpu_align(mn * cs + 64));
+    bx = carve_floats(&off, n);
+    bn = carve_floats(&off, s->k);
+    bw = carve_bytes(&off, wn * 2);
+    bh = carve_bytes(&off, n * 2);
+    bc = carve_bytes(&off, mn * cs + 64);
+    put(&bx, x, n);
+    put(&bn, gain, s->k);
+    put_bytes(&bw, ew, wn * 2);
+    poison(&bc, bc.bytes);
+    ck_assert_msg(gpu_rmsnorm(g, &bx, NULL, &bn, &bh, s->ab_type, s->m, s->k, 1e-5f, &err) == 0 &&
+                      gpu_gemv_rmsnorm_swiglu(g, &bx, &bn, 1e-5f, &bw, s->ab_type, &bc, s->c_type,
+                                              s->m, s->n, s->k, &err) == 0,
+                  "%s", err.msg);
+    get_bytes(h, &bh, n * 2);
+    get_bytes(got, &bc, mn * cs + 64);
+    for (size_t i = 0; i < s->m; i++)
+        for (size_t j = 0; j < s->n; j++) {
+            double mg, bg, mu, bu;
+            double gate = dot_row(s, h, i, w, j, &mg, &bg),
+                   up = dot_row(s, h, i, w, s->n + j, &mu, &bu);
+            double tg = 1e-4 * mg + 1e-6 + 2 * step * bg, tu = 1e-4 * mu + 1e-6 + 2 * step * bu;
+            double silu = gate / (1 + exp(-gate)), ref = silu * up;
+            double tol =
+                1.1 * fabs(up) * tg + fabs(silu) * tu + tg * tu + half_step(s->c_type, ref);
+
+            bad += !within(decode_at(s->c_type, got, i * s->n + j), ref, tol);
+        }
+    for (size_t i = mn * cs; i < mn * cs + 64; i++)
+        bad += got[i] != 0xff;
+    ck_assert_msg(bad == 0, "gemv_rmsnorm_swiglu %zux%zux%zu %s -> %s: %zu wrong (seed %llu)", s->m,
+                  s->n, s->k, type_str(s->ab_type), type_str(s->c_type), bad,
+                  (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    free(x);
+    free(gain);
+    free(w);
+    free(ew);
+    free(h);
+    free(got);
+}
+
+START_TEST(test_gemv_rmsnorm_swiglu)
+{
+    static const struct fused_shape shapes[] = {
+        { 1, 1536, 576, GPU_F16, GPU_F16, GPU_F32, false, 0 }, /* SmolLM2-135M: one-row kernel */
+        { 1, 1536, 576, GPU_BF16, GPU_BF16, GPU_F32, false, 0 },
+        { 1, 37, 264, GPU_F16, GPU_F32, GPU_F32, false, 0 },
+        { 4, 1536, 576, GPU_F16, GPU_F16, GPU_F32, false, 0 }, /* tensor-core kernel */
+        { 32, 100, 40, GPU_BF16, GPU_F32, GPU_F32, false, 0 },
+        { 1, 300, 4096, GPU_BF16, GPU_BF16, GPU_F32, false, 0 }, /* k past the one-row kernel */
+    };
+
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        gemv_rmsnorm_swiglu_case(&shapes[i]);
+}
+END_TEST
+
 START_TEST(test_gemv_rmsnorm)
 {
     static const struct fused_shape shapes[] = {
@@ -2028,6 +2122,7 @@ START_TEST(test_attn_decode)
     };
     static const int32_t lens[] = { 1, 17, 300, 1000, 16, 0, 555, 999 };
     static const int32_t odd[] = { 5, -1, 2000, 64 }; /* -1 and past the table: NaN */
+    static const int32_t short_lens[] = { 1, 17, 0, 255, 16, 100, 256, 3 };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
         decode_case(&shapes[i], lens, 8, 63, -1);
@@ -2035,6 +2130,143 @@ START_TEST(test_attn_decode)
     decode_case(&shapes[1], lens + 3, 1, 64, -1); /* batch 1, 1000 tokens */
     decode_case(&shapes[5], odd, 4, 20, 0);       /* the same in fp16 */
     decode_case(&shapes[6], lens + 3, 1, 64, -1);
+    /* tables of up to 256 tokens: one split, out written without the combine pass */
+    decode_case(&shapes[1], short_lens, 8, 16, -1);
+    decode_case(&shapes[5], short_lens, 8, 16, 3);
+    decode_case(&shapes[2], odd, 4, 16, 3);
+}
+END_TEST
+
+/* Position p's cache slot of sequence i (table row i of width mb), -1 when p < 0. */
+static int32_t slot_of(const int32_t *tables, size_t mb, size_t i, int32_t p)
+{
+    return p < 0 ? -1 : tables[i * mb + (size_t)p / 16] * 16 + p % 16;
+}
+
+/*
+ * gpu_attn_decode_rope() against gpu_rope_kv() then gpu_attn_decode() on a
+ * copy of the same cache: the same outputs and the same K and V written,
+ * each within a step of its type (the fused RoPE may round differently).
+ */
+static void decode_rope_case(const struct attn_shape *s, enum gpu_rope_type rt, const int32_t *lens,
+                             size_t n_seqs, size_t mb)
+{
+    size_t hd = s->head_dim, width = (s->n_heads + 2 * s->n_kv_heads) * hd;
+    size_t n_q = n_seqs * s->n_heads * hd, os = gpu_dtype_size(s->out_type), ks;
+    size_t n_blocks = n_seqs * mb + 2, n_cache = n_blocks * 16 * s->n_kv_heads * hd, off = 0, ws;
+    int32_t *tables = shuffled_blocks(n_blocks), pos[8], slots[8];
+    float *qkv = random_floats(n_seqs * width, -1, 1), *inv = filled_floats(hd / 2, 0);
+    float *got[2], *cache[2][2], scale = 1.0f / sqrtf((float)hd);
+    struct gpu_kv_cache kv[2];
+    struct gpu_seqs seqs = { .n_seqs = n_seqs, .max_blocks = mb };
+    struct gpu_buf bqkv, binv, bpos, bslots, bq, out[2], work;
+    struct host_cache c;
+    struct rag_err err = { 0 };
+
+    ck_assert_uint_le(n_seqs, 8);
+    for (size_t i = 0; i < hd / 2; i++)
+        inv[i] = (float)pow(10000.0, -2.0 * (double)i / (double)hd);
+    host_cache_init(&c, s, n_blocks);
+    for (size_t i = 0; i < n_seqs; i++) {
+        pos[i] = lens[i] > 0 ? lens[i] - 1 : 0;
+        slots[i] = slot_of(tables, mb, i, lens[i] - 1);
+        if (lens[i] > 1)
+            host_cache_fill(&c, tables + i * mb, (size_t)lens[i] - 1, s->kv_type);
+    }
+    kv[0] = kv[1] = (struct gpu_kv_cache){
+        .type = s->kv_type, .n_blocks = n_blocks, .n_kv_heads = s->n_kv_heads, .head_dim = hd
+    };
+    ws = gpu_attn_decode_workspace(g, s->n_heads, &kv[0], &seqs);
+    ks = gpu_dtype_size(s->kv_type);
+    pool_alloc(2 * host_cache_bytes(&c, s->kv_type) + gpu_align(n_seqs * width * 4) +
+               gpu_align(hd * 2) + 4 * gpu_align(n_seqs * mb * 4) + gpu_align(n_q * 4) +
+               2 * gpu_align(n_q * os) + gpu_align(ws));
+    for (int i = 0; i < 2; i++)
+        host_cache_put(&c, &kv[i], &off);
+    bqkv = carve_floats(&off, n_seqs * width);
+    binv = carve_floats(&off, hd / 2);
+    seqs.block_tables = carve_bytes(&off, n_seqs * mb * 4);
+    seqs.lens = carve_bytes(&off, n_seqs * 4);
+    bpos = carve_bytes(&off, n_seqs * 4);
+    bslots = carve_bytes(&off, n_seqs * 4);
+    bq = carve_floats(&off, n_q);
+    out[0] = carve_bytes(&off, n_q * os);
+    out[1] = carve_bytes(&off, n_q * os);
+    work = carve_bytes(&off, ws);
+    put(&bqkv, qkv, n_seqs * width);
+    put(&binv, inv, hd / 2);
+    put_bytes(&seqs.block_tables, tables, n_seqs * mb * 4);
+    put_bytes(&seqs.lens, lens, n_seqs * 4);
+    put_bytes(&bpos, pos, n_seqs * 4);
+    put_bytes(&bslots, slots, n_seqs * 4);
+    ck_assert_msg(gpu_rope_kv(g, &bqkv, n_seqs, s->n_heads, rt, &binv, &bpos, &bslots, &bq, &kv[0],
+                              &err) == 0 &&
+                      gpu_attn_decode(g, &bq, s->n_heads, &kv[0], &seqs, scale, &work, &out[0],
+                                      s->out_type, &err) == 0,
+                  "%s", err.msg);
+    ck_assert_msg(gpu_attn_decode_rope(g, &bqkv, s->n_heads, rt, &binv, &kv[1], &seqs, scale, &work,
+                                       &out[1], s->out_type, &err) == 0,
+                  "%s", err.msg);
+    size_t bad = 0;
+    for (int i = 0; i < 2; i++) {
+        void *raw = xmalloc_array(n_q, os), *rk = xmalloc_array(n_cache, ks);
+        void *rv = xmalloc_array(n_cache, ks);
+
+        got[i] = xmalloc_array(n_q, sizeof(float));
+        cache[i][0] = xmalloc_array(n_cache, sizeof(float));
+        cache[i][1] = xmalloc_array(n_cache, sizeof(float));
+        get_bytes(raw, &out[i], n_q * os);
+        get_bytes(rk, &kv[i].k, n_cache * ks);
+        get_bytes(rv, &kv[i].v, n_cache * ks);
+        for (size_t j = 0; j < n_q; j++)
+            got[i][j] = (float)decode_at(s->out_type, raw, j);
+        for (size_t j = 0; j < n_cache; j++) {
+            cache[i][0][j] = (float)decode_at(s->kv_type, rk, j);
+            cache[i][1][j] = (float)decode_at(s->kv_type, rv, j);
+        }
+        free(raw);
+        free(rk);
+        free(rv);
+    }
+    for (size_t j = 0; j < n_q; j++)
+        bad += !within(got[1][j], got[0][j], 1e-3 + 2 * half_step(s->out_type, got[0][j]));
+    for (size_t j = 0; j < n_cache; j++)
+        for (int kv_i = 0; kv_i < 2; kv_i++)
+            bad += !(same_or_nan(cache[1][kv_i][j], cache[0][kv_i][j]) ||
+                     within(cache[1][kv_i][j], cache[0][kv_i][j],
+                            2 * half_step(s->kv_type, cache[0][kv_i][j]) + 1e-6));
+    ck_assert_msg(bad == 0, "attn_decode_rope heads %zu/%zu hd %zu kv %s: %zu differ (seed %llu)",
+                  s->n_heads, s->n_kv_heads, hd, type_str(s->kv_type), bad,
+                  (unsigned long long)test_seed);
+    gpu_buf_free(g, &pool);
+    for (int i = 0; i < 2; i++) {
+        free(got[i]);
+        free(cache[i][0]);
+        free(cache[i][1]);
+    }
+    free(tables);
+    free(qkv);
+    free(inv);
+    free(c.k);
+    free(c.v);
+}
+
+START_TEST(test_attn_decode_rope)
+{
+    static const struct attn_shape shapes[] = {
+        { 9, 3, 64, GPU_F16, GPU_F16 },    { 32, 8, 128, GPU_BF16, GPU_BF16 },
+        { 14, 2, 64, GPU_F32, GPU_F32 },   { 12, 12, 32, GPU_F16, GPU_F32 },
+        { 24, 2, 128, GPU_BF16, GPU_F32 }, /* 12 heads a kv head: two passes */
+    };
+    static const int32_t lens[] = { 1, 40, 300, 0, 17, 1000 };
+    static const int32_t short_lens[] = { 1, 40, 256, 0, 17 };
+
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        decode_rope_case(&shapes[i], GPU_ROPE_NORM, lens, 5, 20);
+        decode_rope_case(&shapes[i], GPU_ROPE_NEOX, lens, 5, 20);
+    }
+    decode_rope_case(&shapes[1], GPU_ROPE_NEOX, lens + 5, 1, 64);   /* one long sequence: splits */
+    decode_rope_case(&shapes[0], GPU_ROPE_NORM, short_lens, 5, 16); /* one split, no combine */
 }
 END_TEST
 
@@ -2583,6 +2815,7 @@ static Suite *gpu_suite(bool have_gpu)
     tcase_add_test(tc, test_gemv);
     tcase_add_test(tc, test_gemv_rmsnorm);
     tcase_add_test(tc, test_gemv_swiglu);
+    tcase_add_test(tc, test_gemv_rmsnorm_swiglu);
     tcase_add_test(tc, test_rmsnorm);
     tcase_add_test(tc, test_swiglu);
     tcase_add_test(tc, test_softmax);
@@ -2590,6 +2823,7 @@ static Suite *gpu_suite(bool have_gpu)
     tcase_add_test(tc, test_embed_rows);
     tcase_add_test(tc, test_rope_kv);
     tcase_add_test(tc, test_attn_decode);
+    tcase_add_test(tc, test_attn_decode_rope);
     tcase_add_test(tc, test_attn_prefill);
     tcase_add_test(tc, test_graph_replay);
     tc = device_case(s, "prefill", 300);
