@@ -427,9 +427,12 @@ int model_gpu_prefill(struct gen_model *m, size_t seq, const int32_t *tokens, si
  * Whether a decode step of n rows goes through gpu_gemv() and its fused
  * variants. Measured on an H200 (docs/BENCHMARKS.md): for one row of a
  * small model they beat cuBLASLt plus the separate norm and SwiGLU kernels
- * (SmolLM2-135M: 979 against 861 tok/s); with 32 rows, or with the weights
- * of an 8B model, cuBLASLt is faster (6,066 against 5,333 and 174 against
- * 144 tok/s), because each fused GEMV block re-reads every input row.
+ * (SmolLM2-135M: 979 against 861 tok/s when this was chosen; 1,739 after
+ * the one-row GEMV kernel); with 32 rows, or with the weights of an 8B
+ * model, cuBLASLt is faster (6,066 against 5,333, and 178 against 142
+ * tok/s at 8B with both started as dependent launches), because the
+ * tensor-core GEMV re-reads every input row per block and its 8B-wide
+ * matrices stream at 3.3-3.7 TB/s against cuBLASLt's 3.7-4.2.
  */
 static bool decode_gemv(const struct gen_model *m, size_t n)
 {

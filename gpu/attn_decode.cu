@@ -9,8 +9,8 @@
  * with K_t, V_t row t of kv head c in the cache (gpu.h: block table row s,
  * physical block table[t / 16], offset t % 16).
  *
- * Pass 1 (decode_split): grid (n_splits, n_kv_heads, n_seqs), 512 threads
- *   (256 when a pass takes 8 heads).
+ * Pass 1 (decode_split): grid (n_splits, n_kv_heads, n_seqs), 256 threads
+ *   (measured against 128 and 512 on an H200, bench/gpu/NOTES.md).
  *   A block takes tokens [sp * split, min(L, (sp + 1) * split)) of one kv
  *   head and up to 8 of the G query heads that share it (more heads: the
  *   block repeats over them), so each K and V row is read once per group.
@@ -36,8 +36,9 @@
  * Split size: a multiple of 16 chosen by gpu/launch.c from the shapes
  * alone (never from lens), so that about 4 blocks per SM run when every
  * sequence is as long as the table allows, but at least 256 tokens (or the
- * whole table): a block reads 32 to 64 tokens at once, and a table of up to
- * 256 tokens then needs no pass 2. Splits past a sequence's length
+ * whole table): a block reads 64 to 128 tokens at once, and a table of up
+ * to 256 tokens then needs no pass 2 (16- and 64-token minimums measured
+ * no faster). Splits past a sequence's length
  * return at once; one captured graph therefore serves every step of a
  * decode loop. Both passes start through launch_pdl() (cuda_util.cuh).
  *
@@ -50,11 +51,7 @@
 #define DEC_HEADS  8 /* query heads a block keeps state for at once */
 #define DEC_UNROLL 4 /* tokens a row group loads at once */
 
-/* Threads of a block: 512, or 256 for 8 heads a pass (the state of 8 heads needs ~210 registers). */
-template <int NH> __host__ __device__ constexpr int dec_threads()
-{
-    return NH > 4 ? 256 : 512;
-}
+#define DEC_THREADS 256
 
 /* Whether lens value len is one the table can hold. */
 static __device__ inline bool len_ok(int32_t len, size_t max_blocks)
@@ -115,7 +112,7 @@ template <int NH, int V> struct dec_state {
 
 /* Shared memory of a block: the scaled queries of the pass, then each warp's merged state. */
 template <int NH, int HD> struct dec_smem {
-    static constexpr int WARPS = dec_threads<NH>() / WARP;
+    static constexpr int WARPS = DEC_THREADS / WARP;
     float q[NH][HD];
     float acc[WARPS][NH][HD];
     float m[WARPS][NH], l[WARPS][NH];
@@ -320,7 +317,8 @@ static __device__ void split_pass(const struct gpu_cuda_attn &a, dec_smem<NH, HD
                                   size_t kvh, size_t h0, size_t nh, size_t t0, size_t t1,
                                   size_t pos, size_t n_splits)
 {
-    constexpr int V = 16 / sizeof(KV), R = HD / V, ROWS = dec_threads<NH>() / R;
+    constexpr int V = 16 / sizeof(KV), R = HD / V;
+    constexpr size_t rows = DEC_THREADS / R; /* tokens the block reads at once */
     size_t col = (threadIdx.x % R) * V;
     dec_state<NH, V> st;
 
@@ -338,22 +336,22 @@ static __device__ void split_pass(const struct gpu_cuda_attn &a, dec_smem<NH, HD
      * The loop is the same for the whole warp (its shuffles need every
      * lane); row groups past t1 load nothing and keep their state.
      */
-    for (size_t tw = t0 + threadIdx.x / WARP * (WARP / R); tw < t1; tw += DEC_UNROLL * ROWS) {
+    for (size_t tw = t0 + threadIdx.x / WARP * (WARP / R); tw < t1; tw += DEC_UNROLL * rows) {
         size_t t = tw + threadIdx.x % WARP / R;
         uint4 k[DEC_UNROLL], v[DEC_UNROLL];
 
 #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++)
-            load_token<HD, KV>(a, seq, kvh, t + u * ROWS, t1, col, &k[u], &v[u]);
+            load_token<HD, KV>(a, seq, kvh, t + u * rows, t1, col, &k[u], &v[u]);
 #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++)
-            attend<NH, HD, KV>(st, sm, col, t + u * ROWS < t1, k[u], v[u]);
+            attend<NH, HD, KV>(st, sm, col, t + u * rows < t1, k[u], v[u]);
     }
     block_result<NH, HD, V, O>(a, st, sm, seq, h0, nh, n_splits);
 }
 
 template <int NH, int HD, typename KV, typename O>
-static __global__ void __launch_bounds__(dec_threads<NH>())
+static __global__ void __launch_bounds__(DEC_THREADS)
     decode_split(struct gpu_cuda_attn a, size_t split, size_t n_splits)
 {
     __shared__ dec_smem<NH, HD> sm;
@@ -414,8 +412,7 @@ static void launch(const struct gpu *g, const struct gpu_cuda_attn *a, size_t sp
     dim3 grid1((unsigned)n_splits, (unsigned)a->n_kv_heads, (unsigned)a->n_seqs);
     dim3 grid2((unsigned)a->n_heads, (unsigned)a->n_seqs);
 
-    launch_pdl(g, decode_split<NH, HD, KV, O>, grid1, dim3(dec_threads<NH>()), 0, *a, split,
-               n_splits);
+    launch_pdl(g, decode_split<NH, HD, KV, O>, grid1, dim3(DEC_THREADS), 0, *a, split, n_splits);
     if (n_splits > 1)
         launch_pdl(g, decode_combine<HD, O>, grid2, dim3((unsigned)HD), 0, *a, split, n_splits);
 }
