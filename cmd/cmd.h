@@ -262,12 +262,35 @@ int asker_ask_batch(struct asker *a, const char *const *questions, size_t n, str
                     struct rag_err *err);
 void asker_set_interrupt(struct asker *a, const volatile int *flag);
 
-/*
- * eval_answer.c: answer and score every question of ds (a QA set) with
- * o's retrieval and generation options, in g's store.
- */
+/* ---- eval_search.c, eval_answer.c: the halves of `rag eval` ---- */
+
 struct eval_dataset;
 struct eval_acc;
+
+/* One run of `rag eval`: the dataset, its scratch store and the scores so far. */
+struct eval_run {
+    struct eval_dataset *ds;
+    struct chunker_opts chunk; /* as used: sizes capped by the embedder */
+    struct rag_ctx x;
+    struct eval_acc *acc;
+    size_t n_chunks;
+    uint64_t bytes;
+    double ingest_s, search_s;
+};
+
+/*
+ * Store the documents of e->ds in e->x (chunked as pipe says, unchanged
+ * ones of a kept store skipped), counting chunks, bytes and ingest_s.
+ */
+int eval_ingest_docs(struct eval_run *e, const struct pipeline_opts *pipe, const struct globals *g,
+                     struct rag_err *err);
+/* Rank every question of e->ds with q and add its scores at cut-off k and at 10 to e->acc. */
+int eval_search_questions(struct eval_run *e, const struct retr_query_opts *q, size_t k,
+                          const struct globals *g, struct rag_err *err);
+/*
+ * Answer and score every question of ds (a QA set) with o's retrieval and
+ * generation options, in g's store.
+ */
 int eval_answer_questions(const struct eval_dataset *ds, struct eval_acc *acc,
                           const struct ask_opts *o, const struct globals *g, struct rag_err *err);
 
