@@ -1,15 +1,17 @@
 #!/bin/sh
-# scripts/gpu_selftest.sh - build and run the gpu test suite on a GPU host
+# scripts/gpu_selftest.sh - build and run the gpu test suites on a GPU host
 # that has only nvcc and gcc: no meson, no Check, none of the other
-# libraries. It compiles base/*.c, gpu/*.c, gpu/*.cu and tests/test_gpu.c
-# unchanged (Check's API comes from scripts/gpu_selftest_check.h), in
-# parallel, links with nvcc and cuBLASLt and runs the tests, one PASS or
-# FAIL line each.
+# libraries. It compiles base/*.c, gpu/*.c, gpu/*.cu, tests/gputest.c and
+# the suites tests/test_gpu.c, test_gpugemm.c, test_gpuops.c, test_gpuattn.c
+# and test_gpuprefill.c unchanged (Check's API comes from
+# scripts/gpu_selftest_check.h), in parallel, links each suite with nvcc and
+# cuBLASLt and runs them one after the other, one PASS or FAIL line a test.
 #
 # Usage: scripts/gpu_selftest.sh [--memcheck] [--bench] [build-dir]
 #   build-dir   default: build-gpu-selftest in the source root
-#   --memcheck  also run the api, device, kernels and model cases under
-#               compute-sanitizer's memcheck (the fault case is left out:
+#   --memcheck  also run the api, device, kernels and model cases of every
+#               suite under compute-sanitizer's memcheck, one log per suite
+#               and case (the fault case is left out:
 #               it makes a kernel fault on purpose; API error reports are
 #               off because test_alloc_too_big runs out of memory on purpose)
 #   --bench     also build bench/gpu/bench_gpu.c and run it after the tests
@@ -20,7 +22,8 @@
 # MEMCHECK_TIMEOUT (seconds per memcheck case),
 # CUDA_EXTRA_INC / CUDA_EXTRA_LIB (a directory with cublasLt.h / libcublasLt
 # when the toolkit lacks them).
-# Exit status: 0 passed, 1 failed, 77 no GPU (or no CUDA device visible).
+# Exit status: 0 passed, 1 failed (any suite), 77 no GPU (or no CUDA device
+# visible).
 set -eu
 
 memcheck=0
@@ -39,6 +42,7 @@ arch=${GPU_ARCH:-90}
 cc=${CC:-gcc}
 nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+suites="gpu gpugemm gpuops gpuattn gpuprefill"
 cflags="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra"
 nvflags="-O2 -lineinfo -gencode=arch=compute_${arch},code=[sm_${arch},compute_${arch}]"
 inc="-I$root -I$out -I$out/include${CUDA_EXTRA_INC:+ -I$CUDA_EXTRA_INC}"
@@ -47,13 +51,15 @@ ltlib="${CUDA_EXTRA_LIB:+-L$CUDA_EXTRA_LIB -Xlinker -rpath=$CUDA_EXTRA_LIB} -lcu
 say() { printf 'gpu_selftest: %s\n' "$*" >&2; }
 
 mkdir -p "$out/include" "$out/obj" "$out/bench"
-rm -f "$out"/obj/*.o "$out"/bench/*.o "$out/test_gpu" "$out/bench_gpu"
+rm -f "$out"/obj/*.o "$out"/bench/*.o "$out/bench_gpu"
+for s in $suites; do rm -f "$out/test_$s"; done
 cp "$root/scripts/gpu_selftest_check.h" "$out/include/check.h"
 printf '#define RAG_HAVE_CUDA 1\n#define RAG_VERSION "selftest"\n' >"$out/config.h"
 
 # One compile command per line, run $jobs at a time; any failure stops the build.
 {
-    for f in "$root"/base/*.c "$root"/gpu/*.c "$root"/tests/test_gpu.c; do
+    for f in "$root"/base/*.c "$root"/gpu/*.c "$root"/tests/gputest.c \
+        $(for s in $suites; do echo "$root/tests/test_$s.c"; done); do
         d=$(basename "$(dirname "$f")")
         echo "$cc $cflags $inc -c $f -o $out/obj/${d}_$(basename "$f" .c).o"
     done
@@ -64,27 +70,41 @@ printf '#define RAG_HAVE_CUDA 1\n#define RAG_VERSION "selftest"\n' >"$out/config
 } >"$out/compile.txt"
 say "compiling $(wc -l <"$out/compile.txt") files, $jobs at a time, with $nvcc ($("$nvcc" --version | tail -n 1)), sm_$arch"
 xargs -P "$jobs" -I CMD sh -c 'CMD' <"$out/compile.txt"
-"$nvcc" -o "$out/test_gpu" "$out"/obj/*.o $ltlib -lm
-if [ "$bench" = 1 ]; then
-    "$nvcc" -o "$out/bench_gpu" "$out/bench/bench_gpu.o" $(ls "$out"/obj/*.o | grep -v test_gpu) \
+libobj=$(ls "$out"/obj/*.o | grep -v '/obj/tests_')
+for s in $suites; do
+    "$nvcc" -o "$out/test_$s" "$out/obj/tests_test_$s.o" "$out/obj/tests_gputest.o" $libobj \
         $ltlib -lm
+done
+if [ "$bench" = 1 ]; then
+    "$nvcc" -o "$out/bench_gpu" "$out/bench/bench_gpu.o" $libobj $ltlib -lm
 fi
 
 cd "$out"
 status=0
-./test_gpu || status=$?
+for s in $suites; do
+    rc=0
+    ./test_$s || rc=$?
+    case $rc in
+    0) ;;
+    77) [ "$status" != 0 ] || status=77 ;;
+    *) status=1 ;;
+    esac
+done
 if [ "$bench" = 1 ] && [ "$status" != 77 ]; then
     say "bench: bench/gpu/bench_gpu.c"
     ./bench_gpu || say "bench FAILED (exit status $?)"
 fi
 if [ "$status" = 0 ] && [ "$memcheck" = 1 ]; then
-    for c in ${MEMCHECK_CASES:-api device kernels model}; do
-        say "memcheck: case $c"
-        CK_RUN_CASE=$c CK_TIMEOUT_MULTIPLIER=10 timeout "${MEMCHECK_TIMEOUT:-3600}" \
-            compute-sanitizer --tool memcheck --error-exitcode 1 --report-api-errors no \
-            --target-processes all ./test_gpu >memcheck-$c.log 2>&1 || status=1
-        grep -E '^(FAIL|=========.*(ERROR|error))' memcheck-$c.log >&2 || true
-        tail -n 1 memcheck-$c.log >&2
+    for s in $suites; do
+        for c in ${MEMCHECK_CASES:-api device kernels model}; do
+            say "memcheck: test_$s case $c"
+            log=memcheck-$s-$c.log
+            CK_RUN_CASE=$c CK_TIMEOUT_MULTIPLIER=10 timeout "${MEMCHECK_TIMEOUT:-3600}" \
+                compute-sanitizer --tool memcheck --error-exitcode 1 --report-api-errors no \
+                --target-processes all ./test_$s >"$log" 2>&1 || status=1
+            grep -E '^(FAIL|=========.*(ERROR|error))' "$log" >&2 || true
+            tail -n 1 "$log" >&2
+        done
     done
 fi
 case $status in

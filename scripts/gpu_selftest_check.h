@@ -1,9 +1,10 @@
 /*
  * scripts/gpu_selftest_check.h - a stand-in for <check.h>, so that
- * scripts/gpu_selftest.sh can build tests/test_gpu.c unchanged on a GPU host
- * that has nvcc and gcc but not the Check library. It covers the part of
- * Check's API that test_gpu.c uses, plus test_run_suite() from
- * tests/testutil.c.
+ * scripts/gpu_selftest.sh can build the gpu suites (tests/test_gpu*.c and
+ * tests/gputest.c) unchanged on a GPU host that has nvcc and gcc but not the
+ * Check library. It covers the part of Check's API that they use, plus
+ * test_run_suite() and test_probe() from tests/testutil.c, defined weak so
+ * that every file of a program may include this header.
  *
  * Like Check in its default mode, every test runs in its own forked process
  * (checked fixtures included) under an alarm of the case's timeout; a failed
@@ -208,8 +209,9 @@ static inline int shim_run_one(const TCase *tc, const struct shim_test *t)
 }
 
 int test_run_suite(Suite *s);
+int test_probe(int (*probe)(void));
 
-int test_run_suite(Suite *s)
+__attribute__((weak)) int test_run_suite(Suite *s)
 {
     const char *only = getenv("CK_RUN_CASE");
     int passed = 0, failed = 0;
@@ -232,6 +234,25 @@ int test_run_suite(Suite *s)
     }
     free(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* As in tests/testutil.c: probe() in a child; 1 when it returned 0, 0 when 2, else -1. */
+__attribute__((weak)) int test_probe(int (*probe)(void))
+{
+    int status;
+    pid_t pid;
+
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        _exit(probe());
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    if (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 2)
+        return WEXITSTATUS(status) == 0;
+    return -1;
 }
 
 #endif
