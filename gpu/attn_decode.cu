@@ -38,9 +38,16 @@
  * sequence is as long as the table allows, but at least 256 tokens (or the
  * whole table): a block reads 64 to 128 tokens at once, and a table of up
  * to 256 tokens then needs no pass 2 (16- and 64-token minimums measured
- * no faster). Splits past a sequence's length
- * return at once; one captured graph therefore serves every step of a
- * decode loop. Both passes start through launch_pdl() (cuda_util.cuh).
+ * no faster). Splits past a sequence's length return at once; one captured
+ * graph therefore serves every step of a decode loop. Both passes start
+ * through launch_pdl() (cuda_util.cuh).
+ *
+ * gpu_attn_decode_rope() (a.qkv set) is the same kernel with the decode
+ * step's RoPE folded in: each block rotates its query heads from the
+ * token's qkv row to position L - 1, and the block whose split ends at L
+ * first writes the new token's rotated K and its V to the cache (its
+ * barrier before the token loop makes them visible to its own reads; no
+ * other block reads that token). This saves gpu_rope_kv()'s kernel a layer.
  *
  * Bad device-side values: a length outside [0, max_blocks * 16] gives NaN
  * for that sequence; a block id outside the cache gives NaN scores and
@@ -48,10 +55,9 @@
  */
 #include "gpu/cuda_util.cuh"
 
-#define DEC_HEADS  8 /* query heads a block keeps state for at once */
-#define DEC_UNROLL 4 /* tokens a row group loads at once */
-
 #define DEC_THREADS 256
+#define DEC_HEADS   8 /* query heads a block keeps state for at once */
+#define DEC_UNROLL  4 /* tokens a row group loads at once */
 
 /* Whether lens value len is one the table can hold. */
 static __device__ inline bool len_ok(int32_t len, size_t max_blocks)
@@ -367,9 +373,9 @@ static __global__ void __launch_bounds__(DEC_THREADS)
         return; /* else the combine pass handles it */
     }
     size_t t1 = (size_t)len - t0 < split ? (size_t)len : t0 + split;
+    /* The new token, written before split_pass's barrier and so before its reads. */
     if (a.qkv && t1 == (size_t)len)
-        append_token<HD, KV>(a, seq, kvh,
-                             len - 1); /* split_pass's barrier orders it before the reads */
+        append_token<HD, KV>(a, seq, kvh, len - 1);
     for (size_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += NH) {
         size_t nh = (kvh + 1) * group - h0 < NH ? (kvh + 1) * group - h0 : NH;
 
