@@ -428,8 +428,9 @@ int gpu_bert_pool(struct gpu *g, const struct gpu_buf *h, const struct gpu_buf *
  * gpu_gemv() computes what gpu_gemm() does, with the same arguments and
  * types, for m <= GPU_GEMV_M_MAX rows (the tokens of a decode batch):
  *   c[i][j] = sum_l a[i][l] * w[j][l] + bias[j] + beta * c[i][j]
- * It streams w once on tensor cores (fp32 accumulation, the sums over
- * warps in a fixed order, so equal inputs give bitwise equal results), one
+ * It streams w once on tensor cores, or for one row with k <= 2048 on CUDA
+ * cores with all of a warp's weights loaded up front (fp32 accumulation,
+ * sums in a fixed order, so equal inputs give bitwise equal results), one
  * kernel, no plan: this is the kernel of a decode step, where w is most of
  * the bytes read. Additional requirements: k is a multiple of 8, and the
  * input rows (a, x or gu), norm and w start 16-byte aligned (c and bias
