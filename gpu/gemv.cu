@@ -35,9 +35,9 @@
  *   warp per row), then a lane scales its 8 fp32 values by it and by the
  *   gain, x * inv * gain in that order as gpu_rmsnorm() does, and rounds to
  *   the compute type (fp16 saturating at +-65504, as gpu_rmsnorm's output).
- *   SwiGLU: silu(gate) * up as gpu_swiglu() computes it, rounded the same
- *   way. So a fused call equals the two-kernel sequence up to the order of
- *   the sums.
+ *   So a fused call equals the two-kernel sequence up to the order of the
+ *   sums. With glu set the output is SwiGLU of a gate and an up row, as
+ *   gpu_swiglu() computes it (gpu_gemv_rmsnorm_swiglu()).
  *
  * One input row with k <= GEMV1_K_MAX (the decode step of one sequence in
  * a small model) takes gemv1_kernel instead: no tensor cores, one or two
@@ -60,7 +60,7 @@
 #define GEMV1_WARPS  4    /* warps per block of the one-row kernel */
 #define GEMV1_NARROW 2048 /* outputs up to this wide take one weight row per warp, else two */
 
-enum gemv_mode { MODE_A, MODE_RMS, MODE_SWIGLU };
+enum gemv_mode { MODE_A, MODE_RMS };
 
 struct gemv_args {
     const void *w, *src, *bias;
@@ -124,7 +124,7 @@ template <typename T> static __device__ inline uint4 pack8(const float *v)
                       pack2<T>(v[6], v[7]));
 }
 
-/* Eight consecutive elements of type G at p (16-byte aligned) as floats. */
+/* Eight consecutive floats at p (16-byte aligned). */
 static __device__ inline void load8(const float *p, float *v)
 {
     float4 a = __ldg((const float4 *)p), b = __ldg((const float4 *)p + 1);
@@ -133,29 +133,19 @@ static __device__ inline void load8(const float *p, float *v)
     v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
 
-template <typename G> static __device__ inline void load8(const G *p, float *v)
-{
-    uint4 u = __ldg((const uint4 *)p);
-    G h[8];
-
-    memcpy(h, &u, sizeof(h));
-    for (int e = 0; e < 8; e++)
-        v[e] = to_float(h[e]);
-}
-
 /*
  * The B fragment of input row i at physical k0 .. k0 + 7 (i < m, k0 < k):
- * 8 values of T in one vector, made as the mode says. G is the type of the
- * SwiGLU input (float or T); inv holds each row's 1/rms for MODE_RMS.
+ * 8 values of T in one vector, made as the mode says; inv holds each row's
+ * 1/rms for MODE_RMS.
  */
-template <typename T, int MODE, typename G>
+template <typename T, int MODE>
 static __device__ inline uint4 input8(const gemv_args &a, const float *inv, int i, int k0)
 {
     size_t k = (size_t)a.k;
 
     if constexpr (MODE == MODE_A) {
         return __ldg((const uint4 *)((const T *)a.src + (size_t)i * k + k0));
-    } else if constexpr (MODE == MODE_RMS) {
+    } else {
         float x[8], w[8];
 
         load8((const float *)a.src + (size_t)i * k + k0, x);
@@ -163,15 +153,6 @@ static __device__ inline uint4 input8(const gemv_args &a, const float *inv, int 
         for (int e = 0; e < 8; e++)
             x[e] = x[e] * inv[i] * w[e];
         return pack8<T>(x);
-    } else {
-        const G *row = (const G *)a.src + (size_t)i * 2 * k;
-        float gate[8], up[8];
-
-        load8(row + k0, gate);
-        load8(row + k + k0, up);
-        for (int e = 0; e < 8; e++)
-            gate[e] = gate[e] / (1.0f + expf(-gate[e])) * up[e];
-        return pack8<T>(gate);
     }
 }
 
@@ -268,7 +249,7 @@ static __device__ inline void load_weights(const gemv_args &a, const T *w_lo, co
  * rows. T is the weight and compute type, C the output type, G the SwiGLU
  * input type.
  */
-template <typename T, typename C, int MODE, typename G, int NT>
+template <typename T, typename C, int MODE, int NT>
 static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv_kernel(const gemv_args a)
 {
     __shared__ float red[GEMV_WARPS * 32][17];
@@ -305,8 +286,8 @@ static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv_kernel(const gem
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 int i = t * 8 + (int)gid;
-                uint4 b = i < a.m && k0 < a.k ? input8<T, MODE, G>(a, inv, i, k0) :
-                                                make_uint4(0, 0, 0, 0);
+                uint4 b =
+                    i < a.m && k0 < a.k ? input8<T, MODE>(a, inv, i, k0) : make_uint4(0, 0, 0, 0);
 
                 mma_16816((const T *)0, acc[t], wl[u].x, wh[u].x, wl[u].y, wh[u].y, b.x, b.y);
                 mma_16816((const T *)0, acc[t], wl[u].z, wh[u].z, wl[u].w, wh[u].w, b.z, b.w);
@@ -337,7 +318,7 @@ template <typename T> static __device__ inline void unpack8(uint4 u, float *v)
  * fp32 (each lane's chunks in order, then the warp's shuffle tree:
  * deterministic).
  */
-template <typename T, typename C, int MODE, typename G, int KC, int RW>
+template <typename T, typename C, int MODE, int KC, int RW>
 static __global__ void __launch_bounds__(GEMV1_WARPS *WARP) gemv1_kernel(const gemv_args a)
 {
     unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
@@ -380,7 +361,7 @@ static __global__ void __launch_bounds__(GEMV1_WARPS *WARP) gemv1_kernel(const g
 
         if (k0 >= a.k)
             break;
-        unpack8<T>(input8<T, MODE, G>(a, one, 0, k0), b);
+        unpack8<T>(input8<T, MODE>(a, one, 0, k0), b);
 #pragma unroll
         for (int r = 0; r < RW; r++) {
             unpack8<T>(w[r][c], wf);
@@ -413,96 +394,81 @@ static __global__ void __launch_bounds__(GEMV1_WARPS *WARP) gemv1_kernel(const g
 }
 
 /* gemv1_kernel with KC chunks: one row a warp for narrow outputs, two for wide ones. */
-template <typename T, typename C, int MODE, typename G, int KC>
+template <typename T, typename C, int MODE, int KC>
 static void launch_one_row_kc(const struct gpu *g, const gemv_args &a)
 {
     dim3 block(GEMV1_WARPS * WARP);
 
     if (a.glu)
-        launch_pdl(g, gemv1_kernel<T, C, MODE, G, KC, 2>,
+        launch_pdl(g, gemv1_kernel<T, C, MODE, KC, 2>,
                    dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS)), block, 0, a);
     else if (a.n <= GEMV1_NARROW)
-        launch_pdl(g, gemv1_kernel<T, C, MODE, G, KC, 1>,
+        launch_pdl(g, gemv1_kernel<T, C, MODE, KC, 1>,
                    dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS)), block, 0, a);
     else
-        launch_pdl(g, gemv1_kernel<T, C, MODE, G, KC, 2>,
+        launch_pdl(g, gemv1_kernel<T, C, MODE, KC, 2>,
                    dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS * 2)), block, 0, a);
 }
 
 /* One input row: gemv1_kernel with enough chunks for k (k <= GEMV1_K_MAX). */
-template <typename T, typename C, int MODE, typename G>
+template <typename T, typename C, int MODE>
 static void launch_one_row(const struct gpu *g, const gemv_args &a)
 {
     if (a.k <= 2 * WARP * 8)
-        launch_one_row_kc<T, C, MODE, G, 2>(g, a);
+        launch_one_row_kc<T, C, MODE, 2>(g, a);
     else if (a.k <= 4 * WARP * 8)
-        launch_one_row_kc<T, C, MODE, G, 4>(g, a);
+        launch_one_row_kc<T, C, MODE, 4>(g, a);
     else
-        launch_one_row_kc<T, C, MODE, G, 8>(g, a);
+        launch_one_row_kc<T, C, MODE, 8>(g, a);
 }
 
-template <typename T, typename C, int MODE, typename G>
+template <typename T, typename C, int MODE>
 static void launch_rows(const struct gpu *g, const gemv_args &a)
 {
     size_t cols = a.glu ? GEMV_COLS / 2 : GEMV_COLS; /* outputs a block */
     dim3 grid((unsigned)CEIL_DIV((size_t)a.n, cols)), block(GEMV_WARPS * WARP);
 
     if (a.m == 1 && a.k <= GEMV1_K_MAX)
-        launch_one_row<T, C, MODE, G>(g, a);
+        launch_one_row<T, C, MODE>(g, a);
     else if (a.m <= 8)
-        launch_pdl(g, gemv_kernel<T, C, MODE, G, 1>, grid, block, 0, a);
+        launch_pdl(g, gemv_kernel<T, C, MODE, 1>, grid, block, 0, a);
     else if (a.m <= 16)
-        launch_pdl(g, gemv_kernel<T, C, MODE, G, 2>, grid, block, 0, a);
+        launch_pdl(g, gemv_kernel<T, C, MODE, 2>, grid, block, 0, a);
     else if (a.m <= 24)
-        launch_pdl(g, gemv_kernel<T, C, MODE, G, 3>, grid, block, 0, a);
+        launch_pdl(g, gemv_kernel<T, C, MODE, 3>, grid, block, 0, a);
     else
-        launch_pdl(g, gemv_kernel<T, C, MODE, G, 4>, grid, block, 0, a);
+        launch_pdl(g, gemv_kernel<T, C, MODE, 4>, grid, block, 0, a);
 }
 
-/* Dispatch on the output type (fp32 or T) and, for SwiGLU, the input type (fp32 or T). */
-template <typename T, int MODE>
-static void launch_types(const struct gpu *g, const gemv_args &a, enum gpu_dtype c_type,
-                         enum gpu_dtype src_type)
-{
-    bool c32 = c_type == GPU_F32, g32 = MODE != MODE_SWIGLU || src_type == GPU_F32;
-
-    if (c32 && g32)
-        launch_rows<T, float, MODE, float>(g, a);
-    else if (c32)
-        launch_rows<T, float, MODE, T>(g, a);
-    else if (g32)
-        launch_rows<T, T, MODE, float>(g, a);
-    else
-        launch_rows<T, T, MODE, T>(g, a);
-}
-
+/* Dispatch on the input mode and the output type (fp32 or T). */
 template <typename T>
-static void launch_mode(const struct gpu *g, const gemv_args &a, int mode, enum gpu_dtype c_type,
-                        enum gpu_dtype src_type)
+static void launch_mode(const struct gpu *g, const gemv_args &a, int mode, enum gpu_dtype c_type)
 {
-    if (mode == MODE_RMS)
-        launch_types<T, MODE_RMS>(g, a, c_type, src_type);
-    else if (mode == MODE_SWIGLU)
-        launch_types<T, MODE_SWIGLU>(g, a, c_type, src_type);
+    bool c32 = c_type == GPU_F32;
+
+    if (mode == MODE_RMS && c32)
+        launch_rows<T, float, MODE_RMS>(g, a);
+    else if (mode == MODE_RMS)
+        launch_rows<T, T, MODE_RMS>(g, a);
+    else if (c32)
+        launch_rows<T, float, MODE_A>(g, a);
     else
-        launch_types<T, MODE_A>(g, a, c_type, src_type);
+        launch_rows<T, T, MODE_A>(g, a);
 }
 
 int gpu_cuda_gemv(struct gpu *g, const struct gpu_cuda_gemv *p, struct rag_err *err)
 {
     gemv_args a = { p->w,   p->src,    p->bias,   p->norm,   p->c,  p->beta,
                     p->eps, (int)p->m, (int)p->n, (int)p->k, p->glu };
-    int mode = p->input == GPU_CUDA_GEMV_RMSNORM ? MODE_RMS :
-               p->input == GPU_CUDA_GEMV_SWIGLU  ? MODE_SWIGLU :
-                                                   MODE_A;
+    int mode = p->input == GPU_CUDA_GEMV_RMSNORM ? MODE_RMS : MODE_A;
 
     if (p->m == 0 || p->n == 0)
         return 0;
     if (use_device(g, "gemv", err))
         return RAG_EGPU;
     if (p->ab_type == GPU_BF16)
-        launch_mode<__nv_bfloat16>(g, a, mode, p->c_type, p->src_type);
+        launch_mode<__nv_bfloat16>(g, a, mode, p->c_type);
     else
-        launch_mode<__half>(g, a, mode, p->c_type, p->src_type);
+        launch_mode<__half>(g, a, mode, p->c_type);
     return launched(g, "gemv", err);
 }

@@ -433,21 +433,18 @@ int gpu_bert_pool(struct gpu *g, const struct gpu_buf *h, const struct gpu_buf *
  * sums in a fixed order, so equal inputs give bitwise equal results), one
  * kernel, no plan: this is the kernel of a decode step, where w is most of
  * the bytes read. Additional requirements: k is a multiple of 8, and the
- * input rows (a, x or gu), norm and w start 16-byte aligned (c and bias
+ * input rows (a or x), norm and w start 16-byte aligned (c and bias
  * need only their element's alignment). With beta == 0 c is only written.
  * m == 0 or n == 0 does nothing. m > GPU_GEMV_M_MAX is refused: use
  * gpu_gemm() there.
  *
- * Two variants make the input rows while loading them, so the decode step
- * needs no separate norm or activation kernel:
+ * Two variants fold in the decode step's norm and activation kernels:
  *   gpu_gemv_rmsnorm(): a[i] = rmsnorm(x[i]) * norm, rounded to ab_type, as
  *     gpu_rmsnorm(x, NULL, norm, ..., ab_type) writes it; x (m, k) fp32 (not
- *     written), norm (k) fp32, eps finite and >= 0.
- *   gpu_gemv_swiglu(): a[i][l] = silu(gu[i][l]) * gu[i][k + l], rounded to
- *     ab_type, as gpu_swiglu(gu, gu_type, ..., ab_type) writes it; gu (m, 2 k)
- *     in gu_type, GPU_F32 or ab_type.
- * Their results equal the two-kernel sequence up to the order of the sums
- * (and, for RMSNorm, of the sum of squares).
+ *     written), norm (k) fp32, eps finite and >= 0. The result equals the
+ *     two-kernel sequence up to the order of the sums and of the sum of
+ *     squares.
+ *   gpu_gemv_rmsnorm_swiglu(): below.
  */
 #define GPU_GEMV_M_MAX 32
 
@@ -471,9 +468,5 @@ int gpu_gemv_rmsnorm_swiglu(struct gpu *g, const struct gpu_buf *x, const struct
                             float eps, const struct gpu_buf *w, enum gpu_dtype ab_type,
                             struct gpu_buf *h, enum gpu_dtype h_type, size_t m, size_t n, size_t k,
                             struct rag_err *err);
-int gpu_gemv_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
-                    const struct gpu_buf *w, enum gpu_dtype ab_type, const struct gpu_buf *bias,
-                    struct gpu_buf *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
-                    float beta, struct rag_err *err);
 
 #endif

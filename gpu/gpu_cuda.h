@@ -71,13 +71,12 @@ struct gpu_cuda_attn {
 };
 
 /* Arguments of gpu_cuda_gemv(), checked by gpu/launch.c. */
-enum gpu_cuda_gemv_input { GPU_CUDA_GEMV_A, GPU_CUDA_GEMV_RMSNORM, GPU_CUDA_GEMV_SWIGLU };
+enum gpu_cuda_gemv_input { GPU_CUDA_GEMV_A, GPU_CUDA_GEMV_RMSNORM };
 
 struct gpu_cuda_gemv {
     enum gpu_cuda_gemv_input input;
-    const void *src;         /* a (m, k) ab_type; x (m, k) fp32; gu (m, 2 k) src_type */
-    enum gpu_dtype src_type; /* SwiGLU: fp32 or ab_type */
-    const float *norm;       /* RMSNorm gain (k) */
+    const void *src;   /* a (m, k) ab_type; x (m, k) fp32 */
+    const float *norm; /* RMSNorm gain (k) */
     float eps;
     const void *w, *bias;
     enum gpu_dtype ab_type, c_type;

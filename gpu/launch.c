@@ -219,17 +219,16 @@ static int check_gemv(const char *op, const struct gpu_cuda_gemv *p, const struc
     return rc;
 }
 
-/* The input rows src (src_elems of src_size bytes): aligned and apart from c; then launch. */
+/* The input rows src (m k elements of src_size bytes): aligned and apart from c; then launch. */
 static int launch_gemv(struct gpu *g, const char *op, struct gpu_cuda_gemv *p, const char *src_name,
                        const struct gpu_buf *src, size_t src_size, const struct gpu_buf *w,
                        const struct gpu_buf *bias, struct gpu_buf *c, struct rag_err *err)
 {
     size_t n_src = 0, mn = p->m * p->n, cs = gpu_dtype_size(p->c_type);
-    size_t cols = p->input == GPU_CUDA_GEMV_SWIGLU ? 2 * p->k : p->k;
     int rc = check_gemv(op, p, w, bias, c, err);
 
     if (!rc)
-        rc = gpu_check_product(op, "m * k", p->m, cols, 1, &n_src, err);
+        rc = gpu_check_product(op, "m * k", p->m, p->k, 1, &n_src, err);
     if (!rc)
         rc = check_vec_buf(op, src_name, src, n_src, src_size, err);
     if (!rc)
@@ -322,30 +321,6 @@ int gpu_gemv_rmsnorm_swiglu(struct gpu *g, const struct gpu_buf *x, const struct
 
     assert(g);
     return rmsnorm_gemv(g, op, &p, x, norm, w, NULL, h, err);
-}
-
-int gpu_gemv_swiglu(struct gpu *g, const struct gpu_buf *gu, enum gpu_dtype gu_type,
-                    const struct gpu_buf *w, enum gpu_dtype ab_type, const struct gpu_buf *bias,
-                    struct gpu_buf *c, enum gpu_dtype c_type, size_t m, size_t n, size_t k,
-                    float beta, struct rag_err *err)
-{
-    const char *op = "gpu_gemv_swiglu";
-    struct gpu_cuda_gemv p = {
-        .input = GPU_CUDA_GEMV_SWIGLU,
-        .src_type = gu_type,
-        .ab_type = ab_type,
-        .c_type = c_type,
-        .m = m,
-        .n = n,
-        .k = k,
-        .beta = beta,
-    };
-
-    assert(g);
-    if ((ab_type == GPU_BF16 || ab_type == GPU_F16) && gu_type != GPU_F32 && gu_type != ab_type)
-        return rag_errf(err, RAG_EINVAL, "%s: 'gu' must be f32 or %s (the type of 'w'), not %s", op,
-                        type_name(ab_type), type_name(gu_type));
-    return launch_gemv(g, op, &p, "gu", gu, gpu_dtype_size(gu_type), w, bias, c, err);
 }
 
 int gpu_rmsnorm(struct gpu *g, struct gpu_buf *x, const struct gpu_buf *r, const struct gpu_buf *w,

@@ -333,7 +333,6 @@ END_TEST
 struct fused_shape {
     size_t m, n, k;
     enum gpu_dtype ab_type, c_type;
-    enum gpu_dtype src_type; /* SwiGLU's gu; RMSNorm: unused */
     bool bias;
     float beta;
 };
@@ -394,7 +393,7 @@ static void fused_alloc(const struct fused_shape *s, size_t src_bytes, struct fu
 }
 
 /* Runs fused (the GEMV under test) after the unfused kernel filled b->h; checks c. */
-static void fused_run(const struct fused_shape *s, struct fused_bufs *b, bool rms, const char *what)
+static void fused_run(const struct fused_shape *s, struct fused_bufs *b, const char *what)
 {
     size_t cs = gpu_dtype_size(s->c_type), mn = s->m * s->n, hb = s->m * s->k * 2;
     float *w = random_as(s->ab_type, s->n * s->k, -1, 1), *bias = random_as(s->c_type, s->n, -1, 1);
@@ -411,12 +410,8 @@ static void fused_run(const struct fused_shape *s, struct fused_bufs *b, bool rm
     poison(&b->c, b->c.bytes);
     if (s->beta != 0)
         put_bytes(&b->c, ec, mn * cs);
-    if (rms)
-        rc = gpu_gemv_rmsnorm(g, &b->src, &b->norm, 1e-5f, &b->w, s->ab_type, pb, &b->c, s->c_type,
-                              s->m, s->n, s->k, s->beta, &err);
-    else
-        rc = gpu_gemv_swiglu(g, &b->src, s->src_type, &b->w, s->ab_type, pb, &b->c, s->c_type, s->m,
-                             s->n, s->k, s->beta, &err);
+    rc = gpu_gemv_rmsnorm(g, &b->src, &b->norm, 1e-5f, &b->w, s->ab_type, pb, &b->c, s->c_type,
+                          s->m, s->n, s->k, s->beta, &err);
     ck_assert_msg(rc == 0, "%s", err.msg);
     get_bytes(got, &b->c, mn * cs + 64);
     get_bytes(h, &b->h, hb);
@@ -451,35 +446,13 @@ static void gemv_rmsnorm_case(const struct fused_shape *s)
     ck_assert_msg(
         gpu_rmsnorm(g, &b.src, NULL, &b.norm, &b.h, s->ab_type, s->m, s->k, 1e-5f, &err) == 0, "%s",
         err.msg);
-    fused_run(s, &b, true, "gemv_rmsnorm");
+    fused_run(s, &b, "gemv_rmsnorm");
     get(x_after, &b.src, n);
     ck_assert_msg(memcmp(x, x_after, n * sizeof(float)) == 0, "gemv_rmsnorm wrote x");
     gpu_buf_free(g, &pool);
     free(x);
     free(gain);
     free(x_after);
-}
-
-/* gpu_gemv_swiglu against gpu_swiglu then the product. */
-static void gemv_swiglu_case(const struct fused_shape *s)
-{
-    size_t n = s->m * 2 * s->k, is = gpu_dtype_size(s->src_type);
-    float *gu = random_as(s->src_type, n, -6, 6);
-    struct rag_err err = { 0 };
-    struct fused_bufs b;
-    void *egu;
-
-    gu[0] = -100.0f;               /* silu is -0 */
-    gu[1] = gu[s->k + 1] = 300.0f; /* 90000: +65504 in an fp16 input row */
-    egu = encode(s->src_type, gu, n);
-    fused_alloc(s, n * is, &b);
-    put_bytes(&b.src, egu, n * is);
-    ck_assert_msg(gpu_swiglu(g, &b.src, s->src_type, &b.h, s->ab_type, s->m, s->k, &err) == 0, "%s",
-                  err.msg);
-    fused_run(s, &b, false, "gemv_swiglu");
-    gpu_buf_free(g, &pool);
-    free(gu);
-    free(egu);
 }
 
 /* Sum of h row i times w row j over k, with the sum of |terms| and the largest term. */
@@ -563,12 +536,12 @@ static void gemv_rmsnorm_swiglu_case(const struct fused_shape *s)
 START_TEST(test_gemv_rmsnorm_swiglu)
 {
     static const struct fused_shape shapes[] = {
-        { 1, 1536, 576, GPU_F16, GPU_F16, GPU_F32, false, 0 }, /* SmolLM2-135M: one-row kernel */
-        { 1, 1536, 576, GPU_BF16, GPU_BF16, GPU_F32, false, 0 },
-        { 1, 37, 264, GPU_F16, GPU_F32, GPU_F32, false, 0 },
-        { 4, 1536, 576, GPU_F16, GPU_F16, GPU_F32, false, 0 }, /* tensor-core kernel */
-        { 32, 100, 40, GPU_BF16, GPU_F32, GPU_F32, false, 0 },
-        { 1, 300, 4096, GPU_BF16, GPU_BF16, GPU_F32, false, 0 }, /* k past the one-row kernel */
+        { 1, 1536, 576, GPU_F16, GPU_F16, false, 0 }, /* SmolLM2-135M: one-row kernel */
+        { 1, 1536, 576, GPU_BF16, GPU_BF16, false, 0 },
+        { 1, 37, 264, GPU_F16, GPU_F32, false, 0 },
+        { 4, 1536, 576, GPU_F16, GPU_F16, false, 0 }, /* tensor-core kernel */
+        { 32, 100, 40, GPU_BF16, GPU_F32, false, 0 },
+        { 1, 300, 4096, GPU_BF16, GPU_BF16, false, 0 }, /* k past the one-row kernel */
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -579,40 +552,21 @@ END_TEST
 START_TEST(test_gemv_rmsnorm)
 {
     static const struct fused_shape shapes[] = {
-        { 1, 960, 576, GPU_BF16, GPU_F32, GPU_F32, true, 0 },
-        { 1, 960, 576, GPU_F16, GPU_F32, GPU_F32, true, 0 },
-        { 2, 3072, 576, GPU_F16, GPU_F32, GPU_F32, false, 0 },
-        { 7, 3072, 576, GPU_BF16, GPU_F32, GPU_F32, false, 0 },
-        { 32, 576, 576, GPU_BF16, GPU_F32, GPU_F32, false, 1 },
-        { 32, 576, 576, GPU_F16, GPU_F16, GPU_F32, true, 0 },
-        { 2, 1024, 4096, GPU_F16, GPU_F32, GPU_F32, true, 1 },
-        { 1, 49152, 576, GPU_F16, GPU_F32, GPU_F32, false, 0 },
-        { 3, 100, 40, GPU_BF16, GPU_BF16, GPU_F32, false, 0.5f },
-        { 1, 33, 40, GPU_BF16, GPU_BF16, GPU_F32, true, 0.5f },
-        { 1, 7, 2048, GPU_F16, GPU_F32, GPU_F32, false, 1 },
+        { 1, 960, 576, GPU_BF16, GPU_F32, true, 0 },
+        { 1, 960, 576, GPU_F16, GPU_F32, true, 0 },
+        { 2, 3072, 576, GPU_F16, GPU_F32, false, 0 },
+        { 7, 3072, 576, GPU_BF16, GPU_F32, false, 0 },
+        { 32, 576, 576, GPU_BF16, GPU_F32, false, 1 },
+        { 32, 576, 576, GPU_F16, GPU_F16, true, 0 },
+        { 2, 1024, 4096, GPU_F16, GPU_F32, true, 1 },
+        { 1, 49152, 576, GPU_F16, GPU_F32, false, 0 },
+        { 3, 100, 40, GPU_BF16, GPU_BF16, false, 0.5f },
+        { 1, 33, 40, GPU_BF16, GPU_BF16, true, 0.5f },
+        { 1, 7, 2048, GPU_F16, GPU_F32, false, 1 },
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
         gemv_rmsnorm_case(&shapes[i]);
-}
-END_TEST
-
-START_TEST(test_gemv_swiglu)
-{
-    static const struct fused_shape shapes[] = {
-        { 1, 576, 1536, GPU_BF16, GPU_F32, GPU_F32, false, 1 },
-        { 1, 576, 1536, GPU_F16, GPU_F32, GPU_F32, false, 1 },
-        { 7, 576, 1536, GPU_F16, GPU_F32, GPU_F16, false, 1 },
-        { 32, 576, 1536, GPU_BF16, GPU_BF16, GPU_BF16, true, 0 },
-        { 32, 576, 1536, GPU_F16, GPU_F32, GPU_F32, false, 1 },
-        { 2, 1024, 14336, GPU_F16, GPU_F32, GPU_F32, false, 1 },
-        { 5, 40, 24, GPU_F16, GPU_F32, GPU_F32, true, 0 },
-        { 1, 41, 24, GPU_F16, GPU_F16, GPU_F16, true, 0 },
-        { 1, 576, 1536, GPU_BF16, GPU_F32, GPU_BF16, false, 1 },
-    };
-
-    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
-        gemv_swiglu_case(&shapes[i]);
 }
 END_TEST
 
@@ -678,15 +632,6 @@ START_TEST(test_gemv_args)
         RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_gemv_rmsnorm: buffer 'x' has 1024 bytes, needs 2048");
     ck_assert_int_eq(
-        gpu_gemv_swiglu(g, &a, GPU_F16, &w, GPU_BF16, NULL, &c, GPU_F32, 1, 4, 8, 0, &err),
-        RAG_EINVAL);
-    ck_assert_str_eq(err.msg,
-                     "gpu_gemv_swiglu: 'gu' must be f32 or bf16 (the type of 'w'), not f16");
-    ck_assert_int_eq(
-        gpu_gemv_swiglu(g, &a, GPU_F32, &w, GPU_BF16, NULL, &c, GPU_F32, 2, 4, 128, 0, &err),
-        RAG_EINVAL);
-    ck_assert_str_eq(err.msg, "gpu_gemv_swiglu: buffer 'gu' has 1024 bytes, needs 2048");
-    ck_assert_int_eq(
         gpu_gemv_rmsnorm_swiglu(g, &a, &nrm, 1e-5f, &w, GPU_BF16, &c, GPU_F32, 1, 16, 128, &err),
         RAG_EINVAL);
     ck_assert_str_eq(err.msg, "gpu_gemv_rmsnorm_swiglu: buffer 'w' has 4096 bytes, needs 8192");
@@ -703,8 +648,6 @@ START_TEST(test_gemv_args)
     ck_assert_int_eq(gpu_gemv(g, &a, &w, GPU_F16, NULL, &c, GPU_F32, 1, 4, 8, 0, &err), 0);
     ck_assert_int_eq(
         gpu_gemv_rmsnorm(g, &a, &nrm, 1e-5f, &w, GPU_F16, NULL, &c, GPU_F32, 2, 4, 8, 0, &err), 0);
-    ck_assert_int_eq(
-        gpu_gemv_swiglu(g, &a, GPU_F16, &w, GPU_F16, NULL, &c, GPU_F16, 2, 4, 8, 0, &err), 0);
     ck_assert_int_eq(
         gpu_gemv_rmsnorm_swiglu(g, &a, &nrm, 1e-5f, &w, GPU_F16, &c, GPU_F16, 2, 4, 8, &err), 0);
     ck_assert_int_eq(gpu_sync(g, &err), 0);
@@ -728,7 +671,6 @@ static Suite *gpugemm_suite(bool have_gpu)
     tcase_add_test(tc, test_gemm_many_shapes);
     tcase_add_test(tc, test_gemv);
     tcase_add_test(tc, test_gemv_rmsnorm);
-    tcase_add_test(tc, test_gemv_swiglu);
     tcase_add_test(tc, test_gemv_rmsnorm_swiglu);
     return s;
 }
