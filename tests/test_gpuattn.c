@@ -103,16 +103,8 @@ static void rope_reference(const struct rope_shape *s, const float *qkv, const i
 /* Distinct random slots of n_slots, with padding, an invalid slot and a bad position. */
 static void rope_indices(size_t n_tokens, size_t n_slots, int32_t *pos, int32_t *slots)
 {
-    int32_t *all = xmalloc_array(n_slots, sizeof(*all));
+    int32_t *all = shuffled_blocks(n_slots); /* a permutation of the slots */
 
-    for (size_t i = 0; i < n_slots; i++)
-        all[i] = (int32_t)i;
-    for (size_t i = n_slots - 1; i > 0; i--) {
-        size_t j = rng_next() % (i + 1);
-        int32_t tmp = all[i];
-        all[i] = all[j];
-        all[j] = tmp;
-    }
     for (size_t t = 0; t < n_tokens; t++) {
         slots[t] = all[t];
         pos[t] = (int32_t)(rng_next() % 8192);
