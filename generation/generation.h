@@ -196,6 +196,8 @@ void gen_sampler_release(struct gen_sampler *s);
  */
 int32_t gen_sampler_sample(struct gen_sampler *s, float *logits);
 void gen_sampler_accept(struct gen_sampler *s, int32_t token);
+/* Greedy choice: the lowest index of the largest of logits[0..n), n > 0. */
+int32_t gen_argmax(const float *logits, size_t n);
 /* Clear the history and reseed with opts.seed. */
 void gen_sampler_reset(struct gen_sampler *s);
 

@@ -126,7 +126,7 @@ static void apply_penalty(const struct gen_sampler *s, float *logits)
     }
 }
 
-static int32_t argmax(const float *logits, size_t n)
+int32_t gen_argmax(const float *logits, size_t n)
 {
     size_t best = 0;
 
@@ -201,7 +201,7 @@ int32_t gen_sampler_sample(struct gen_sampler *s, float *logits)
 
     apply_penalty(s, logits);
     if (o->temperature <= 0.0f)
-        return argmax(logits, s->n_vocab);
+        return gen_argmax(logits, s->n_vocab);
     n = select_top(s, logits, o->top_k);
     inv_t = 1.0f / o->temperature;
     for (size_t i = 0; i < n; i++) {

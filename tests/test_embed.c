@@ -116,18 +116,6 @@ static struct retr_embedder *open_model(const char *dir)
     return e;
 }
 
-static double cosine(const float *a, const float *b, size_t n)
-{
-    double ab = 0, aa = 0, bb = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
 /* Token ids equal the reference for every golden text; counts equal the untruncated count. */
 static void check_tokens(struct retr_embedder *e, const struct golden *g, unsigned flags)
 {
@@ -176,7 +164,7 @@ static void check_vectors(struct retr_embedder *e, const struct golden *g, unsig
             "%s", err.msg);
         for (size_t k = 0; k < m; k++) {
             const float *ref = g->item[where[k]].vec, *v = out + k * dim;
-            double c = cosine(v, ref, dim);
+            double c = test_cosine(v, ref, dim);
 
             ck_assert_msg(c >= 0.999, "text %zu: cosine %.6f", where[k], c);
             min_cos = c < min_cos ? c : min_cos;
@@ -322,7 +310,7 @@ START_TEST(test_no_silent_truncation)
         retr_tokenize(e, text, strlen(text), RETR_EMBED_TRUNCATE, NULL, NULL, 0, &n, &err), 0);
     ck_assert_uint_eq(n, 256);
     ck_assert_int_eq(retr_embed(e, texts, NULL, 1, 0, one, &err), 0);
-    ck_assert_float_eq_tol(cosine(one, out, 384), 1.0, 1e-6);
+    ck_assert_float_eq_tol(test_cosine(one, out, 384), 1.0, 1e-6);
     free(text);
     free(out);
     retr_embedder_close(e);
@@ -583,7 +571,7 @@ START_TEST(test_tiny_dtypes)
         norm += i < 8 ? (double)v32[i] * v32[i] : 0;
     }
     ck_assert_double_eq_tol(norm, 1.0, 1e-5);
-    ck_assert(cosine(v32, v32 + 8, 8) < 0.9999); /* different texts, different vectors */
+    ck_assert(test_cosine(v32, v32 + 8, 8) < 0.9999); /* different texts, different vectors */
     free(d32);
     free(d16);
     free(db);

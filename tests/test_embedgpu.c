@@ -746,18 +746,6 @@ static float *embed_all(struct retr_embedder *e, char **texts, size_t n, unsigne
     return out;
 }
 
-static double cosine(const float *a, const float *b, size_t n)
-{
-    double ab = 0, aa = 0, bb = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
 /* Every text's vectors in a and b have cosine >= min_cos; returns the smallest. */
 static double compare(const char *what, const float *a, const float *b, size_t n, size_t dim,
                       double min_cos)
@@ -765,7 +753,7 @@ static double compare(const char *what, const float *a, const float *b, size_t n
     double worst = 1, sum = 0;
 
     for (size_t i = 0; i < n; i++) {
-        double c = cosine(a + i * dim, b + i * dim, dim);
+        double c = test_cosine(a + i * dim, b + i * dim, dim);
 
         ck_assert_msg(c >= min_cos, "%s: text %zu: cosine %.7f", what, i, c);
         worst = c < worst ? c : worst;

@@ -229,16 +229,6 @@ static struct gen_model *open_model(const char *path, enum gen_device dev, size_
 
 /* ---- comparisons ---- */
 
-static int32_t argmax(const float *x, size_t n)
-{
-    size_t best = 0;
-
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return (int32_t)best;
-}
-
 /*
  * max |got - want| / range(want); fails unless it is <= tol and the top
  * token agrees (or want's top two are within tol * range of each other).
@@ -246,7 +236,7 @@ static int32_t argmax(const float *x, size_t n)
 static float compare(const float *got, const float *want, size_t n, float tol, const char *what)
 {
     float lo = want[0], hi = want[0], d = 0;
-    int32_t a = argmax(got, n), b = argmax(want, n);
+    int32_t a = gen_argmax(got, n), b = gen_argmax(want, n);
 
     for (size_t i = 0; i < n; i++) {
         lo = fminf(lo, want[i]), hi = fmaxf(hi, want[i]);
@@ -405,7 +395,7 @@ static void run_batch(struct gen_model *m, const struct shape *s, struct trace *
         ck_assert_msg(gen_decode_batch(m, seqs, tok, n, lg, next, &err) == 0, "%s", err.msg);
         for (size_t i = 0; i < n; i++) {
             size_t q = seqs[i];
-            ck_assert_int_eq(next[i], argmax(lg + i * s->vocab, s->vocab));
+            ck_assert_int_eq(next[i], gen_argmax(lg + i * s->vocab, s->vocab));
             if (!replay)
                 t->fed[q][t->n_fed[q]++] = tok[i];
             memcpy(t->logits + (q * NSTEP + pos[q]) * s->vocab, lg + i * s->vocab, s->vocab * 4);
@@ -725,7 +715,7 @@ static void greedy_cpu(struct gen_model *m, struct gen_tokenizer *t, int32_t (*o
         chat_prompt(t, i, &p);
         ck_assert_int_eq(gen_eval(m, p.item, p.n, 0, l, &err), 0);
         for (int k = 0; k < NGEN; k++) {
-            out[i][k] = argmax(l, nv);
+            out[i][k] = gen_argmax(l, nv);
             margin[i][k] = top2_margin(l, nv);
             if (k + 1 < NGEN)
                 ck_assert_int_eq(gen_eval(m, &out[i][k], 1, p.n + (size_t)k, l, &err), 0);
@@ -747,7 +737,7 @@ static void greedy_gpu(struct gen_model *m, struct gen_tokenizer *t, int32_t (*o
     for (int i = 0; i < NP; i++) {
         chat_prompt(t, i, &p);
         ck_assert_int_eq(gen_eval_seq(m, (size_t)i, p.item, p.n, 0, l, &err), 0);
-        cur[i] = out[i][0] = argmax(l, nv);
+        cur[i] = out[i][0] = gen_argmax(l, nv);
         seqs[i] = (size_t)i;
     }
     for (int k = 1; k < NGEN; k++) {

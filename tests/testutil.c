@@ -4,6 +4,7 @@
 #include "tests/testutil.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -117,6 +118,18 @@ const char *test_model_path(const char *name, char *out, size_t n)
     else
         snprintf(out, n, "%s/.cache/rag/models/%s", home && *home ? home : ".", name);
     return access(out, R_OK) == 0 ? out : NULL;
+}
+
+double test_cosine(const float *a, const float *b, size_t n)
+{
+    double ab = 0, aa = 0, bb = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return ab / sqrt(aa * bb);
 }
 
 int test_probe(int (*probe)(void))

@@ -39,6 +39,8 @@ const char *test_model_path(const char *name, char *out, size_t n);
  * returned 2 (no usable GPU), -1 when it crashed or returned anything else.
  */
 int test_probe(int (*probe)(void));
+/* Cosine similarity of a and b (n floats), in double. */
+double test_cosine(const float *a, const float *b, size_t n);
 /*
  * Finish a safetensors file and write it to path: head holds the JSON
  * header without its closing brace ("{\"__metadata__\": ..., \"name\": {...}"),

@@ -105,16 +105,6 @@ static double run_decode_b1(struct bench *b)
     return time_now() - t;
 }
 
-static int32_t argmax(const float *x, size_t n)
-{
-    size_t best = 0;
-
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return (int32_t)best;
-}
-
 static double run_decode_b1_logits(struct bench *b)
 {
     struct rag_err err = { 0 };
@@ -126,7 +116,7 @@ static double run_decode_b1_logits(struct bench *b)
     t = time_now();
     for (size_t i = 0; i < b->steps; i++) {
         check(gen_eval_seq(b->m, 0, &cur, 1, B1_PROMPT + i, b->logits, &err), &err);
-        cur = b->trace[1][i] = argmax(b->logits, b->n_vocab);
+        cur = b->trace[1][i] = gen_argmax(b->logits, b->n_vocab);
     }
     return time_now() - t;
 }
