@@ -48,7 +48,7 @@
  * block's last position are staged as zeros, so unwritten cache slots are
  * never read into a sum. A block id outside the cache stages NaN.
  */
-#include "gpu/cuda_util.cuh"
+#include "gpu/mma.cuh"
 
 typedef __nv_bfloat16 bf16;
 
@@ -189,84 +189,7 @@ template <int HD> static void old_launch(const struct gpu *g, const struct gpu_c
 
 #define TC_WARPS 4
 #define TC_ROWS  (16 * TC_WARPS) /* packed (token, head) rows per block */
-#define TC_KEYS  64              /* keys per shared-memory tile: 4 cache blocks */
-
-/* Packing and m16n8k16 MMA (fp32 accumulators) for element type T. */
-template <typename T> struct tc_ops;
-
-template <> struct tc_ops<bf16> {
-    static __device__ inline uint32_t pack(float lo, float hi)
-    {
-        return (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(lo)) |
-               (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(hi)) << 16;
-    }
-    static __device__ inline void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                      uint32_t b1)
-    {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-
-template <> struct tc_ops<__half> {
-    static __device__ inline uint32_t pack(float lo, float hi)
-    {
-        return (uint32_t)__half_as_ushort(__float2half_rn(lo)) |
-               (uint32_t)__half_as_ushort(__float2half_rn(hi)) << 16;
-    }
-    static __device__ inline void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                      uint32_t b1)
-    {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-
-static __device__ inline void ldsm_x4(uint32_t (&r)[4], const void *p)
-{
-    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
-
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr)
-                 : "memory");
-}
-
-static __device__ inline void ldsm_x4_trans(uint32_t (&r)[4], const void *p)
-{
-    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
-
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr)
-                 : "memory");
-}
-
-/* 16 bytes from global src to shared dst without waiting; zeros when !valid (src not read). */
-static __device__ inline void cp_async16(void *dst, const void *src, bool valid)
-{
-    unsigned addr = (unsigned)__cvta_generic_to_shared(dst);
-
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
-                 :
-                 : "r"(addr), "l"(src), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-
-static __device__ inline void cp_async_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-
-/* Wait until at most one committed group of this thread is still in flight. */
-static __device__ inline void cp_async_wait_one(void)
-{
-    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
-}
+#define TC_KEYS  MMA_TILE_KEYS   /* 4 cache blocks */
 
 /* Where one warp's rows are: packed rows m0 .. m0 + 15, lane's rows lo and lo + 8. */
 struct tc_warp {
@@ -277,12 +200,6 @@ struct tc_warp {
 };
 
 /* Per-warp state of 16 query rows: lane holds rows lane / 4 and lane / 4 + 8. */
-template <int HD> struct tc_rows {
-    uint32_t q[HD / 16][4]; /* A fragments of Q * scale * log2(e) */
-    float o[HD / 8][4];     /* output accumulators, n-tiles of 8 columns */
-    float m[2], l[2];       /* running max (log2 units) and partial sum per row */
-};
-
 /* Element offset of packed row m (token m / G, head kvh * G + m % G) in q and out. */
 template <int HD>
 static __device__ inline size_t tc_offset(const struct gpu_cuda_attn &a, const struct tc_warp &w,
@@ -316,7 +233,7 @@ static __device__ struct tc_warp tc_warp_init(const struct gpu_cuda_attn &a, siz
 /* Q fragments of the lane's rows (zero past the end), scaled and rounded; empty accumulators. */
 template <int HD, typename T>
 static __device__ void tc_load_q(const struct gpu_cuda_attn &a, const struct tc_warp &w, float sl2,
-                                 struct tc_rows<HD> &st)
+                                 struct mma_rows<HD> &st)
 {
     int tq = (int)(threadIdx.x % 4);
 
@@ -376,7 +293,7 @@ static __device__ void tc_stage(const struct gpu_cuda_attn &a, T *ks, T *vs, siz
 
 /* S = Q K^T over the tile's first n_groups groups of 16 keys (the rest stay 0). */
 template <int HD, typename T>
-static __device__ void tc_scores(const struct tc_rows<HD> &st, const T *ks, int n_groups,
+static __device__ void tc_scores(const struct mma_rows<HD> &st, const T *ks, int n_groups,
                                  float (&s)[TC_KEYS / 8][4])
 {
     const int ld = HD + 8, lane = (int)(threadIdx.x % WARP);
@@ -418,70 +335,9 @@ static __device__ void tc_mask(float (&s)[TC_KEYS / 8][4], const struct tc_warp 
                 s[n][e] = -INFINITY;
 }
 
-/* Online softmax update with the tile's scores (log2 units), which become probabilities. */
-template <int HD>
-static __device__ void tc_softmax(struct tc_rows<HD> &st, float (&s)[TC_KEYS / 8][4])
-{
-    float mx[2] = { -INFINITY, -INFINITY }, corr[2];
-
-#pragma unroll
-    for (int n = 0; n < TC_KEYS / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-            mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(FULL_MASK, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(FULL_MASK, mx[r], 2));
-        mx[r] = fmaxf(st.m[r], mx[r]);
-        corr[r] = exp2f(st.m[r] - mx[r]);
-        st.m[r] = mx[r];
-        st.l[r] *= corr[r];
-    }
-#pragma unroll
-    for (int n = 0; n < TC_KEYS / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            s[n][e] = exp2f(s[n][e] - st.m[e >> 1]);
-            st.l[e >> 1] += s[n][e];
-        }
-#pragma unroll
-    for (int n = 0; n < HD / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-            st.o[n][e] *= corr[e >> 1];
-}
-
-/* O += P V over the tile's first n_groups groups of 16 keys (P is 0 past them). */
-template <int HD, typename T>
-static __device__ void tc_pv(struct tc_rows<HD> &st, const float (&p)[TC_KEYS / 8][4], const T *vs,
-                             int n_groups)
-{
-    const int ld = HD + 8, lane = (int)(threadIdx.x % WARP);
-
-#pragma unroll
-    for (int kc = 0; kc < TC_KEYS / 16; kc++) {
-        if (kc >= n_groups)
-            break;
-        uint32_t a[4] = { tc_ops<T>::pack(p[2 * kc][0], p[2 * kc][1]),
-                          tc_ops<T>::pack(p[2 * kc][2], p[2 * kc][3]),
-                          tc_ops<T>::pack(p[2 * kc + 1][0], p[2 * kc + 1][1]),
-                          tc_ops<T>::pack(p[2 * kc + 1][2], p[2 * kc + 1][3]) };
-#pragma unroll
-        for (int dp = 0; dp < HD / 16; dp++) {
-            uint32_t b[4];
-
-            ldsm_x4_trans(b, vs + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + dp * 16 +
-                                 (lane >> 4) * 8);
-            tc_ops<T>::mma(st.o[2 * dp], a, b[0], b[1]);
-            tc_ops<T>::mma(st.o[2 * dp + 1], a, b[2], b[3]);
-        }
-    }
-}
-
 /* One staged tile of keys [k0, k0 + TC_KEYS) for a warp that sees key k0 (k0 <= lim_hi). */
 template <int HD, typename T>
-static __device__ void tc_tile(struct tc_rows<HD> &st, const struct tc_warp &w, const T *ks,
+static __device__ void tc_tile(struct mma_rows<HD> &st, const struct tc_warp &w, const T *ks,
                                const T *vs, int64_t k0)
 {
     float s[TC_KEYS / 8][4];
@@ -491,14 +347,14 @@ static __device__ void tc_tile(struct tc_rows<HD> &st, const struct tc_warp &w, 
     tc_scores<HD, T>(st, ks, n_groups, s);
     if (k0 + TC_KEYS - 1 > w.lim_lo)
         tc_mask(s, w, k0);
-    tc_softmax<HD>(st, s);
-    tc_pv<HD, T>(st, s, vs, n_groups);
+    mma_tile_softmax<HD>(st, s);
+    mma_tile_pv<HD, T>(st, s, vs, n_groups);
 }
 
 /* Normalise and store the lane's real rows. */
 template <int HD, typename O>
 static __device__ void tc_store(const struct gpu_cuda_attn &a, const struct tc_warp &w,
-                                struct tc_rows<HD> &st)
+                                struct mma_rows<HD> &st)
 {
     int tq = (int)(threadIdx.x % 4);
 
@@ -535,7 +391,7 @@ static __global__ void __launch_bounds__(TC_WARPS *WARP)
     size_t last = m0 + TC_ROWS < w.n_rows ? m0 + TC_ROWS - 1 : w.n_rows - 1;
     int64_t kv_end = (int64_t)a.pos0 + (int64_t)(last / w.group) + 1;
     int n_tiles = (int)((kv_end + TC_KEYS - 1) / TC_KEYS);
-    struct tc_rows<HD> st;
+    struct mma_rows<HD> st;
 
     tc_stage<HD, T>(a, ks, vs, w.kvh, 0, kv_end);
     cp_async_commit();

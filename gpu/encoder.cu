@@ -35,14 +35,14 @@
  * the sequence's tokens (coalesced across threads, four independent sums),
  * then a block reduction gives the norm.
  */
-#include "gpu/cuda_util.cuh"
+#include "gpu/mma.cuh"
 
 #define ROW_WARPS  4
 #define ROW_VALS   (GPU_ENC_DIM_MAX / WARP)
 #define GELU_BLOCK 256
 #define ATT_WARPS  4
 #define ATT_ROWS   (16 * ATT_WARPS) /* queries per block */
-#define ATT_KEYS   64               /* keys per shared-memory tile */
+#define ATT_KEYS   MMA_TILE_KEYS
 #define POOL_BLOCK 128
 
 typedef __nv_bfloat16 bf16;
@@ -55,12 +55,6 @@ static __device__ inline float bf16_lo(uint32_t u)
 static __device__ inline float bf16_hi(uint32_t u)
 {
     return __uint_as_float(u & 0xffff0000u);
-}
-
-static __device__ inline uint32_t pack_bf16(float lo, float hi)
-{
-    return (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(lo)) |
-           (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(hi)) << 16;
 }
 
 /* Four elements at p as floats, and back: 16 bytes of fp32 or 8 of bf16. */
@@ -91,7 +85,7 @@ static __device__ inline void store4(float *p, const float (&v)[4])
 
 static __device__ inline void store4(bf16 *p, const float (&v)[4])
 {
-    *(uint2 *)p = make_uint2(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]));
+    *(uint2 *)p = make_uint2(tc_ops<bf16>::pack(v[0], v[1]), tc_ops<bf16>::pack(v[2], v[3]));
 }
 
 /* ---- LayerNorm rows ---- */
@@ -338,7 +332,7 @@ static __device__ inline float gelu_erf(float x)
 
 static __device__ inline uint32_t gelu_pair(uint32_t u, const float *b)
 {
-    return pack_bf16(gelu_erf(bf16_lo(u) + b[0]), gelu_erf(bf16_hi(u) + b[1]));
+    return tc_ops<bf16>::pack(gelu_erf(bf16_lo(u) + b[0]), gelu_erf(bf16_hi(u) + b[1]));
 }
 
 /* bf16 rows of n % 8 == 0 elements, 8 at a time. */
@@ -389,48 +383,12 @@ int gpu_cuda_bias_gelu(struct gpu *g, void *x, enum gpu_dtype type, const float 
 
 /* ---- attention ---- */
 
-static __device__ inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                       uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-static __device__ inline void ldmatrix_x4(uint32_t (&r)[4], const bf16 *p)
-{
-    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
-
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr)
-                 : "memory");
-}
-
-static __device__ inline void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16 *p)
-{
-    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
-
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr)
-                 : "memory");
-}
-
 struct attn_args {
     const bf16 *qkv;
     const int32_t *lens;
     bf16 *out;
     size_t seq_len, n_heads;
     float scale_log2; /* scale * log2(e) */
-};
-
-/* Per-warp state of 16 query rows: lane holds rows g = lane / 4 and g + 8. */
-template <int HD> struct attn_rows {
-    uint32_t q[HD / 16][4]; /* A fragments of Q */
-    float o[HD / 8][4];     /* output accumulators, n-tiles of 8 columns */
-    float m[2], l[2];       /* running max (log2 units) and partial sum per row */
 };
 
 /* Fill rows [q0, q0 + ATT_ROWS) of the block's sequence and head with v. */
@@ -449,7 +407,7 @@ static __device__ void fill_rows(const struct attn_args &a, bf16 *out, size_t q0
 
 /* Q fragments of rows r0 and r0 + 8 (zero at or past len), and empty accumulators. */
 template <int HD>
-static __device__ void load_q(struct attn_rows<HD> &st, const bf16 *q, size_t stride, int r0,
+static __device__ void load_q(struct mma_rows<HD> &st, const bf16 *q, size_t stride, int r0,
                               int len)
 {
     int tq = (int)(threadIdx.x % 4);
@@ -467,28 +425,6 @@ static __device__ void load_q(struct attn_rows<HD> &st, const bf16 *q, size_t st
         st.o[n][0] = st.o[n][1] = st.o[n][2] = st.o[n][3] = 0.0f;
     st.m[0] = st.m[1] = -INFINITY;
     st.l[0] = st.l[1] = 0.0f;
-}
-
-/* 16 bytes from global src to shared dst without waiting; zeros when !valid (src not read). */
-static __device__ inline void cp_async16(void *dst, const void *src, bool valid)
-{
-    unsigned addr = (unsigned)__cvta_generic_to_shared(dst);
-
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
-                 :
-                 : "r"(addr), "l"(src), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-
-static __device__ inline void cp_async_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-
-/* Wait until at most one committed group of this thread is still in flight. */
-static __device__ inline void cp_async_wait_one(void)
-{
-    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
 }
 
 /*
@@ -513,7 +449,7 @@ static __device__ void stage_kv(bf16 *ks, bf16 *vs, const bf16 *k, const bf16 *v
 
 /* S = Q K^T for the tile's keys (groups of 16 past len skipped), scaled, masked. */
 template <int HD>
-static __device__ void tile_scores(const struct attn_rows<HD> &st, const bf16 *ks, int k0, int len,
+static __device__ void tile_scores(const struct mma_rows<HD> &st, const bf16 *ks, int k0, int len,
                                    float scale_log2, float (&s)[ATT_KEYS / 8][4])
 {
     const int ld = HD + 8, lane = (int)(threadIdx.x % WARP), tq = lane % 4;
@@ -529,10 +465,10 @@ static __device__ void tile_scores(const struct attn_rows<HD> &st, const bf16 *k
         for (int c = 0; c < HD / 16; c++) {
             uint32_t b[4];
 
-            ldmatrix_x4(b, ks + (np * 16 + (lane & 7) + (lane >> 4 << 3)) * ld + c * 16 +
-                               ((lane >> 3) & 1) * 8);
-            mma_bf16(s[2 * np], st.q[c], b[0], b[1]);
-            mma_bf16(s[2 * np + 1], st.q[c], b[2], b[3]);
+            ldsm_x4(b, ks + (np * 16 + (lane & 7) + (lane >> 4 << 3)) * ld + c * 16 +
+                           ((lane >> 3) & 1) * 8);
+            tc_ops<bf16>::mma(s[2 * np], st.q[c], b[0], b[1]);
+            tc_ops<bf16>::mma(s[2 * np + 1], st.q[c], b[2], b[3]);
         }
     }
 #pragma unroll
@@ -542,70 +478,9 @@ static __device__ void tile_scores(const struct attn_rows<HD> &st, const bf16 *k
             s[n][e] = k0 + n * 8 + tq * 2 + (e & 1) < len ? s[n][e] * scale_log2 : -INFINITY;
 }
 
-/* Online softmax update with the tile's scores, which become probabilities. */
-template <int HD>
-static __device__ void tile_softmax(struct attn_rows<HD> &st, float (&s)[ATT_KEYS / 8][4])
-{
-    float mx[2] = { -INFINITY, -INFINITY }, corr[2];
-
-#pragma unroll
-    for (int n = 0; n < ATT_KEYS / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-            mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(FULL_MASK, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(FULL_MASK, mx[r], 2));
-        mx[r] = fmaxf(st.m[r], mx[r]);
-        corr[r] = exp2f(st.m[r] - mx[r]);
-        st.m[r] = mx[r];
-        st.l[r] *= corr[r];
-    }
-#pragma unroll
-    for (int n = 0; n < ATT_KEYS / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            s[n][e] = exp2f(s[n][e] - st.m[e >> 1]);
-            st.l[e >> 1] += s[n][e];
-        }
-#pragma unroll
-    for (int n = 0; n < HD / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-            st.o[n][e] *= corr[e >> 1];
-}
-
-/* O += P V over the tile's keys (groups of 16 past len skipped). */
-template <int HD>
-static __device__ void tile_pv(struct attn_rows<HD> &st, const float (&p)[ATT_KEYS / 8][4],
-                               const bf16 *vs, int k0, int len)
-{
-    const int ld = HD + 8, lane = (int)(threadIdx.x % WARP);
-
-#pragma unroll
-    for (int kc = 0; kc < ATT_KEYS / 16; kc++) {
-        if (k0 + kc * 16 >= len)
-            break;
-        uint32_t a[4] = { pack_bf16(p[2 * kc][0], p[2 * kc][1]),
-                          pack_bf16(p[2 * kc][2], p[2 * kc][3]),
-                          pack_bf16(p[2 * kc + 1][0], p[2 * kc + 1][1]),
-                          pack_bf16(p[2 * kc + 1][2], p[2 * kc + 1][3]) };
-#pragma unroll
-        for (int dp = 0; dp < HD / 16; dp++) {
-            uint32_t b[4];
-
-            ldmatrix_x4_trans(b, vs + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld +
-                                     dp * 16 + (lane >> 4) * 8);
-            mma_bf16(st.o[2 * dp], a, b[0], b[1]);
-            mma_bf16(st.o[2 * dp + 1], a, b[2], b[3]);
-        }
-    }
-}
-
 /* Normalise and store rows r0 and r0 + 8 (zeros at or past len, nothing past seq_len). */
 template <int HD>
-static __device__ void store_rows(struct attn_rows<HD> &st, bf16 *out, size_t d, int r0, int len,
+static __device__ void store_rows(struct mma_rows<HD> &st, bf16 *out, size_t d, int r0, int len,
                                   int seq_len)
 {
     int tq = (int)(threadIdx.x % 4);
@@ -625,7 +500,7 @@ static __device__ void store_rows(struct attn_rows<HD> &st, bf16 *out, size_t d,
 #pragma unroll
         for (int n = 0; n < HD / 8; n++)
             *(uint32_t *)(out + (size_t)row * d + n * 8 + tq * 2) =
-                pack_bf16(st.o[n][2 * r] * inv, st.o[n][2 * r + 1] * inv);
+                tc_ops<bf16>::pack(st.o[n][2 * r] * inv, st.o[n][2 * r + 1] * inv);
     }
 }
 
@@ -639,7 +514,7 @@ static __global__ void __launch_bounds__(ATT_WARPS *WARP) attn_kernel(struct att
     bf16 *out = a.out + s * a.seq_len * d + h * HD;
     int len = a.lens[s], warp = (int)(threadIdx.x / WARP);
     int r0 = (int)q0 + warp * 16 + (int)(threadIdx.x % WARP) / 4;
-    struct attn_rows<HD> st;
+    struct mma_rows<HD> st;
 
     if (len < 1 || (size_t)len > a.seq_len || q0 >= (size_t)len) {
         fill_rows<HD>(a, out, q0, len < 1 || (size_t)len > a.seq_len ? NAN : 0.0f);
@@ -661,8 +536,8 @@ static __global__ void __launch_bounds__(ATT_WARPS *WARP) attn_kernel(struct att
         __syncthreads();
         if (active) {
             tile_scores<HD>(st, ks[b], k0, len, a.scale_log2, sc);
-            tile_softmax<HD>(st, sc);
-            tile_pv<HD>(st, sc, vs[b], k0, len);
+            mma_tile_softmax<HD>(st, sc);
+            mma_tile_pv<HD, bf16>(st, sc, vs[b], CEIL_DIV(len - k0, 16));
         }
         __syncthreads(); /* buffer b is free for tile kt + 2 */
     }
