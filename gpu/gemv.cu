@@ -50,7 +50,7 @@
  * 16-byte aligned, so a lane's 8 elements are one aligned vector; rows
  * past m and past n and steps past k load zeros.
  */
-#include "gpu/cuda_util.cuh"
+#include "gpu/mma.cuh"
 
 #define GEMV_WARPS   8
 #define GEMV_UNROLL  4
@@ -85,25 +85,6 @@ static __device__ inline uint4 load_stream(const void *p)
         : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
         : "l"(p));
     return v;
-}
-
-/* One m16n8k16 product, fp32 accumulate: A from the two weight rows, B two registers. */
-static __device__ inline void mma_16816(const __nv_bfloat16 *, float *c, uint32_t a0, uint32_t a1,
-                                        uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1)
-{
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-static __device__ inline void mma_16816(const __half *, float *c, uint32_t a0, uint32_t a1,
-                                        uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1)
-{
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
-        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 /* Two floats as a pair of T in one register, lower k in the low half, as store_act rounds. */
@@ -289,8 +270,11 @@ static __global__ void __launch_bounds__(GEMV_WARPS *WARP) gemv_kernel(const gem
                 uint4 b =
                     i < a.m && k0 < a.k ? input8<T, MODE>(a, inv, i, k0) : make_uint4(0, 0, 0, 0);
 
-                mma_16816((const T *)0, acc[t], wl[u].x, wh[u].x, wl[u].y, wh[u].y, b.x, b.y);
-                mma_16816((const T *)0, acc[t], wl[u].z, wh[u].z, wl[u].w, wh[u].w, b.z, b.w);
+                const uint32_t a0[4] = { wl[u].x, wh[u].x, wl[u].y, wh[u].y };
+                const uint32_t a1[4] = { wl[u].z, wh[u].z, wl[u].w, wh[u].w };
+
+                tc_ops<T>::mma(acc[t], a0, b.x, b.y);
+                tc_ops<T>::mma(acc[t], a1, b.z, b.w);
             }
         }
     }
