@@ -1,7 +1,7 @@
 /*
- * gpu/mma.cuh - internal to gpu/'s attention kernels (attn_prefill.cu,
- * encoder.cu): the tensor-core pieces of a FlashAttention-2-style tile
- * loop, written once. m16n8k16 products with fp32 accumulators for bf16 or
+ * gpu/mma.cuh - internal to gpu/'s tensor-core kernels (attn_prefill.cu,
+ * encoder.cu, gemv.cu): the pieces of a FlashAttention-2-style tile loop,
+ * written once. m16n8k16 products with fp32 accumulators for bf16 or
  * fp16 inputs, ldmatrix loads of shared-memory tiles, cp.async copies into
  * them, and for a warp's 16 query rows (struct mma_rows) the online-softmax
  * update of a tile of MMA_TILE_KEYS keys and the P V product. The layout of
