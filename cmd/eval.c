@@ -40,7 +40,7 @@ static const char eval_usage[] =
     "  -c, --chunker NAME       chunker for the documents (default auto)\n"
     "      --max-tokens N       target chunk size in tokens (default 256)\n"
     "      --keep-store DIR     build the scratch store in DIR and keep it\n"
-    "  -j, --json              one JSON document on stdout (schema rag.eval/1)\n"
+    "  -j, --json               one JSON document on stdout (schema rag.eval/1)\n"
     "  -h, --help               show this help\n";
 
 struct eval_cmd_opts {
