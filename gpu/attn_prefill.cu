@@ -291,32 +291,6 @@ static __device__ void tc_stage(const struct gpu_cuda_attn &a, T *ks, T *vs, siz
     }
 }
 
-/* S = Q K^T over the tile's first n_groups groups of 16 keys (the rest stay 0). */
-template <int HD, typename T>
-static __device__ void tc_scores(const struct mma_rows<HD> &st, const T *ks, int n_groups,
-                                 float (&s)[TC_KEYS / 8][4])
-{
-    const int ld = HD + 8, lane = (int)(threadIdx.x % WARP);
-
-#pragma unroll
-    for (int n = 0; n < TC_KEYS / 8; n++)
-        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-    for (int np = 0; np < TC_KEYS / 16; np++) {
-        if (np >= n_groups)
-            break;
-#pragma unroll
-        for (int c = 0; c < HD / 16; c++) {
-            uint32_t b[4];
-
-            ldsm_x4(b, ks + (np * 16 + (lane & 7) + (lane >> 4 << 3)) * ld + c * 16 +
-                           ((lane >> 3) & 1) * 8);
-            tc_ops<T>::mma(s[2 * np], st.q[c], b[0], b[1]);
-            tc_ops<T>::mma(s[2 * np + 1], st.q[c], b[2], b[3]);
-        }
-    }
-}
-
 /* Keys k0 + j past a row's last key (j > lim - k0) get -inf. */
 static __device__ void tc_mask(float (&s)[TC_KEYS / 8][4], const struct tc_warp &w, int64_t k0)
 {
@@ -344,7 +318,7 @@ static __device__ void tc_tile(struct mma_rows<HD> &st, const struct tc_warp &w,
     int64_t span = (w.lim_hi - k0) / 16 + 1;
     int n_groups = span < TC_KEYS / 16 ? (int)span : TC_KEYS / 16;
 
-    tc_scores<HD, T>(st, ks, n_groups, s);
+    mma_tile_scores<HD, T>(st, ks, n_groups, s);
     if (k0 + TC_KEYS - 1 > w.lim_lo)
         tc_mask(s, w, k0);
     mma_tile_softmax<HD>(st, s);

@@ -452,25 +452,9 @@ template <int HD>
 static __device__ void tile_scores(const struct mma_rows<HD> &st, const bf16 *ks, int k0, int len,
                                    float scale_log2, float (&s)[ATT_KEYS / 8][4])
 {
-    const int ld = HD + 8, lane = (int)(threadIdx.x % WARP), tq = lane % 4;
+    int tq = (int)(threadIdx.x % 4);
 
-#pragma unroll
-    for (int n = 0; n < ATT_KEYS / 8; n++)
-        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-    for (int np = 0; np < ATT_KEYS / 16; np++) {
-        if (k0 + np * 16 >= len)
-            break;
-#pragma unroll
-        for (int c = 0; c < HD / 16; c++) {
-            uint32_t b[4];
-
-            ldsm_x4(b, ks + (np * 16 + (lane & 7) + (lane >> 4 << 3)) * ld + c * 16 +
-                           ((lane >> 3) & 1) * 8);
-            tc_ops<bf16>::mma(s[2 * np], st.q[c], b[0], b[1]);
-            tc_ops<bf16>::mma(s[2 * np + 1], st.q[c], b[2], b[3]);
-        }
-    }
+    mma_tile_scores<HD, bf16>(st, ks, CEIL_DIV(len - k0, 16), s);
 #pragma unroll
     for (int n = 0; n < ATT_KEYS / 8; n++)
 #pragma unroll

@@ -100,6 +100,32 @@ template <int HD> struct mma_rows {
     float m[2], l[2];       /* running max (log2 units) and partial sum per row */
 };
 
+/* S = Q K^T over the tile's first n_groups groups of 16 keys (the rest stay 0). */
+template <int HD, typename T>
+static __device__ void mma_tile_scores(const struct mma_rows<HD> &st, const T *ks, int n_groups,
+                                       float (&s)[MMA_TILE_KEYS / 8][4])
+{
+    const int ld = HD + 8, lane = (int)(threadIdx.x % WARP);
+
+#pragma unroll
+    for (int n = 0; n < MMA_TILE_KEYS / 8; n++)
+        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int np = 0; np < MMA_TILE_KEYS / 16; np++) {
+        if (np >= n_groups)
+            break;
+#pragma unroll
+        for (int c = 0; c < HD / 16; c++) {
+            uint32_t b[4];
+
+            ldsm_x4(b, ks + (np * 16 + (lane & 7) + (lane >> 4 << 3)) * ld + c * 16 +
+                           ((lane >> 3) & 1) * 8);
+            tc_ops<T>::mma(s[2 * np], st.q[c], b[0], b[1]);
+            tc_ops<T>::mma(s[2 * np + 1], st.q[c], b[2], b[3]);
+        }
+    }
+}
+
 /* Online softmax update with the tile's scores (log2 units), which become probabilities. */
 template <int HD>
 static __device__ void mma_tile_softmax(struct mma_rows<HD> &st, float (&s)[MMA_TILE_KEYS / 8][4])
