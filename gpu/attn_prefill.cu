@@ -332,11 +332,7 @@ static __device__ void tc_store(const struct gpu_cuda_attn &a, const struct tc_w
 {
     int tq = (int)(threadIdx.x % 4);
 
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        st.l[r] += __shfl_xor_sync(FULL_MASK, st.l[r], 1);
-        st.l[r] += __shfl_xor_sync(FULL_MASK, st.l[r], 2);
-    }
+    mma_rows_sum(st);
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         if (w.row[r] >= w.n_rows)

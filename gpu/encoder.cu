@@ -469,11 +469,7 @@ static __device__ void store_rows(struct mma_rows<HD> &st, bf16 *out, size_t d, 
 {
     int tq = (int)(threadIdx.x % 4);
 
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        st.l[r] += __shfl_xor_sync(FULL_MASK, st.l[r], 1);
-        st.l[r] += __shfl_xor_sync(FULL_MASK, st.l[r], 2);
-    }
+    mma_rows_sum(st);
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         int row = r0 + 8 * r;

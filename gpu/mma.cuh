@@ -160,6 +160,16 @@ static __device__ void mma_tile_softmax(struct mma_rows<HD> &st, float (&s)[MMA_
             st.o[n][e] *= corr[e >> 1];
 }
 
+/* The row sums l, split over the four lanes of a row, summed: before normalising o. */
+template <int HD> static __device__ inline void mma_rows_sum(struct mma_rows<HD> &st)
+{
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        st.l[r] += __shfl_xor_sync(FULL_MASK, st.l[r], 1);
+        st.l[r] += __shfl_xor_sync(FULL_MASK, st.l[r], 2);
+    }
+}
+
 /* O += P V over the tile's first n_groups groups of 16 keys (P is 0 past them). */
 template <int HD, typename T>
 static __device__ void mma_tile_pv(struct mma_rows<HD> &st, const float (&p)[MMA_TILE_KEYS / 8][4],
