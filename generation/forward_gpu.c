@@ -11,18 +11,19 @@
  *         sequence's block table row, or for a decode step both at once
  *         over the whole batch with gpu_attn_decode_rope;
  *   x += att Wo^T (GEMM with beta = 1);
- *   xb = rmsnorm(x); gu = xb Wgu^T (gate and up stacked); h = silu(g) * u;
+ *   xb = rmsnorm(x); gu = xb Wgu^T (gate and up stacked; bf16 for a bf16
+ *         model, else fp32); h = silu(g) * u;
  *   x += h Wdown^T.
  * Then the final norm and the output matrix on the last row (prefill) or
  * every row (decode, followed by an argmax per row on the device).
  *
- * One-row decode steps of small models (decode_gemv()) use gpu_gemv()
+ * One-row decode steps of every model size (decode_gemv()) use gpu_gemv()
  * instead of cuBLASLt, with each RMSNorm folded into the GEMV that reads its
  * output (QKV, gate/up, the output matrix) and SwiGLU into the gate/up
  * GEMV's output: 5 or 6 kernels a layer (the attention is two when its split
- * needs a combine pass) instead of 8 or 9. Prefill chunks, batches and
- * larger models keep gpu_gemm(). gen_model_step_kernels() reads the count
- * from the captured graph.
+ * needs a combine pass) instead of 8 or 9. Prefill chunks and batches keep
+ * gpu_gemm(). gen_model_step_kernels() reads the count from the captured
+ * graph.
  *
  * Every per-step value (token ids, positions and cache slots of a prefill
  * chunk, the lengths and block table rows of a decode batch) is uploaded into device buffers before the
@@ -36,8 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEMV_DIM_MAX 1024 /* widest model whose one-row decode step uses gpu_gemv() */
-#define QUERY_GROUP  32   /* query heads per kv head the attention kernels take */
+#define QUERY_GROUP 32 /* query heads per kv head the attention kernels take */
 
 int model_gpu_supported(const struct gen_model *m, struct rag_err *err)
 {
@@ -318,21 +318,25 @@ static int ffn_gemv(struct gen_model *m, struct model_gpu_layer *L, size_t n, st
     return rc;
 }
 
+/*
+ * The FFN through cuBLASLt. Gate and up are kept in bf16 for a bf16 model
+ * (half the bytes of the widest activation; bf16 has fp32's range) and in
+ * fp32 for an fp16 one, whose range ends at 65504.
+ */
 static int ffn_block(struct gen_model *m, struct model_gpu_layer *L, size_t n, struct rag_err *err)
 {
     const struct gen_model_info *in = &m->info;
     struct model_gpu *G = m->gpu;
     struct gpu *g = G->g;
-    enum gpu_dtype dt = G->dtype;
+    enum gpu_dtype dt = G->dtype, gt = dt == GPU_BF16 ? GPU_BF16 : GPU_F32;
     size_t ff = in->ffn_dim;
     int rc;
 
     rc = gpu_rmsnorm(g, &G->x, NULL, &L->ffn_norm, &G->xb, dt, n, in->dim, in->rms_eps, err);
     if (!rc)
-        rc =
-            gpu_gemm(g, &G->xb, &L->w_gu, dt, NULL, &G->gu, GPU_F32, n, 2 * ff, in->dim, 0.0f, err);
+        rc = gpu_gemm(g, &G->xb, &L->w_gu, dt, NULL, &G->gu, gt, n, 2 * ff, in->dim, 0.0f, err);
     if (!rc)
-        rc = gpu_swiglu(g, &G->gu, GPU_F32, &G->h, dt, n, ff, err);
+        rc = gpu_swiglu(g, &G->gu, gt, &G->h, dt, n, ff, err);
     if (!rc)
         rc = gpu_gemm(g, &G->h, &L->w_down, dt, NULL, &G->x, GPU_F32, n, in->dim, ff, 1.0f, err);
     return rc;
@@ -425,19 +429,20 @@ int model_gpu_prefill(struct gen_model *m, size_t seq, const int32_t *tokens, si
 
 /*
  * Whether a decode step of n rows goes through gpu_gemv() and its fused
- * variants. Measured on an H200 (docs/BENCHMARKS.md): for one row of a
- * small model they beat cuBLASLt plus the separate norm and SwiGLU kernels
- * (SmolLM2-135M: 979 against 861 tok/s when this was chosen; 1,739 after
- * the one-row GEMV kernel); with 32 rows, or with the weights of an 8B
- * model, cuBLASLt is faster (6,066 against 5,333, and 178 against 142
- * tok/s at 8B with both started as dependent launches), because the
- * tensor-core GEMV re-reads every input row per block and its 8B-wide
- * matrices stream at 3.3-3.7 TB/s against cuBLASLt's 3.7-4.2.
+ * variants: every one-row step, whatever the model's size. Measured on an
+ * H200 (docs/BENCHMARKS.md) for a small model, they beat cuBLASLt plus the
+ * separate norm and SwiGLU kernels (SmolLM2-135M: 979 against 861 tok/s
+ * when this was chosen; 1,739 after the one-row GEMV kernel). With 32 rows
+ * cuBLASLt is faster (6,066 against 5,333 tok/s), because the tensor-core
+ * GEMV re-reads every input row per block. At 8B the one-row GEMV used to
+ * fall back to the tensor-core kernel for k > 2048 (3.3-3.7 TB/s against
+ * cuBLASLt's 3.7-4.2; 142 against 178 tok/s); it now streams any k in
+ * double-buffered rounds (gpu/gemv.cu), and which of the two paths is
+ * faster at 8B is still to be measured.
  */
 static bool decode_gemv(const struct gen_model *m, size_t n)
 {
-    return n == 1 && m->info.dim <= GEMV_DIM_MAX && m->info.dim % 8 == 0 && m->q_dim % 8 == 0 &&
-           m->info.ffn_dim % 8 == 0;
+    return n == 1 && m->info.dim % 8 == 0 && m->q_dim % 8 == 0 && m->info.ffn_dim % 8 == 0;
 }
 
 /* A decode step of n sequences in bucket b: every pointer fixed, the same for every such step. */

@@ -14,6 +14,11 @@
  *   A block takes tokens [sp * split, min(L, (sp + 1) * split)) of one kv
  *   head and up to 8 of the G query heads that share it (more heads: the
  *   block repeats over them), so each K and V row is read once per group.
+ *   When that grid would have fewer blocks than the GPU has SMs (one or a
+ *   few short sequences), the grid is (n_splits, n_heads, n_seqs) instead,
+ *   a block for each query head: the same bytes come from L2 G times, but
+ *   each block's chain of loads and arithmetic is a G-th as long, and more
+ *   SMs run them side by side.
  *   The threads form row groups of R = head_dim / V lanes, V = 16 bytes of
  *   the cache type (8 bf16/fp16 elements, 4 fp32): each row group reads
  *   one token's K and V rows with one 16-byte load per lane, four tokens
@@ -44,10 +49,11 @@
  *
  * gpu_attn_decode_rope() (a.qkv set) is the same kernel with the decode
  * step's RoPE folded in: each block rotates its query heads from the
- * token's qkv row to position L - 1, and the block whose split ends at L
- * first writes the new token's rotated K and its V to the cache (its
- * barrier before the token loop makes them visible to its own reads; no
- * other block reads that token). This saves gpu_rope_kv()'s kernel a layer.
+ * token's qkv row to position L - 1, and every block whose split ends at L
+ * makes the new token's rotated K and its V, rounded to the cache type, in
+ * shared memory and reads that token from there; the first such block of
+ * each kv head also writes them to the cache. This saves gpu_rope_kv()'s
+ * kernel a layer.
  *
  * Bad device-side values: a length outside [0, max_blocks * 16] gives NaN
  * for that sequence; a block id outside the cache gives NaN scores and
@@ -116,10 +122,15 @@ template <int NH, int V> struct dec_state {
     float m[NH], l[NH];
 };
 
-/* Shared memory of a block: the scaled queries of the pass, then each warp's merged state. */
+/*
+ * Shared memory of a block: the scaled queries of the pass, the new token's
+ * K and V rows as the cache stores them (gpu_attn_decode_rope() only; up to
+ * 4 bytes an element), then each warp's merged state.
+ */
 template <int NH, int HD> struct dec_smem {
     static constexpr int WARPS = DEC_THREADS / WARP;
     float q[NH][HD];
+    alignas(16) unsigned char k_new[HD * 4], v_new[HD * 4];
     float acc[WARPS][NH][HD];
     float m[WARPS][NH], l[WARPS][NH];
 };
@@ -233,11 +244,14 @@ static __device__ void block_result(const struct gpu_cuda_attn &a, dec_state<NH,
 
 /*
  * The lane's 16 bytes from col of token t's K and V rows: NaN for a block id
- * outside the cache, zeros for t past t1 (no token).
+ * outside the cache, zeros for t past t1 (no token). Token t_new (the one
+ * gpu_attn_decode_rope() appends; SIZE_MAX for none) comes from sm, since
+ * another block may be writing it to the cache.
  */
-template <int HD, typename KV>
-static __device__ inline void load_token(const struct gpu_cuda_attn &a, size_t seq, size_t kvh,
-                                         size_t t, size_t t1, size_t col, uint4 *k, uint4 *v)
+template <int NH, int HD, typename KV>
+static __device__ inline void load_token(const struct gpu_cuda_attn &a, const dec_smem<NH, HD> &sm,
+                                         size_t seq, size_t kvh, size_t t, size_t t1, size_t t_new,
+                                         size_t col, uint4 *k, uint4 *v)
 {
     int32_t blk = t < t1 ? __ldg(&a.block_tables[seq * a.max_blocks + t / GPU_KV_BLOCK]) : 0;
 
@@ -245,19 +259,24 @@ static __device__ inline void load_token(const struct gpu_cuda_attn &a, size_t s
         *k = *v = t >= t1 ? make_uint4(0, 0, 0, 0) : nan16((const KV *)0);
         return;
     }
+    if (t == t_new) {
+        *k = *(const uint4 *)((const KV *)sm.k_new + col);
+        *v = *(const uint4 *)((const KV *)sm.v_new + col);
+        return;
+    }
     size_t row = (((size_t)blk * a.n_kv_heads + kvh) * GPU_KV_BLOCK + t % GPU_KV_BLOCK) * HD + col;
     *k = *(const uint4 *)((const KV *)a.k_cache + row);
     *v = *(const uint4 *)((const KV *)a.v_cache + row);
 }
 
-/* No tokens to attend over: out gets NaN (bad length) or zeros (0), when the block is the only split. */
+/* No tokens to attend over: heads h1 .. h1 + hb - 1 of out get NaN (bad length) or zeros (0). */
 template <int HD, typename O>
-static __device__ void empty_result(const struct gpu_cuda_attn &a, size_t seq, size_t kvh, bool bad)
+static __device__ void empty_result(const struct gpu_cuda_attn &a, size_t seq, size_t h1, size_t hb,
+                                    bool bad)
 {
-    size_t group = a.n_heads / a.n_kv_heads;
-    O *out = (O *)a.out + (seq * a.n_heads + kvh * group) * HD;
+    O *out = (O *)a.out + (seq * a.n_heads + h1) * HD;
 
-    for (size_t i = threadIdx.x; i < group * HD; i += blockDim.x)
+    for (size_t i = threadIdx.x; i < hb * HD; i += blockDim.x)
         store_act(&out[i], bad ? NAN : 0.0f);
 }
 
@@ -294,23 +313,29 @@ static __device__ inline float query_at(const struct gpu_cuda_attn &a, size_t se
 }
 
 /*
- * With the RoPE fused: the new token p of sequence seq, kv head kvh, into
- * the cache, K rotated, as gpu_rope_kv() writes it; nothing for a block id
- * outside the cache (the attention then reads NaN for it).
+ * With the RoPE fused: the new token p of sequence seq, kv head kvh, K
+ * rotated, as gpu_rope_kv() writes it: into sm (the block's reads of token
+ * p take it from there, see load_token), and when write is set into the
+ * cache too; nothing is written for a block id outside the cache (the
+ * attention then reads NaN for it).
  */
-template <int HD, typename KV>
-static __device__ void append_token(const struct gpu_cuda_attn &a, size_t seq, size_t kvh,
-                                    int32_t p)
+template <int NH, int HD, typename KV>
+static __device__ void new_token(const struct gpu_cuda_attn &a, dec_smem<NH, HD> &sm, size_t seq,
+                                 size_t kvh, int32_t p, bool write)
 {
     int32_t blk = a.block_tables[seq * a.max_blocks + (size_t)p / GPU_KV_BLOCK];
     const float *row = a.qkv + seq * (a.n_heads + 2 * a.n_kv_heads) * HD;
-
-    if (blk < 0 || (size_t)blk >= a.n_blocks)
-        return;
     size_t at = (((size_t)blk * a.n_kv_heads + kvh) * GPU_KV_BLOCK + (size_t)p % GPU_KV_BLOCK) * HD;
+    KV *k = (KV *)sm.k_new, *v = (KV *)sm.v_new;
+
+    write = write && blk >= 0 && (size_t)blk < a.n_blocks;
     for (int d = (int)threadIdx.x; d < HD; d += (int)blockDim.x) {
-        store_act((KV *)a.k_cache + at + d, rope_at<HD>(a, row + (a.n_heads + kvh) * HD, d, p));
-        store_act((KV *)a.v_cache + at + d, row[(a.n_heads + a.n_kv_heads + kvh) * HD + d]);
+        store_act(&k[d], rope_at<HD>(a, row + (a.n_heads + kvh) * HD, d, p));
+        store_act(&v[d], row[(a.n_heads + a.n_kv_heads + kvh) * HD + d]);
+        if (write) {
+            ((KV *)a.k_cache)[at + d] = k[d];
+            ((KV *)a.v_cache)[at + d] = v[d];
+        }
     }
 }
 
@@ -340,44 +365,55 @@ static __device__ void split_pass(const struct gpu_cuda_attn &a, dec_smem<NH, HD
     /*
      * DEC_UNROLL tokens a step per row group, their loads issued together.
      * The loop is the same for the whole warp (its shuffles need every
-     * lane); row groups past t1 load nothing and keep their state.
+     * lane); row groups past t1 load nothing and keep their state. With one
+     * head a block, steps with no token for any row group of the warp are
+     * skipped; with more, that branch costs more than it saves (it keeps
+     * the compiler from interleaving the steps: 8B, 32 x 512 tokens, 67
+     * against 54 us).
      */
     for (size_t tw = t0 + threadIdx.x / WARP * (WARP / R); tw < t1; tw += DEC_UNROLL * rows) {
-        size_t t = tw + threadIdx.x % WARP / R;
+        size_t t = tw + threadIdx.x % WARP / R, t_new = a.qkv ? pos : SIZE_MAX;
+        int n_u = (int)CEIL_DIV(t1 - tw, rows); /* steps with a token for the warp */
         uint4 k[DEC_UNROLL], v[DEC_UNROLL];
 
 #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++)
-            load_token<HD, KV>(a, seq, kvh, t + u * rows, t1, col, &k[u], &v[u]);
+            load_token<NH, HD, KV>(a, sm, seq, kvh, t + u * rows, t1, t_new, col, &k[u], &v[u]);
 #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++)
-            attend<NH, HD, KV>(st, sm, col, t + u * rows < t1, k[u], v[u]);
+            if (NH > 1 || u < n_u)
+                attend<NH, HD, KV>(st, sm, col, t + u * rows < t1, k[u], v[u]);
     }
     block_result<NH, HD, V, O>(a, st, sm, seq, h0, nh, n_splits);
 }
 
+/*
+ * Grid (n_splits, n_heads / hb, n_seqs): the block serves query heads
+ * blockIdx.y * hb .. + hb - 1, all of one kv head (hb = the group, or 1 when
+ * the launcher spreads a group's heads over blocks), NH at a time.
+ */
 template <int NH, int HD, typename KV, typename O>
 static __global__ void __launch_bounds__(DEC_THREADS)
-    decode_split(struct gpu_cuda_attn a, size_t split, size_t n_splits)
+    decode_split(struct gpu_cuda_attn a, size_t split, size_t n_splits, size_t hb)
 {
     __shared__ dec_smem<NH, HD> sm;
-    size_t group = a.n_heads / a.n_kv_heads, seq = blockIdx.z, kvh = blockIdx.y;
-    size_t t0 = blockIdx.x * split;
+    size_t group = a.n_heads / a.n_kv_heads, seq = blockIdx.z, h1 = blockIdx.y * hb;
+    size_t kvh = h1 / group, t0 = blockIdx.x * split;
 
     pdl_wait();
     pdl_trigger();
     int32_t len = a.lens[seq];
     if (!len_ok(len, a.max_blocks) || t0 >= (size_t)len) {
         if (n_splits == 1)
-            empty_result<HD, O>(a, seq, kvh, !len_ok(len, a.max_blocks));
+            empty_result<HD, O>(a, seq, h1, hb, !len_ok(len, a.max_blocks));
         return; /* else the combine pass handles it */
     }
     size_t t1 = (size_t)len - t0 < split ? (size_t)len : t0 + split;
-    /* The new token, written before split_pass's barrier and so before its reads. */
+    /* The new token, in sm before split_pass's barrier; one block a kv head writes the cache. */
     if (a.qkv && t1 == (size_t)len)
-        append_token<HD, KV>(a, seq, kvh, len - 1);
-    for (size_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += NH) {
-        size_t nh = (kvh + 1) * group - h0 < NH ? (kvh + 1) * group - h0 : NH;
+        new_token<NH, HD, KV>(a, sm, seq, kvh, len - 1, h1 % group == 0);
+    for (size_t h0 = h1; h0 < h1 + hb; h0 += NH) {
+        size_t nh = h1 + hb - h0 < NH ? h1 + hb - h0 : NH;
 
         split_pass<NH, HD, KV, O>(a, sm, seq, kvh, h0, nh, t0, t1, (size_t)len - 1, n_splits);
     }
@@ -411,33 +447,41 @@ static __global__ void decode_combine(struct gpu_cuda_attn a, size_t split, size
     store_act(&out[d], acc / sum);
 }
 
+/* Pass 1 with hb query heads a block, then pass 2 when the table has more than one split. */
 template <int NH, int HD, typename KV, typename O>
 static void launch(const struct gpu *g, const struct gpu_cuda_attn *a, size_t split,
-                   size_t n_splits)
+                   size_t n_splits, size_t hb)
 {
-    dim3 grid1((unsigned)n_splits, (unsigned)a->n_kv_heads, (unsigned)a->n_seqs);
+    dim3 grid1((unsigned)n_splits, (unsigned)(a->n_heads / hb), (unsigned)a->n_seqs);
     dim3 grid2((unsigned)a->n_heads, (unsigned)a->n_seqs);
 
-    launch_pdl(g, decode_split<NH, HD, KV, O>, grid1, dim3(DEC_THREADS), 0, *a, split, n_splits);
+    launch_pdl(g, decode_split<NH, HD, KV, O>, grid1, dim3(DEC_THREADS), 0, *a, split, n_splits,
+               hb);
     if (n_splits > 1)
         launch_pdl(g, decode_combine<HD, O>, grid2, dim3((unsigned)HD), 0, *a, split, n_splits);
 }
 
-/* Heads a pass keeps state for: the group rounded up to 1, 2, 4 or 8. */
+/*
+ * A block for each query head when the kv heads alone would leave most SMs
+ * idle (short batches: the block's time is latency, and one head's work is
+ * a quarter of four heads'); else a block for each kv head, its group's
+ * heads in passes of NH = the group rounded up to 1, 2, 4 or 8, so that
+ * each K and V row is read once per group.
+ */
 template <int HD, typename KV, typename O>
 static void launch_nh(const struct gpu *g, const struct gpu_cuda_attn *a, size_t split,
                       size_t n_splits)
 {
     size_t group = a->n_heads / a->n_kv_heads;
 
-    if (group == 1)
-        launch<1, HD, KV, O>(g, a, split, n_splits);
+    if (group == 1 || a->n_seqs * a->n_kv_heads * n_splits < (size_t)g->info.n_sm)
+        launch<1, HD, KV, O>(g, a, split, n_splits, 1);
     else if (group == 2)
-        launch<2, HD, KV, O>(g, a, split, n_splits);
+        launch<2, HD, KV, O>(g, a, split, n_splits, group);
     else if (group <= 4)
-        launch<4, HD, KV, O>(g, a, split, n_splits);
+        launch<4, HD, KV, O>(g, a, split, n_splits, group);
     else
-        launch<DEC_HEADS, HD, KV, O>(g, a, split, n_splits);
+        launch<DEC_HEADS, HD, KV, O>(g, a, split, n_splits, group);
 }
 
 template <int HD>

@@ -1,13 +1,14 @@
 /*
  * gpu/gemv.cu - decode-step linear layers for a few rows (gpu.h gpu_gemv):
  *   c[i][j] = sum_l a[i][l] * w[j][l] + bias[j] + beta * c[i][j],  i < m <= 32
- * with the input rows a either given (bf16/fp16), or made while loading
- * from the fp32 residual stream by RMSNorm, or from a gate/up pair by
- * SwiGLU, so the decode step needs no separate norm or activation kernel.
+ * with the input rows a either given (bf16/fp16) or made while loading
+ * from the fp32 residual stream by RMSNorm, and optionally SwiGLU of a
+ * gate/up pair on the output, so the decode step needs no separate norm or
+ * activation kernel.
  *
- * The weights dominate the bytes (m is small), so the kernel is built to
- * stream w at HBM bandwidth, on tensor cores so that m = 32 costs no more
- * arithmetic time than m = 1:
+ * The weights dominate the bytes (m is small), so the kernels are built to
+ * stream w at HBM bandwidth. Two or more rows take a tensor-core kernel, so
+ * that m = 32 costs no more arithmetic time than m = 2:
  *
  * - A block of GEMV_WARPS warps owns 16 consecutive weight rows (output
  *   columns j0 .. j0 + 15); its warps split k into contiguous ranges of
@@ -39,26 +40,52 @@
  *   sums. With glu set the output is SwiGLU of a gate and an up row, as
  *   gpu_swiglu() computes it (gpu_gemv_rmsnorm_swiglu()).
  *
- * One input row with k <= GEMV1_K_MAX (the decode step of one sequence in
- * a small model) takes gemv1_kernel instead: no tensor cores, one or two
- * weight rows per warp, all of their weights loaded before the wait for the
- * previous kernel (below). The tensor-core kernel needs 16 weight
- * rows per block, so a 576-wide output had 36 blocks and its warps a few
- * steps each, latency-bound (SmolLM2-135M down projection: 9.8 us).
+ * One input row (the decode step of one sequence) takes gemv1_kernel, for
+ * any k: CUDA cores, no split of k across warps, so no cross-warp sum. (The
+ * tensor-core kernel needs 16 weight rows a block: a 576-wide output had 36
+ * blocks, latency-bound, 9.8 us for SmolLM2-135M's down projection; and at
+ * Llama-3-8B's shapes it streamed about 3.7 TB/s on an H200, cuBLASLt 4.2.)
+ * A warp owns one weight row, or two for outputs wider than GEMV1_NARROW
+ * and for the gate and up row of glu, so a 4096-wide output still has 2048
+ * warps (15 or 16 an SM). It walks k in rounds of KC chunks of 256 elements
+ * (chunk c, lane l: k = 256 c + 8 l .. + 7, one 16-byte load a row):
+ * - k <= GEMV1_K_MAX: a single round of up to 8 chunks, every weight of the
+ *   warp loaded before the wait for the previous kernel, so in a decode
+ *   graph the weight latency hides behind that kernel and what remains is
+ *   one pass over the input row, the warp sums and the store.
+ * - larger k (8B: 4096 and 14336): register double buffering. Two buffers
+ *   of GEMV1_LOADS loads a lane (KC = 8 / rows a warp) are filled before
+ *   the wait; each is refilled with the round two ahead as soon as its
+ *   products are done, so a lane keeps 8 to 16 loads in flight while it
+ *   computes. Launch bounds keep it at 128 registers or fewer, so an SM
+ *   holds at least 16 of its warps (ptxas: about 90 registers, 110 with
+ *   RMSNorm, no spills).
+ * With RMSNorm the one-row kernel does not round its input: each product
+ * takes x * gain in fp32, the warp gathers the sum of squares in the same
+ * pass, and 1/rms scales the finished sums, so no pass over x delays the
+ * first product (8B QKV: 25 us with that pass, 17 without the norm). This
+ * is closer to the exact product than the two-kernel sequence, which
+ * rounds the normalised input to the compute type. Products and sums are
+ * fp32 in a fixed order (each lane's chunks in order, then the warp's
+ * shuffle tree), so results are deterministic.
  *
  * Requirements (checked in launch.c): k a multiple of 8 and every pointer
  * 16-byte aligned, so a lane's 8 elements are one aligned vector; rows
- * past m and past n and steps past k load zeros.
+ * past m and past n and steps past k load zeros (the one-row kernel reads
+ * row n - 1 for rows past n, and never stores them).
  */
 #include "gpu/mma.cuh"
 
-#define GEMV_WARPS   8
-#define GEMV_UNROLL  4
-#define GEMV_COLS    16   /* weight rows per block: the mma's 16 rows */
-#define GEMV_STEP    32   /* k per step: two mmas of k = 16 */
-#define GEMV1_K_MAX  2048 /* widest input of the one-row kernel (8 loads per lane and row) */
-#define GEMV1_WARPS  4    /* warps per block of the one-row kernel */
-#define GEMV1_NARROW 2048 /* outputs up to this wide take one weight row per warp, else two */
+#define GEMV_WARPS       8
+#define GEMV_UNROLL      4
+#define GEMV_COLS        16   /* weight rows per block: the mma's 16 rows */
+#define GEMV_STEP        32   /* k per step: two mmas of k = 16 */
+#define GEMV1_CHUNK      256  /* k per chunk of the one-row kernel: 32 lanes of 8 elements */
+#define GEMV1_K_MAX      2048 /* widest input the one-row kernel loads in a single round */
+#define GEMV1_LOADS      8    /* 16-byte loads per lane in a round of the double-buffered kernel */
+#define GEMV1_WARPS      4    /* warps per block of the one-row kernel */
+#define GEMV1_BLOCKS_MIN 4    /* blocks an SM at least: at most 128 registers a thread */
+#define GEMV1_NARROW     2048 /* outputs up to this wide take one weight row per warp, else two */
 
 enum gemv_mode { MODE_A, MODE_RMS };
 
@@ -292,60 +319,81 @@ template <typename T> static __device__ inline void unpack8(uint4 u, float *v)
 }
 
 /*
- * One input row (m = 1), k <= KC * 256: each warp owns RW weight rows (1 or
- * 2) and loads all of them (KC 16-byte loads per row and lane, k = 256 c +
- * 8 lane + e) before waiting for the previous kernel, so in a decode graph
- * the weight latency is hidden and what remains is one pass over the input
- * row (from L1/L2), the warp sums and the store. Blocks of GEMV1_WARPS
- * warps, so that even a 576-wide output spreads over the SMs. The input
- * elements are made and rounded as input8() does; products and sums are
- * fp32 (each lane's chunks in order, then the warp's shuffle tree:
- * deterministic).
+ * Weight row r of the warp whose first output is j: row j + r, or with glu
+ * the gate row j (r = 0) and the up row n + j (r = 1). Rows past n are
+ * clamped to row n - 1 (read, never stored), so every load stays inside w.
  */
-template <typename T, typename C, int MODE, int KC, int RW>
-static __global__ void __launch_bounds__(GEMV1_WARPS *WARP) gemv1_kernel(const gemv_args a)
+template <typename T>
+static __device__ inline const T *one_row_weights(const gemv_args &a, int j, int r)
 {
-    unsigned lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    int j = ((int)blockIdx.x * GEMV1_WARPS + (int)warp) * (a.glu ? 1 : RW);
-    uint4 w[RW][KC];
-    float inv = 1.0f, dot[RW] = {};
+    int jr = a.glu ? j : j + r;
+
+    jr = (jr < a.n ? jr : a.n - 1) + (a.glu ? r * a.n : 0);
+    return (const T *)a.w + (size_t)jr * a.k;
+}
+
+/* The lane's weights of round q: chunks q KC .. q KC + KC - 1 of each row, zeros past k. */
+template <typename T, int KC, int RW>
+static __device__ inline void load_round(const gemv_args &a, const T *const *row, int q,
+                                         uint4 (&w)[RW][KC])
+{
+    int lane = (int)(threadIdx.x % WARP);
 
 #pragma unroll
     for (int r = 0; r < RW; r++) {
-        int jr =
-            (j + (a.glu ? 0 : r) < a.n ? j + (a.glu ? 0 : r) : a.n - 1) + (a.glu ? r * a.n : 0);
-        const T *row = (const T *)a.w + (size_t)jr * a.k;
 #pragma unroll
         for (int c = 0; c < KC; c++) {
-            int k0 = c * WARP * 8 + (int)lane * 8;
-            w[r][c] = k0 < a.k ? load_stream(row + k0) : make_uint4(0, 0, 0, 0);
+            int k0 = (q * KC + c) * GEMV1_CHUNK + lane * 8;
+
+            w[r][c] = k0 < a.k ? load_stream(row[r] + k0) : make_uint4(0, 0, 0, 0);
         }
     }
-    pdl_wait();
-    pdl_trigger();
-    if constexpr (MODE == MODE_RMS) {
-        float ss = 0.0f, x[8];
+}
 
-#pragma unroll
-        for (int c = 0; c < KC; c++) {
-            int k0 = c * WARP * 8 + (int)lane * 8;
+/*
+ * The 8 input elements at k0 as floats (zeros when in is false): with
+ * MODE_A the given row's, with MODE_RMS x * gain, not yet scaled by 1/rms
+ * and not rounded, while x^2 is added to ss.
+ */
+template <typename T, int MODE>
+static __device__ inline void one_row_input(const gemv_args &a, int k0, bool in, float *b,
+                                            float &ss)
+{
+    float x[8], gain[8];
 
-            if (k0 < a.k) {
-                load8((const float *)a.src + k0, x);
-                for (int e = 0; e < 8; e++)
-                    ss = fmaf(x[e], x[e], ss);
-            }
+    if constexpr (MODE == MODE_A) {
+        unpack8<T>(__ldg((const uint4 *)((const T *)a.src + k0)), x);
+        for (int e = 0; e < 8; e++)
+            b[e] = in ? x[e] : 0.0f;
+    } else {
+        load8((const float *)a.src + k0, x);
+        load8(a.norm + k0, gain);
+        for (int e = 0; e < 8; e++) {
+            b[e] = in ? x[e] * gain[e] : 0.0f;
+            ss = in ? fmaf(x[e], x[e], ss) : ss;
         }
-        inv = rsqrtf(warp_sum(ss) / (float)a.k + a.eps);
     }
+}
+
+/*
+ * dot[r] += the lane's products of round q with row r, and ss the squares
+ * of its inputs (MODE_RMS). Chunks past k add nothing; their loads are
+ * clamped to k0 = 0 rather than skipped, so that the compiler may issue
+ * every load of the round before the first product.
+ */
+template <typename T, int MODE, int KC, int RW>
+static __device__ inline void dot_round(const gemv_args &a, int q, const uint4 (&w)[RW][KC],
+                                        float *dot, float &ss)
+{
+    int lane = (int)(threadIdx.x % WARP);
+
 #pragma unroll
     for (int c = 0; c < KC; c++) {
-        int k0 = c * WARP * 8 + (int)lane * 8;
-        float b[8], wf[8], one[1] = { inv };
+        int k0 = (q * KC + c) * GEMV1_CHUNK + lane * 8;
+        bool in = k0 < a.k;
+        float b[8], wf[8];
 
-        if (k0 >= a.k)
-            break;
-        unpack8<T>(input8<T, MODE>(a, one, 0, k0), b);
+        one_row_input<T, MODE>(a, in ? k0 : 0, in, b, ss);
 #pragma unroll
         for (int r = 0; r < RW; r++) {
             unpack8<T>(w[r][c], wf);
@@ -353,57 +401,123 @@ static __global__ void __launch_bounds__(GEMV1_WARPS *WARP) gemv1_kernel(const g
                 dot[r] = fmaf(b[e], wf[e], dot[r]);
         }
     }
+}
+
+/* Warp sums of the RW dots times scale, then the store: SwiGLU with glu, else + bias + beta c. */
+template <typename C, int RW>
+static __device__ inline void one_row_store(const gemv_args &a, int j, float *dot, float scale)
+{
+    int lane = (int)(threadIdx.x % WARP);
+    C *c = (C *)a.c;
+
 #pragma unroll
     for (int r = 0; r < RW; r++)
-        dot[r] = warp_sum(dot[r]);
+        dot[r] = warp_sum(dot[r]) * scale;
     if (a.glu) {
         if (lane == 0 && j < a.n)
-            store_act((C *)a.c + j, silu_mul(dot[0], dot[1]));
+            store_act(c + j, silu_mul(dot[0], dot[RW - 1]));
         return;
     }
-    if (lane < RW && j + (int)lane < a.n) {
-        int jj = j + (int)lane;
+    if (lane < RW && j + lane < a.n) {
         float v = dot[0];
-        C *c = (C *)a.c;
 
 #pragma unroll
         for (int r = 1; r < RW; r++)
-            v = (int)lane == r ? dot[r] : v;
+            v = lane == r ? dot[r] : v;
         if (a.bias)
-            v += to_float(((const C *)a.bias)[jj]);
+            v += to_float(((const C *)a.bias)[j + lane]);
         if (a.beta != 0.0f)
-            v += a.beta * to_float(c[jj]);
-        store(&c[jj], v);
+            v += a.beta * to_float(c[j + lane]);
+        store(&c[j + lane], v);
     }
 }
 
-/* gemv1_kernel with KC chunks: one row a warp for narrow outputs, two for wide ones. */
-template <typename T, typename C, int MODE, int KC>
-static void launch_one_row_kc(const struct gpu *g, const gemv_args &a)
+/*
+ * One input row (m = 1): each warp owns RW weight rows (with glu the gate
+ * and up row of one output) and walks k in rounds of KC chunks of 256
+ * (k = 256 chunk + 8 lane + e), one 16-byte load per chunk, row and lane.
+ * NB buffers of a round's weights: the first NB rounds are loaded before
+ * waiting for the previous kernel, and each buffer, once its products are
+ * done, is reloaded with the round NB ahead, so a lane keeps up to NB KC RW
+ * loads in flight while it computes. NB = 1 is a single round (the launcher
+ * takes it only for k <= KC * 256): everything prefetched, then one pass
+ * over the input row. With RMSNorm the products take x * gain unrounded
+ * and the sum of squares is gathered in the same pass (the warp reads the
+ * whole row), so the 1/rms scales the finished sums: no pass over x before
+ * the first product. Products and sums are fp32 (each lane's chunks in
+ * order, then the warp's shuffle tree: deterministic).
+ */
+template <typename T, typename C, int MODE, int KC, int RW, int NB>
+static __global__ void __launch_bounds__(GEMV1_WARPS *WARP, GEMV1_BLOCKS_MIN)
+    gemv1_kernel(const gemv_args a)
 {
-    dim3 block(GEMV1_WARPS * WARP);
+    int warp = (int)(threadIdx.x / WARP);
+    int j = ((int)blockIdx.x * GEMV1_WARPS + warp) * (a.glu ? 1 : RW);
+    int rounds = NB == 1 ? 1 : (a.k + KC * GEMV1_CHUNK - 1) / (KC * GEMV1_CHUNK);
+    const T *row[RW];
+    uint4 w[NB][RW][KC];
+    float inv = 1.0f, ss = 0.0f, dot[RW] = {};
 
-    if (a.glu)
-        launch_pdl(g, gemv1_kernel<T, C, MODE, KC, 2>,
-                   dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS)), block, 0, a);
-    else if (a.n <= GEMV1_NARROW)
-        launch_pdl(g, gemv1_kernel<T, C, MODE, KC, 1>,
-                   dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS)), block, 0, a);
-    else
-        launch_pdl(g, gemv1_kernel<T, C, MODE, KC, 2>,
-                   dim3((unsigned)CEIL_DIV((size_t)a.n, (size_t)GEMV1_WARPS * 2)), block, 0, a);
+#pragma unroll
+    for (int r = 0; r < RW; r++)
+        row[r] = one_row_weights<T>(a, j, r);
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+        load_round<T, KC, RW>(a, row, b, w[b]);
+    pdl_wait();
+    pdl_trigger();
+    for (int q = 0; q < rounds; q += NB) {
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            dot_round<T, MODE, KC, RW>(a, q + b, w[b], dot, ss);
+            if constexpr (NB > 1)
+                load_round<T, KC, RW>(a, row, q + b + NB, w[b]);
+        }
+    }
+    if constexpr (MODE == MODE_RMS)
+        inv = rsqrtf(warp_sum(ss) / (float)a.k + a.eps);
+    one_row_store<C, RW>(a, j, dot, inv);
 }
 
-/* One input row: gemv1_kernel with enough chunks for k (k <= GEMV1_K_MAX). */
+/* gemv1_kernel<KC, RW, NB>: blocks of GEMV1_WARPS warps, RW outputs a warp (one with glu). */
+template <typename T, typename C, int MODE, int KC, int RW, int NB>
+static void launch_one_row_as(const struct gpu *g, const gemv_args &a)
+{
+    size_t outs = a.glu ? GEMV1_WARPS : GEMV1_WARPS * RW; /* outputs a block */
+
+    launch_pdl(g, gemv1_kernel<T, C, MODE, KC, RW, NB>, dim3((unsigned)CEIL_DIV((size_t)a.n, outs)),
+               dim3(GEMV1_WARPS * WARP), 0, a);
+}
+
+/* A single round of KC chunks (k <= KC * 256), all prefetched: RW by the output's width. */
+template <typename T, typename C, int MODE, int KC>
+static void launch_one_round(const struct gpu *g, const gemv_args &a)
+{
+    if (a.glu || a.n > GEMV1_NARROW)
+        launch_one_row_as<T, C, MODE, KC, 2, 1>(g, a);
+    else
+        launch_one_row_as<T, C, MODE, KC, 1, 1>(g, a);
+}
+
+/*
+ * One input row. Up to GEMV1_K_MAX, a single round of the fewest chunks that
+ * cover k; past it, double-buffered rounds of GEMV1_LOADS loads a lane. One
+ * weight row a warp for narrow outputs, two for wide ones and with glu, so
+ * a 4096-wide output still has 2048 warps (15 or 16 an SM on 132 SMs).
+ */
 template <typename T, typename C, int MODE>
 static void launch_one_row(const struct gpu *g, const gemv_args &a)
 {
-    if (a.k <= 2 * WARP * 8)
-        launch_one_row_kc<T, C, MODE, 2>(g, a);
-    else if (a.k <= 4 * WARP * 8)
-        launch_one_row_kc<T, C, MODE, 4>(g, a);
+    if (a.k <= 2 * GEMV1_CHUNK)
+        launch_one_round<T, C, MODE, 2>(g, a);
+    else if (a.k <= 4 * GEMV1_CHUNK)
+        launch_one_round<T, C, MODE, 4>(g, a);
+    else if (a.k <= GEMV1_K_MAX)
+        launch_one_round<T, C, MODE, 8>(g, a);
+    else if (a.glu || a.n > GEMV1_NARROW)
+        launch_one_row_as<T, C, MODE, GEMV1_LOADS / 2, 2, 2>(g, a);
     else
-        launch_one_row_kc<T, C, MODE, 8>(g, a);
+        launch_one_row_as<T, C, MODE, GEMV1_LOADS, 1, 2>(g, a);
 }
 
 template <typename T, typename C, int MODE>
@@ -412,7 +526,7 @@ static void launch_rows(const struct gpu *g, const gemv_args &a)
     size_t cols = a.glu ? GEMV_COLS / 2 : GEMV_COLS; /* outputs a block */
     dim3 grid((unsigned)CEIL_DIV((size_t)a.n, cols)), block(GEMV_WARPS * WARP);
 
-    if (a.m == 1 && a.k <= GEMV1_K_MAX)
+    if (a.m == 1)
         launch_one_row<T, C, MODE>(g, a);
     else if (a.m <= 8)
         launch_pdl(g, gemv_kernel<T, C, MODE, 1>, grid, block, 0, a);

@@ -428,8 +428,8 @@ int gpu_bert_pool(struct gpu *g, const struct gpu_buf *h, const struct gpu_buf *
  * gpu_gemv() computes what gpu_gemm() does, with the same arguments and
  * types, for m <= GPU_GEMV_M_MAX rows (the tokens of a decode batch):
  *   c[i][j] = sum_l a[i][l] * w[j][l] + bias[j] + beta * c[i][j]
- * It streams w once on tensor cores, or for one row with k <= 2048 on CUDA
- * cores with all of a warp's weights loaded up front (fp32 accumulation,
+ * It streams w once on tensor cores, or for one row on CUDA cores with a
+ * warp's first weights loaded before the previous kernel ends (fp32 accumulation,
  * sums in a fixed order, so equal inputs give bitwise equal results), one
  * kernel, no plan: this is the kernel of a decode step, where w is most of
  * the bytes read. Additional requirements: k is a multiple of 8, and the
@@ -443,7 +443,9 @@ int gpu_bert_pool(struct gpu *g, const struct gpu_buf *h, const struct gpu_buf *
  *     gpu_rmsnorm(x, NULL, norm, ..., ab_type) writes it; x (m, k) fp32 (not
  *     written), norm (k) fp32, eps finite and >= 0. The result equals the
  *     two-kernel sequence up to the order of the sums and of the sum of
- *     squares.
+ *     squares. For one row (m == 1) a[0] is not rounded: the sums take
+ *     x * norm in fp32 and are scaled by 1/rms at the end (closer to the
+ *     exact product).
  *   gpu_gemv_rmsnorm_swiglu(): below.
  */
 #define GPU_GEMV_M_MAX 32

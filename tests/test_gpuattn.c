@@ -338,6 +338,7 @@ START_TEST(test_attn_decode)
     static const int32_t lens[] = { 1, 17, 300, 1000, 16, 0, 555, 999 };
     static const int32_t odd[] = { 5, -1, 2000, 64 }; /* -1 and past the table: NaN */
     static const int32_t short_lens[] = { 1, 17, 0, 255, 16, 100, 256, 3 };
+    static const struct attn_shape wide = { 96, 8, 64, GPU_F16, GPU_BF16 };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
         decode_case(&shapes[i], lens, 8, 63, -1);
@@ -349,6 +350,7 @@ START_TEST(test_attn_decode)
     decode_case(&shapes[1], short_lens, 8, 16, -1);
     decode_case(&shapes[5], short_lens, 8, 16, 3);
     decode_case(&shapes[2], odd, 4, 16, 3);
+    decode_case(&wide, lens, 8, 63, 2); /* a block per kv head, two passes of 8 heads */
 }
 END_TEST
 
@@ -475,6 +477,8 @@ START_TEST(test_attn_decode_rope)
     };
     static const int32_t lens[] = { 1, 40, 300, 0, 17, 1000 };
     static const int32_t short_lens[] = { 1, 40, 256, 0, 17 };
+    static const int32_t eight[] = { 1, 40, 300, 0, 17, 1000, 777, 256 };
+    static const struct attn_shape wide = { 96, 8, 64, GPU_BF16, GPU_F32 };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
         decode_rope_case(&shapes[i], GPU_ROPE_NORM, lens, 5, 20);
@@ -482,6 +486,13 @@ START_TEST(test_attn_decode_rope)
     }
     decode_rope_case(&shapes[1], GPU_ROPE_NEOX, lens + 5, 1, 64);   /* one long sequence: splits */
     decode_rope_case(&shapes[0], GPU_ROPE_NORM, short_lens, 5, 16); /* one split, no combine */
+    /*
+     * Enough sequences and kv heads for a block per kv head on an H200 (132
+     * SMs; the cases above run a block per query head): 8 x 8 kv heads x 4
+     * splits, and 96 / 8 heads so that a block makes two passes of 8 heads.
+     */
+    decode_rope_case(&shapes[1], GPU_ROPE_NORM, eight, 8, 63);
+    decode_rope_case(&wide, GPU_ROPE_NEOX, eight, 8, 63);
 }
 END_TEST
 

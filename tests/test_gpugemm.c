@@ -14,7 +14,8 @@
  *   gemv     as gemm, and bitwise equal on a rerun; the fused variants
  *            against the rows gpu_rmsnorm / gpu_swiglu wrote, plus one step
  *            of the compute type at the row's largest |a w| twice (a last-bit
- *            difference of 1/rms may round an element the other way)
+ *            difference of 1/rms may round an element the other way), or
+ *            for one row against the exact unrounded x * gain / rms
  * plus half a step of the output type wherever it is 16-bit (gputest.h).
  * Without CUDA or without a device the suite exits 77 (SKIP).
  */
@@ -338,14 +339,33 @@ struct fused_shape {
 };
 
 /*
- * c (m, n) of a fused GEMV against the product, in double, of the input
- * rows the unfused kernel wrote (h, (m, k) of ab_type) and w. The fused
- * kernel rounds the same values, but its 1/rms may differ from gpu_rmsnorm's
- * in the last bit (another order of the sum of squares), which moves a
- * rare element by one step of ab_type: allowed for two elements per row
- * at the row's largest |h w|.
+ * The reference input rows (m, k) of a fused case. Several rows: those the
+ * unfused kernel wrote (h, ab_type), which the tensor-core kernel rounds
+ * the same way. One row: the exact x * gain / rms, since the one-row
+ * kernel does not round its input (gpu.h).
  */
-static size_t fused_check(const struct fused_shape *s, const void *h, const float *w,
+static double *fused_inputs(const struct fused_shape *s, const float *x, const float *gain,
+                            const void *h)
+{
+    double *a = xmalloc_array(s->m * s->k, sizeof(double)), ss = 0;
+
+    for (size_t l = 0; s->m == 1 && l < s->k; l++)
+        ss += (double)x[l] * x[l];
+    for (size_t l = 0; l < s->m * s->k; l++)
+        a[l] = s->m == 1 ? x[l] * gain[l] / sqrt(ss / (double)s->k + 1e-5) :
+                           decode_at(s->ab_type, h, l);
+    return a;
+}
+
+/*
+ * c (m, n) of a fused GEMV against the product, in double, of the
+ * reference input rows a and w. With several rows the fused kernel rounds
+ * the same values as the unfused one, but its 1/rms may differ from
+ * gpu_rmsnorm's in the last bit (another order of the sum of squares),
+ * which moves a rare element by one step of ab_type: allowed for two
+ * elements per row at the row's largest |a w|.
+ */
+static size_t fused_check(const struct fused_shape *s, const double *a, const float *w,
                           const float *bias, const float *c0, const void *got)
 {
     double step = s->ab_type == GPU_BF16 ? ldexp(1.0, -7) : ldexp(1.0, -10);
@@ -357,7 +377,7 @@ static size_t fused_check(const struct fused_shape *s, const void *h, const floa
                    add = (s->bias ? bias[j] : 0) + s->beta * c0[i * s->n + j];
 
             for (size_t l = 0; l < s->k; l++) {
-                double p = decode_at(s->ab_type, h, i * s->k + l) * w[j * s->k + l];
+                double p = a[i * s->k + l] * w[j * s->k + l];
 
                 ref += p;
                 mag += fabs(p);
@@ -392,8 +412,9 @@ static void fused_alloc(const struct fused_shape *s, size_t src_bytes, struct fu
     b->h = carve_bytes(&off, s->m * s->k * 2);
 }
 
-/* Runs fused (the GEMV under test) after the unfused kernel filled b->h; checks c. */
-static void fused_run(const struct fused_shape *s, struct fused_bufs *b, const char *what)
+/* Runs fused (the GEMV under test) after the unfused kernel filled b->h from x and gain; checks c. */
+static void fused_run(const struct fused_shape *s, struct fused_bufs *b, const float *x,
+                      const float *gain, const char *what)
 {
     size_t cs = gpu_dtype_size(s->c_type), mn = s->m * s->n, hb = s->m * s->k * 2;
     float *w = random_as(s->ab_type, s->n * s->k, -1, 1), *bias = random_as(s->c_type, s->n, -1, 1);
@@ -415,7 +436,8 @@ static void fused_run(const struct fused_shape *s, struct fused_bufs *b, const c
     ck_assert_msg(rc == 0, "%s", err.msg);
     get_bytes(got, &b->c, mn * cs + 64);
     get_bytes(h, &b->h, hb);
-    size_t bad = fused_check(s, h, w, bias, c0, got);
+    double *a = fused_inputs(s, x, gain, h);
+    size_t bad = fused_check(s, a, w, bias, c0, got);
     for (size_t i = mn * cs; i < mn * cs + 64; i++)
         bad += got[i] != 0xff;
     ck_assert_msg(bad == 0, "%s %zux%zux%zu %s -> %s bias=%d beta=%g: %zu wrong (seed %llu)", what,
@@ -428,6 +450,7 @@ static void fused_run(const struct fused_shape *s, struct fused_bufs *b, const c
     free(eb);
     free(ec);
     free(h);
+    free(a);
     free(got);
 }
 
@@ -446,7 +469,7 @@ static void gemv_rmsnorm_case(const struct fused_shape *s)
     ck_assert_msg(
         gpu_rmsnorm(g, &b.src, NULL, &b.norm, &b.h, s->ab_type, s->m, s->k, 1e-5f, &err) == 0, "%s",
         err.msg);
-    fused_run(s, &b, "gemv_rmsnorm");
+    fused_run(s, &b, x, gain, "gemv_rmsnorm");
     get(x_after, &b.src, n);
     ck_assert_msg(memcmp(x, x_after, n * sizeof(float)) == 0, "gemv_rmsnorm wrote x");
     gpu_buf_free(g, &pool);
@@ -455,15 +478,15 @@ static void gemv_rmsnorm_case(const struct fused_shape *s)
     free(x_after);
 }
 
-/* Sum of h row i times w row j over k, with the sum of |terms| and the largest term. */
-static double dot_row(const struct fused_shape *s, const void *h, size_t i, const float *w,
+/* Sum of a row i times w row j over k, with the sum of |terms| and the largest term. */
+static double dot_row(const struct fused_shape *s, const double *a, size_t i, const float *w,
                       size_t j, double *mag, double *big)
 {
     double sum = 0;
 
     *mag = *big = 0;
     for (size_t l = 0; l < s->k; l++) {
-        double p = decode_at(s->ab_type, h, i * s->k + l) * w[j * s->k + l];
+        double p = a[i * s->k + l] * w[j * s->k + l];
 
         sum += p;
         *mag += fabs(p);
@@ -473,7 +496,7 @@ static double dot_row(const struct fused_shape *s, const void *h, size_t i, cons
 }
 
 /*
- * gpu_gemv_rmsnorm_swiglu against gpu_rmsnorm, then both products and SwiGLU
+ * gpu_gemv_rmsnorm_swiglu against both products of fused_inputs() and SwiGLU
  * in double: each product within the bound of fused_check() (the fused
  * norm may round an input element a step the other way), the SwiGLU within
  * what those bounds allow (|silu'| <= 1.1) plus half a step of c_type.
@@ -507,11 +530,12 @@ static void gemv_rmsnorm_swiglu_case(const struct fused_shape *s)
                   "%s", err.msg);
     get_bytes(h, &bh, n * 2);
     get_bytes(got, &bc, mn * cs + 64);
+    double *a = fused_inputs(s, x, gain, h);
     for (size_t i = 0; i < s->m; i++)
         for (size_t j = 0; j < s->n; j++) {
             double mg, bg, mu, bu;
-            double gate = dot_row(s, h, i, w, j, &mg, &bg),
-                   up = dot_row(s, h, i, w, s->n + j, &mu, &bu);
+            double gate = dot_row(s, a, i, w, j, &mg, &bg),
+                   up = dot_row(s, a, i, w, s->n + j, &mu, &bu);
             double tg = 1e-4 * mg + 1e-6 + 2 * step * bg, tu = 1e-4 * mu + 1e-6 + 2 * step * bu;
             double silu = gate / (1 + exp(-gate)), ref = silu * up;
             double tol =
@@ -530,6 +554,7 @@ static void gemv_rmsnorm_swiglu_case(const struct fused_shape *s)
     free(w);
     free(ew);
     free(h);
+    free(a);
     free(got);
 }
 
@@ -541,7 +566,7 @@ START_TEST(test_gemv_rmsnorm_swiglu)
         { 1, 37, 264, GPU_F16, GPU_F32, false, 0 },
         { 4, 1536, 576, GPU_F16, GPU_F16, false, 0 }, /* tensor-core kernel */
         { 32, 100, 40, GPU_BF16, GPU_F32, false, 0 },
-        { 1, 300, 4096, GPU_BF16, GPU_BF16, false, 0 }, /* k past the one-row kernel */
+        { 1, 300, 4096, GPU_BF16, GPU_BF16, false, 0 }, /* one-row kernel in rounds */
     };
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -567,6 +592,59 @@ START_TEST(test_gemv_rmsnorm)
 
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
         gemv_rmsnorm_case(&shapes[i]);
+}
+END_TEST
+
+/*
+ * ---- one input row past a single round (k > 2048): Llama-3-8B's decode shapes, and k not a
+ * multiple of 256 with n not a multiple of a block's outputs, for one and two rows a warp ----
+ */
+
+START_TEST(test_gemv_one_row)
+{
+    /* QKV with bias; the output and down projections adding into the residual (beta = 1) */
+    static const struct gemm_shape shapes[] = {
+        { 1, 6144, 4096, true, 0, GPU_F16, GPU_F32, 0 },
+        { 1, 4096, 4096, false, 1, GPU_BF16, GPU_F32, 0 },
+        { 1, 4096, 4096, false, 1, GPU_F16, GPU_F32, 0 },
+        { 1, 4096, 14336, false, 1, GPU_BF16, GPU_F32, 0 },
+        { 1, 4096, 14336, false, 1, GPU_F16, GPU_F32, 0 },
+        { 1, 2049, 4104, true, 0.5f, GPU_BF16, GPU_BF16, 0 },
+        { 1, 2049, 4104, true, 0.5f, GPU_F16, GPU_F16, 0 },
+        { 1, 45, 2056, true, 0, GPU_BF16, GPU_F32, 0 },
+        { 1, 45, 2056, false, 1, GPU_F16, GPU_F32, 0 },
+        { 1, 100, 14336, false, 0, GPU_BF16, GPU_BF16, 0 },
+        { 1, 1, 4104, false, 0, GPU_F16, GPU_F16, 0 },
+    };
+
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        product_case(&shapes[i], gpu_gemv);
+}
+END_TEST
+
+START_TEST(test_gemv_one_row_fused)
+{
+    /* QKV with the norm folded in, then narrower and ragged shapes */
+    static const struct fused_shape norm[] = {
+        { 1, 6144, 4096, GPU_BF16, GPU_F32, true, 0 },
+        { 1, 6144, 4096, GPU_F16, GPU_F32, true, 0 },
+        { 1, 2049, 4104, GPU_F16, GPU_F16, true, 0.5f },
+        { 1, 2049, 4104, GPU_BF16, GPU_BF16, false, 1 },
+        { 1, 45, 2056, GPU_BF16, GPU_F32, false, 1 },
+        { 1, 77, 14336, GPU_F16, GPU_F32, true, 0 },
+    };
+    /* gate/up with SwiGLU: 14336 outputs of a gate and an up row each */
+    static const struct fused_shape glu[] = {
+        { 1, 14336, 4096, GPU_BF16, GPU_BF16, false, 0 },
+        { 1, 14336, 4096, GPU_F16, GPU_F16, false, 0 },
+        { 1, 37, 2056, GPU_F16, GPU_F32, false, 0 },
+        { 1, 333, 4104, GPU_BF16, GPU_F32, false, 0 },
+    };
+
+    for (size_t i = 0; i < sizeof(norm) / sizeof(norm[0]); i++)
+        gemv_rmsnorm_case(&norm[i]);
+    for (size_t i = 0; i < sizeof(glu) / sizeof(glu[0]); i++)
+        gemv_rmsnorm_swiglu_case(&glu[i]);
 }
 END_TEST
 
@@ -672,6 +750,8 @@ static Suite *gpugemm_suite(bool have_gpu)
     tcase_add_test(tc, test_gemv);
     tcase_add_test(tc, test_gemv_rmsnorm);
     tcase_add_test(tc, test_gemv_rmsnorm_swiglu);
+    tcase_add_test(tc, test_gemv_one_row);
+    tcase_add_test(tc, test_gemv_one_row_fused);
     return s;
 }
 
