@@ -16,7 +16,8 @@
  * 4,096-wide row. Each thread adds r, writes x back and accumulates x^2
  * with fmaf; a block reduction (warp shuffles, then one warp over the warp
  * sums) gives the sum; then each thread scales the elements it wrote
- * itself, so re-reading x needs no barrier.
+ * itself: from its registers when the row took one step (dim <= 4,096),
+ * else re-read from x, which needs no barrier.
  */
 #include "gpu/cuda_util.cuh"
 
@@ -37,13 +38,11 @@ static __global__ void rmsnorm_kernel(float *__restrict__ x, const float *__rest
     __shared__ float red[WARP];
     float *xr = x + blockIdx.x * dim;
     O *orow = out + blockIdx.x * dim;
-    float ss = 0.0f;
+    float ss = 0.0f, v[RMS_UNROLL];
 
     pdl_wait();
     pdl_trigger();
     for (size_t j0 = threadIdx.x; j0 < dim; j0 += RMS_UNROLL * blockDim.x) {
-        float v[RMS_UNROLL];
-
 #pragma unroll
         for (int u = 0; u < RMS_UNROLL; u++) {
             size_t j = j0 + u * blockDim.x;
@@ -59,6 +58,15 @@ static __global__ void rmsnorm_kernel(float *__restrict__ x, const float *__rest
     }
     ss = block_reduce(ss, red, false);
     float inv = rsqrtf(ss / (float)dim + eps);
+    if (dim <= RMS_UNROLL * blockDim.x) { /* one step: the row is still in v */
+#pragma unroll
+        for (int u = 0; u < RMS_UNROLL; u++) {
+            size_t j = threadIdx.x + u * blockDim.x;
+            if (j < dim)
+                store_act(&orow[j], v[u] * inv * w[j]);
+        }
+        return;
+    }
     for (size_t j = threadIdx.x; j < dim; j += blockDim.x)
         store_act(&orow[j], xr[j] * inv * w[j]);
 }

@@ -389,6 +389,7 @@ START_TEST(test_bias_gelu)
     gelu_case(7, 37, true);
     gelu_case(5, 100, false);
     gelu_case(1, 8, true);
+    gelu_case(3000, 1536, true); /* more rows than grid rows: each block loops */
 }
 END_TEST
 
@@ -487,6 +488,9 @@ START_TEST(test_attn_encoder)
         { 2, 32, 200, 4, { 200, 17, 128, 129 } },
         { 2, 64, 70, 4, { 70, 0, 71, 2 } }, /* lengths 0 and 71 are invalid: NaN */
         { 12, 32, 258, 2, { 258, 255 } },
+        { 1, 64, 512, 2, { 512, 300 } }, /* the longest staged all at once */
+        { 2, 64, 600, 2, { 600, 333 } }, /* longer: two tiles double-buffered */
+        { 1, 32, 1000, 1, { 999 } },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

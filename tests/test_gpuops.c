@@ -183,6 +183,7 @@ START_TEST(test_swiglu)
     swiglu_case(9, 100, GPU_F16, GPU_F16);
     swiglu_case(2, 640, GPU_BF16, GPU_F16);
     swiglu_case(2, 640, GPU_F16, GPU_BF16);
+    swiglu_case(400, 3000, GPU_BF16, GPU_BF16); /* fewer grid rows than rows: each block loops */
 }
 END_TEST
 
