@@ -26,7 +26,7 @@
  * outside the cache as NaN (written directly, never read). Per tile and
  * warp: S = Q K^T, skipping 16-key groups past the warp's last row; the
  * causal mask (key > pos0 + t to -inf) only where the tile reaches past
- * the warp's first row; online softmax in log2 units with exp2f; O += P V
+ * the warp's first row; online softmax in log2 units with ex2.approx; O += P V
  * with P rounded to the cache type from the S accumulators (their layout is
  * the A operand's) and V read by ldmatrix.trans. Warps whose rows lie past
  * the end, or whose rows see none of the tile, skip it. Blocks are numbered
@@ -329,7 +329,7 @@ static __device__ void tc_tile(struct mma_rows<HD> &st, const struct tc_warp &w,
     mma_tile_scores<HD, T>(st, ks, n_groups, s);
     if (k0 + TC_KEYS - 1 > w.lim_lo)
         tc_mask(s, w, k0);
-    mma_tile_softmax<HD>(st, s);
+    mma_tile_softmax<HD>(st, s, 1.0f);
     mma_tile_pv<HD, T>(st, s, vs, n_groups);
 }
 

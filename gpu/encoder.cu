@@ -23,9 +23,10 @@
  * padded by 16 bytes, so ldmatrix's 8 row reads hit distinct banks; keys at
  * or past the length staged as zeros), double-buffered: cp.async copies
  * tile k + 1 while the warps compute on tile k. Per tile: S = Q K^T with
- * m16n8k16 bf16 MMAs (fp32 accumulators), scaled by scale * log2(e), keys
- * past the length set to -inf, online softmax with exp2f (m' = max(m,
- * rowmax), l' = l 2^(m - m') + sum p, O' = O 2^(m - m') + P V), and P V
+ * m16n8k16 bf16 MMAs (fp32 accumulators), keys past the length set to
+ * -inf (last tile only), online softmax in log2 units with scale * log2(e)
+ * applied in the exponent's FFMA (m' = max(m, scale rowmax), p = 2^(scale s
+ * - m'), l' = l 2^(m - m') + sum p, O' = O 2^(m - m') + P V), and P V
  * with P rounded to bf16 straight from the S accumulators (their layout is
  * the A operand's) and V read by ldmatrix.trans. Key groups of 16 wholly
  * past the length, and warps whose rows are all padding, skip their MMAs.
@@ -447,19 +448,25 @@ static __device__ void stage_kv(bf16 *ks, bf16 *vs, const bf16 *k, const bf16 *v
     }
 }
 
-/* S = Q K^T for the tile's keys (groups of 16 past len skipped), scaled, masked. */
+/*
+ * S = Q K^T for the tile's keys (groups of 16 past len skipped), keys past
+ * len set to -inf (only the last tile has any); the softmax scales it.
+ */
 template <int HD>
 static __device__ void tile_scores(const struct mma_rows<HD> &st, const bf16 *ks, int k0, int len,
-                                   float scale_log2, float (&s)[ATT_KEYS / 8][4])
+                                   float (&s)[ATT_KEYS / 8][4])
 {
     int tq = (int)(threadIdx.x % 4);
 
     mma_tile_scores<HD, bf16>(st, ks, CEIL_DIV(len - k0, 16), s);
+    if (k0 + ATT_KEYS <= len)
+        return;
 #pragma unroll
     for (int n = 0; n < ATT_KEYS / 8; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++)
-            s[n][e] = k0 + n * 8 + tq * 2 + (e & 1) < len ? s[n][e] * scale_log2 : -INFINITY;
+            if (k0 + n * 8 + tq * 2 + (e & 1) >= len)
+                s[n][e] = -INFINITY;
 }
 
 /* Normalise and store rows r0 and r0 + 8 (zeros at or past len, nothing past seq_len). */
@@ -515,8 +522,8 @@ static __global__ void __launch_bounds__(ATT_WARPS *WARP) attn_kernel(struct att
         cp_async_wait_one(); /* tile kt has landed */
         __syncthreads();
         if (active) {
-            tile_scores<HD>(st, ks[b], k0, len, a.scale_log2, sc);
-            mma_tile_softmax<HD>(st, sc);
+            tile_scores<HD>(st, ks[b], k0, len, sc);
+            mma_tile_softmax<HD>(st, sc, a.scale_log2);
             mma_tile_pv<HD, bf16>(st, sc, vs[b], CEIL_DIV(len - k0, 16));
         }
         __syncthreads(); /* buffer b is free for tile kt + 2 */

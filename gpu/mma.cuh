@@ -6,8 +6,11 @@
  * them, and for a warp's 16 query rows (struct mma_rows) the online-softmax
  * update of a tile of MMA_TILE_KEYS keys and the P V product. The layout of
  * K and V tiles in shared memory is HD + 8 elements a key row (the padding
- * keeps ldmatrix free of bank conflicts). Scores are in log2 units (the
- * queries carry scale * log2(e)), so exp2f gives the weights.
+ * keeps ldmatrix free of bank conflicts). Scores times the softmax's scale
+ * are in log2 units (scale * log2(e) in the encoder; 1 in prefill, whose
+ * queries carry it), so 2^x gives the weights: ex2.approx, one instruction,
+ * since the softmax's few instructions a score bound these kernels at small
+ * head_dim (ncu: bge-small's attention issued instructions 72 % of cycles).
  */
 #ifndef GPU_MMA_CUH
 #define GPU_MMA_CUH
@@ -126,9 +129,23 @@ static __device__ void mma_tile_scores(const struct mma_rows<HD> &st, const T *k
     }
 }
 
-/* Online softmax update with the tile's scores (log2 units), which become probabilities. */
+/* 2^x on the special-function unit: ex2.approx.ftz, relative error 2^-22, 0 below 2^-126. */
+static __device__ inline float mma_exp2(float x)
+{
+    float y;
+
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/*
+ * Online softmax update with the tile's scores, which become probabilities:
+ * scale (> 0) times s is in log2 units, applied in the exponent's FFMA
+ * (m is kept scaled), so a caller that scaled Q passes 1.
+ */
 template <int HD>
-static __device__ void mma_tile_softmax(struct mma_rows<HD> &st, float (&s)[MMA_TILE_KEYS / 8][4])
+static __device__ void mma_tile_softmax(struct mma_rows<HD> &st, float (&s)[MMA_TILE_KEYS / 8][4],
+                                        float scale)
 {
     float mx[2] = { -INFINITY, -INFINITY }, corr[2];
 
@@ -141,8 +158,8 @@ static __device__ void mma_tile_softmax(struct mma_rows<HD> &st, float (&s)[MMA_
     for (int r = 0; r < 2; r++) {
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(FULL_MASK, mx[r], 1));
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(FULL_MASK, mx[r], 2));
-        mx[r] = fmaxf(st.m[r], mx[r]);
-        corr[r] = exp2f(st.m[r] - mx[r]);
+        mx[r] = fmaxf(st.m[r], mx[r] * scale);
+        corr[r] = mma_exp2(st.m[r] - mx[r]);
         st.m[r] = mx[r];
         st.l[r] *= corr[r];
     }
@@ -150,7 +167,7 @@ static __device__ void mma_tile_softmax(struct mma_rows<HD> &st, float (&s)[MMA_
     for (int n = 0; n < MMA_TILE_KEYS / 8; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            s[n][e] = exp2f(s[n][e] - st.m[e >> 1]);
+            s[n][e] = mma_exp2(fmaf(s[n][e], scale, -st.m[e >> 1]));
             st.l[e >> 1] += s[n][e];
         }
 #pragma unroll
