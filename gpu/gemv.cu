@@ -58,12 +58,13 @@
  *   the wait; each is refilled with the round two ahead as soon as its
  *   products are done, so a lane keeps 8 to 16 loads in flight while it
  *   computes. Launch bounds keep it at 128 registers or fewer, so an SM
- *   holds at least 16 of its warps (ptxas: about 90 registers, 110 with
- *   RMSNorm, no spills).
+ *   holds at least 16 of its warps (ptxas: 128, at most 8 bytes spilled;
+ *   168 registers with 12 warps an SM measured slower, bench/gpu/NOTES.md).
  * With RMSNorm the one-row kernel does not round its input: each product
  * takes x * gain in fp32, the warp gathers the sum of squares in the same
  * pass, and 1/rms scales the finished sums, so no pass over x delays the
- * first product (8B QKV: 25 us with that pass, 17 without the norm). This
+ * first product (8B QKV with its norm: 25.2 us with that pass, 19.1
+ * without; 15.8 with no norm). This
  * is closer to the exact product than the two-kernel sequence, which
  * rounds the normalised input to the compute type. Products and sums are
  * fp32 in a fixed order (each lane's chunks in order, then the warp's
