@@ -19,7 +19,7 @@
  *   a block for each query head: the same bytes come from L2 G times, but
  *   each block does one head's arithmetic per token instead of G's, and G
  *   times as many SMs run the blocks side by side (SmolLM2-135M, one
- *   sequence: 2,261 tok/s against 1,798 a block per kv head, NOTES.md).
+ *   sequence: 2,261 tok/s against 1,798 with a block per kv head).
  *   The threads form row groups of R = head_dim / V lanes, V = 16 bytes of
  *   the cache type (8 bf16/fp16 elements, 4 fp32): each row group reads
  *   one token's K and V rows with one 16-byte load per lane, four tokens
