@@ -352,7 +352,7 @@ static double *fused_inputs(const struct fused_shape *s, const float *x, const f
     for (size_t l = 0; s->m == 1 && l < s->k; l++)
         ss += (double)x[l] * x[l];
     for (size_t l = 0; l < s->m * s->k; l++)
-        a[l] = s->m == 1 ? x[l] * gain[l] / sqrt(ss / (double)s->k + 1e-5) :
+        a[l] = s->m == 1 ? (double)x[l] * gain[l] / sqrt(ss / (double)s->k + 1e-5) :
                            decode_at(s->ab_type, h, l);
     return a;
 }
