@@ -249,6 +249,16 @@ bool same_or_nan(double got, double want)
     return (isnan(got) && isnan(want)) || got == want;
 }
 
+/* How many of the GUARD elements of type t after out[n - 1] a kernel overwrote (no longer NaN). */
+size_t guard_broken(enum gpu_dtype t, const void *out, size_t n)
+{
+    size_t bad = 0;
+
+    for (size_t i = n; i < n + GUARD; i++)
+        bad += !isnan(decode_at(t, out, i));
+    return bad;
+}
+
 /* Half a step of type t at ref: what rounding a result to t may add. */
 double half_step(enum gpu_dtype t, double ref)
 {
@@ -270,6 +280,12 @@ void host_cache_init(struct host_cache *c, const struct attn_shape *s, size_t n_
     c->head_dim = s->head_dim;
     c->k = filled_floats(n, NAN);
     c->v = filled_floats(n, NAN);
+}
+
+void host_cache_free(struct host_cache *c)
+{
+    free(c->k);
+    free(c->v);
 }
 
 size_t host_at(const struct host_cache *c, int32_t blk, size_t kvh, size_t t)

@@ -60,6 +60,7 @@ double half_step(enum gpu_dtype t, double ref);
 const char *type_str(enum gpu_dtype t);
 bool within(double got, double ref, double tol);
 bool same_or_nan(double got, double want);
+size_t guard_broken(enum gpu_dtype t, const void *out, size_t n); /* GUARD after n not NaN */
 
 /* ---- attention: shapes and a host copy of the paged cache ---- */
 
@@ -68,13 +69,14 @@ struct attn_shape {
     enum gpu_dtype kv_type, out_type;
 };
 
-/* A host copy of a paged cache: values in double (NaN where nothing was written). */
+/* A host copy of a paged cache: values as floats (NaN where nothing was written). */
 struct host_cache {
     size_t n_blocks, n_kv_heads, head_dim;
     float *k, *v;
 };
 
 void host_cache_init(struct host_cache *c, const struct attn_shape *s, size_t n_blocks);
+void host_cache_free(struct host_cache *c);
 size_t host_at(const struct host_cache *c, int32_t blk, size_t kvh, size_t t);
 void host_cache_fill(struct host_cache *c, const int32_t *table, size_t len, enum gpu_dtype type);
 void host_cache_put(const struct host_cache *c, struct gpu_kv_cache *kv, size_t *off);

@@ -179,8 +179,7 @@ static void prefill_case(const struct attn_shape *s, size_t pos0, size_t n_token
     free(dev_table);
     free(q);
     free(got);
-    free(c.k);
-    free(c.v);
+    host_cache_free(&c);
 }
 
 START_TEST(test_attn_prefill)
